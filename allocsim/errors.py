@@ -1,0 +1,49 @@
+"""Input checking shared by every public entry point.
+
+Bad input must fail early with a message that names the parameter and its valid
+range, never with a traceback from deep inside the model.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+
+def check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
+    """Return ``value`` as ``int`` if it is an integer within ``[lo, hi]``.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not an integer (``bool`` and floats are rejected too).
+    ValueError
+        If ``value`` is outside ``[lo, hi]``; the message names the range.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ValueError(f"{name} must be in {_range_text(lo, hi)}, got {value}")
+    return value
+
+
+def check_float(name: str, value, lo: float | None = None, hi: float | None = None) -> float:
+    """Return ``value`` as ``float`` if it is a real number within ``[lo, hi]``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if value != value:  # NaN
+        raise ValueError(f"{name} must be a number in {_range_text(lo, hi)}, got NaN")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ValueError(f"{name} must be in {_range_text(lo, hi)}, got {value}")
+    return value
+
+
+def _range_text(lo, hi) -> str:
+    if lo is not None and hi is not None:
+        return f"[{lo}, {hi}]"
+    if lo is not None:
+        return f"[{lo}, ∞)"
+    if hi is not None:
+        return f"(-∞, {hi}]"
+    return "(-∞, ∞)"

@@ -1,0 +1,303 @@
+"""The page allocator: mirrors ``mm/page_alloc.c`` (2.6.35.3 unpatched, 2.6.36 patched).
+
+Three layers, each named after the kernel:
+
+* sizing formulas (``min_free_kbytes``, ``setup_per_zone_wmarks``, ``zone_batchsize``,
+  ``setup_pageset``, ``setup_per_zone_lowmem_reserve``): pure functions, public API;
+* the watermark test (``zone_watermark_ok``) with ALLOC_HIGH / ALLOC_HARDER / lowmem_reserve and
+  the per-order loop;
+* moving order-0 pages between the buddy lists and the per-cpu lists (``rmqueue_bulk``,
+  ``free_pcppages_bulk``, ``drain_pages``, ``drain_all_pages``, ``buffered_rmqueue``,
+  ``free_hot_cold_page``), which work on a ``Zone`` whichever way it stores its buddy pages.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .constants import ALLOC_HARDER, ALLOC_HIGH, LOWMEM_RESERVE_RATIO, PAGE_SHIFT, PAGE_SIZE
+from .errors import check_int
+from .vmstat import __mod_zone_page_state, zone_nr_free_pages
+
+__all__ = [
+    "int_sqrt",
+    "min_free_kbytes",
+    "setup_per_zone_wmarks",
+    "setup_per_zone_lowmem_reserve",
+    "zone_batchsize",
+    "setup_pageset",
+    "rounddown_pow_of_two",
+    "__zone_watermark_ok",
+    "zone_watermark_ok",
+    "rmqueue_bulk",
+    "free_pcppages_bulk",
+    "free_hot_cold_page",
+    "buffered_rmqueue",
+    "drain_pages",
+    "drain_all_pages",
+]
+
+_MAX_PAGES = 1 << 40
+_MAX_KBYTES = _MAX_PAGES << (PAGE_SHIFT - 10)
+
+# ---------------------------------------------------------------------------------------------
+# Sizing formulas
+# ---------------------------------------------------------------------------------------------
+
+
+def int_sqrt(x: int) -> int:
+    """Floor of the square root of ``x`` (``int_sqrt``, lib/int_sqrt.c)."""
+    x = check_int("x", x, 0)
+    return math.isqrt(x)
+
+
+def min_free_kbytes(lowmem_kbytes: int) -> int:
+    """Default ``vm.min_free_kbytes`` (``init_per_zone_wmark_min``, mm/page_alloc.c, 2.6.36).
+
+    ``min_free_kbytes = int_sqrt(lowmem_kbytes * 16)``, i.e. ``floor(4 * sqrt(lowmem_kbytes))``,
+    clamped to ``[128, 65536]``.
+
+    Parameters
+    ----------
+    lowmem_kbytes : int
+        KiB in the lowmem zones (DMA + DMA32 + Normal), in ``[1, 2**42]``.
+    """
+    lowmem_kbytes = check_int("lowmem_kbytes", lowmem_kbytes, 1, _MAX_KBYTES)
+    value = int_sqrt(lowmem_kbytes * 16)
+    return min(65536, max(128, value))
+
+
+def setup_per_zone_wmarks(min_free_kbytes: int, present_pages) -> list[tuple[int, int, int]]:
+    """WMARK_MIN/LOW/HIGH of each lowmem zone (``setup_per_zone_wmarks``, mm/page_alloc.c).
+
+    ``pages_min = min_free_kbytes >> (PAGE_SHIFT - 10)``; each zone gets its share
+    ``tmp = pages_min * present / lowmem_pages`` and ``min = tmp``, ``low = min + tmp/4``,
+    ``high = min + tmp/2``.
+
+    Parameters
+    ----------
+    min_free_kbytes : int
+        In ``[0, 2**42]`` (the sysctl accepts 0).
+    present_pages : sequence of int
+        Sizes of the lowmem zones, in zone order (e.g. DMA, DMA32, Normal); each in ``[1, 2**40]``.
+    """
+    min_free_kbytes = check_int("min_free_kbytes", min_free_kbytes, 0, _MAX_KBYTES)
+    sizes = _check_zone_sizes(present_pages)
+    pages_min = min_free_kbytes >> (PAGE_SHIFT - 10)
+    lowmem_pages = sum(sizes)
+    marks = []
+    for present in sizes:
+        # tmp = (u64)pages_min * zone->present_pages; do_div(tmp, lowmem_pages);
+        tmp = pages_min * present // lowmem_pages
+        wmark_min = tmp
+        marks.append((wmark_min, wmark_min + (tmp >> 2), wmark_min + (tmp >> 1)))
+    return marks
+
+
+def setup_per_zone_lowmem_reserve(present_pages, ratios=LOWMEM_RESERVE_RATIO) -> list[list[int]]:
+    """``lowmem_reserve[j]`` of each zone (``setup_per_zone_lowmem_reserve``, mm/page_alloc.c).
+
+    For zone ``i`` below ``j``: ``(sum of present pages of zones i+1..j) / ratio[i]``; 0 for
+    ``j <= i``. ``ratios`` defaults to x86_64's ``sysctl_lowmem_reserve_ratio`` (256, 256, 32).
+    """
+    sizes = _check_zone_sizes(present_pages)
+    n = len(sizes)
+    if len(ratios) < n - 1:
+        raise ValueError(f"ratios needs at least {n - 1} entries for {n} zones, got {len(ratios)}")
+    reserve = [[0] * n for _ in range(n)]
+    for j in range(n):
+        pages = sizes[j]
+        for idx in range(j - 1, -1, -1):
+            ratio = max(1, int(ratios[idx]))  # a ratio below 1 is forced to 1
+            reserve[idx][j] = pages // ratio
+            pages += sizes[idx]
+    return reserve
+
+
+def rounddown_pow_of_two(n: int) -> int:
+    """Largest power of two ``<= n`` (``rounddown_pow_of_two``, include/linux/log2.h)."""
+    n = check_int("n", n, 1)
+    return 1 << (n.bit_length() - 1)
+
+
+def zone_batchsize(present_pages: int) -> int:
+    """The per-cpu list batch of a zone (``zone_batchsize``, mm/page_alloc.c, CONFIG_MMU).
+
+    About a thousandth of the zone, at most 512 KiB, divided by 4, then clamped to ``2^n - 1``
+    (cache-colour aliasing): 31 for zones of 512 MiB and more, 0 below 32 MiB.
+    """
+    present_pages = check_int("present_pages", present_pages, 1, _MAX_PAGES)
+    batch = present_pages // 1024
+    if batch * PAGE_SIZE > 512 * 1024:
+        batch = (512 * 1024) // PAGE_SIZE
+    batch //= 4
+    if batch < 1:
+        batch = 1
+    # batch = rounddown_pow_of_two(batch + batch/2) - 1;
+    return rounddown_pow_of_two(batch + batch // 2) - 1
+
+
+def setup_pageset(batch: int) -> tuple[int, int]:
+    """``(high, batch)`` of a per-cpu list (``setup_pageset``, mm/page_alloc.c).
+
+    ``high = 6 * batch`` and ``pcp->batch = max(1, batch)``: a zone with batch 0 (under 32 MiB)
+    gets high 0, batch 1, so every free goes straight through to the buddy lists.
+    """
+    batch = check_int("batch", batch, 0, 1 << 20)
+    return 6 * batch, max(1, batch)
+
+
+def _check_zone_sizes(present_pages) -> list[int]:
+    if isinstance(present_pages, (str, bytes)) or not hasattr(present_pages, "__iter__"):
+        raise TypeError(f"present_pages must be a sequence of zone sizes, got {present_pages!r}")
+    sizes = [check_int(f"present_pages[{i}]", p, 1, _MAX_PAGES) for i, p in enumerate(present_pages)]
+    if not sizes:
+        raise ValueError("present_pages must name at least one zone, got an empty sequence")
+    return sizes
+
+
+# ---------------------------------------------------------------------------------------------
+# The watermark test
+# ---------------------------------------------------------------------------------------------
+
+
+def __zone_watermark_ok(free_pages: int, order: int, mark: int, lowmem_reserve: int,
+                        alloc_flags: int, nr_free=()) -> bool:
+    """The arithmetic of ``zone_watermark_ok`` on an already-read free count.
+
+    ``nr_free[o]`` is ``free_area[o].nr_free`` (blocks, not pages); only read for ``order > 0``.
+    """
+    # long free_pages = zone_nr_free_pages(z) - (1 << order) + 1;
+    free = free_pages - (1 << order) + 1
+    min_ = mark
+    if alloc_flags & ALLOC_HIGH:
+        min_ -= min_ // 2
+    if alloc_flags & ALLOC_HARDER:
+        min_ -= min_ // 4
+    if free <= min_ + lowmem_reserve:
+        return False
+    for o in range(order):
+        # At the next order, this order's pages become unavailable
+        free -= nr_free[o] << o
+        # Require fewer higher order pages to be free
+        min_ >>= 1
+        if free <= min_:
+            return False
+    return True
+
+
+def zone_watermark_ok(zone, order: int, mark: int, classzone_idx: int, alloc_flags: int,
+                      *, kswapd_awake: bool = False, free_pages: int | None = None) -> bool:
+    """Is ``zone`` above ``mark`` for an allocation of ``2^order`` pages? (mm/page_alloc.c)
+
+    ``free = read - (1 << order) + 1``; ALLOC_HIGH halves the mark, then ALLOC_HARDER takes a
+    quarter off; fail if ``free <= min + lowmem_reserve[classzone_idx]``; then, for each lower
+    order, discount its blocks and halve the mark.
+
+    The read is ``zone_nr_free_pages`` (the plain counter, or the snapshot with the drift-mark
+    patch). ``free_pages`` lets a simulation pass the value a lockless reader saw earlier.
+    """
+    if free_pages is None:
+        free_pages = zone_nr_free_pages(zone, kswapd_awake)
+    reserve = zone.lowmem_reserve[classzone_idx] if classzone_idx < len(zone.lowmem_reserve) else 0
+    nr_free = zone.nr_free_by_order() if order else ()
+    return __zone_watermark_ok(free_pages, order, mark, reserve, alloc_flags, nr_free)
+
+
+# ---------------------------------------------------------------------------------------------
+# Order-0 traffic between the buddy lists and the per-cpu lists. ``zone`` provides the storage
+# primitives ``_buddy_take(cpu, n, cold)`` / ``_buddy_give(cpu, n, on_page)`` / ``_pcp_pop``;
+# these functions do the kernel's bookkeeping around them (counters, flags, ordering).
+# ---------------------------------------------------------------------------------------------
+
+
+def rmqueue_bulk(zone, cpu: int, count: int, cold: bool = False) -> int:
+    """Move up to ``count`` order-0 pages from the buddy lists to ``cpu``'s pcp list.
+
+    Mirrors ``rmqueue_bulk`` (mm/page_alloc.c): under the zone lock, ``__rmqueue`` up to
+    ``count`` times (stopping when the buddy lists are empty), then one
+    ``__mod_zone_page_state(zone, NR_FREE_PAGES, -i)`` for what it got. There is no watermark
+    re-check here: the caller's check may be stale by now. Returns the pages moved.
+    """
+    got = zone._buddy_take(cpu, count, cold)
+    if got:
+        __mod_zone_page_state(zone, cpu, -got)
+    return got
+
+
+def free_pcppages_bulk(zone, cpu: int, count: int, on_page=None) -> int:
+    """Return ``count`` pages from ``cpu``'s pcp list to the buddy lists (mm/page_alloc.c).
+
+    Under the zone lock: clear ``all_unreclaimable`` and ``pages_scanned``, put the coldest pages
+    back one by one (``__free_one_page`` merges buddies), and add them to NR_FREE_PAGES.
+    Unpatched (2.6.35.3) the counter is raised *before* the pages are on the lists, so a lockless
+    reader can see pages counted that are not there yet; patched (72853e2) *after*.
+
+    ``on_page(linked)`` is called after each page is linked, with the number linked so far: the
+    hook through which ``allocsim.window`` lets another CPU look in mid-loop. Returns the pages
+    freed and lowers ``pcp.count`` by them (the kernel's callers do that right after).
+    """
+    count = min(count, int(zone.pcp_count[cpu]))
+    if count <= 0:
+        return 0
+    zone.all_unreclaimable = False
+    zone.pages_scanned = 0
+    # PATCH(counter_after_free): 2.6.35.3 raises NR_FREE_PAGES before linking the pages;
+    # 72853e2 moves the update after the loop, so the counter never runs ahead of the lists.
+    counter_first = not zone.patches.counter_after_free
+    if counter_first:
+        __mod_zone_page_state(zone, cpu, count)
+    zone._buddy_give(cpu, count, on_page)
+    if not counter_first:
+        __mod_zone_page_state(zone, cpu, count)
+    return count
+
+
+def free_hot_cold_page(zone, cpu: int, cold: bool = False, pfn: int | None = None,
+                       nr_pages: int = 1) -> int:
+    """Free order-0 pages onto ``cpu``'s pcp list (``free_hot_cold_page``, mm/page_alloc.c).
+
+    Hot pages go to the head, cold pages (reclaim's pagevecs) to the tail; each time
+    ``pcp.count`` reaches ``pcp.high`` a batch goes back to the buddy lists. ``nr_pages`` frees
+    that many pages in a row (the kernel's ``__pagevec_free`` loop); ``pfn`` names the page when
+    the zone keeps pages individually. Returns the pages flushed to the buddy lists.
+    """
+    flushed = 0
+    for _ in range(nr_pages):
+        zone._pcp_push(cpu, cold, pfn)
+        if zone.pcp_count[cpu] >= zone.pcp_high[cpu]:
+            flushed += free_pcppages_bulk(zone, cpu, int(zone.pcp_batch[cpu]))
+    return flushed
+
+
+def buffered_rmqueue(zone, cpu: int, cold: bool = False):
+    """Take one order-0 page for ``cpu`` (``buffered_rmqueue``, mm/page_alloc.c, order 0).
+
+    From this CPU's pcp list; if it is empty, refill it with ``rmqueue_bulk(pcp.batch)`` first.
+    NR_FREE_PAGES is not touched here: the refill already subtracted the whole batch. Returns the
+    page (a pfn, or ``True`` when the zone only counts pages), or ``None`` if none was had.
+    """
+    if zone.pcp_count[cpu] == 0:
+        rmqueue_bulk(zone, cpu, int(zone.pcp_batch[cpu]), cold)
+        if zone.pcp_count[cpu] == 0:
+            return None
+    return zone._pcp_pop(cpu, cold)
+
+
+def drain_pages(zone, cpu: int) -> int:
+    """Free a CPU's whole pcp list to the buddy lists (``drain_pages``, mm/page_alloc.c)."""
+    return free_pcppages_bulk(zone, cpu, int(zone.pcp_count[cpu]))
+
+
+def drain_all_pages(zone) -> int:
+    """``drain_pages`` on every online CPU, as the synchronous IPI of ``drain_all_pages`` does.
+
+    Each CPU frees its pages through its own ``vm_stat_diff``, so after a drain the counter
+    still lags unless the diffs fold. Returns the pages returned to the buddy lists.
+    """
+    total = 0
+    for cpu in zone.nonempty_pcp_cpus():
+        total += drain_pages(zone, int(cpu))
+    return total
+
+
