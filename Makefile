@@ -1,0 +1,82 @@
+# allocsim: install, run and test the teaching kit.
+#
+#   make lab     create .venv if needed, install the kit, start JupyterLab in notebooks/
+#   make test    the same install, chromium for the browser tests, then the whole test suite
+#
+# Variables you may set:  PY=python3.12  LAB_ARGS='--port=8890'  PYTEST_ARGS='-k buddy -x'
+
+PY          ?= python3
+VENV        ?= .venv
+VPY         := $(VENV)/bin/python
+STAMP       := $(VENV)/.installed
+CHROMIUM    ?= /usr/bin/chromium
+LAB_ARGS    ?=
+PYTEST_ARGS ?=
+
+# JupyterLab refuses to start as root unless told to; developers' machines and CI run as root.
+ifeq ($(shell id -u),0)
+ROOT_ARGS := --allow-root
+endif
+
+.DEFAULT_GOAL := help
+.PHONY: help venv lab chromium test handouts bench clean distclean
+
+help:
+	@echo "make lab        start JupyterLab on 127.0.0.1 (token on) in notebooks/"
+	@echo "make test       run the whole test suite (installs chromium via apt-get if missing)"
+	@echo "make handouts   build the HTML handouts"
+	@echo "make bench      run benchmarks/bench.py"
+	@echo "make clean      remove caches and build output (make distclean also removes .venv)"
+
+# --- install -----------------------------------------------------------------
+# .venv/.installed is newer than pyproject.toml once the install has succeeded,
+# so a repeated `make test` or `make lab` skips pip entirely.
+venv: $(STAMP)
+
+$(VPY):
+	$(PY) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(VPY)
+	$(VPY) -m pip install --disable-pip-version-check -e '.[test]'
+	@touch $@
+
+# --- run ---------------------------------------------------------------------
+lab: venv
+	@mkdir -p $(CURDIR)/notebooks
+	$(VPY) -m jupyterlab --ip=127.0.0.1 --no-browser --notebook-dir=$(CURDIR)/notebooks $(ROOT_ARGS) $(LAB_ARGS)
+
+handouts: venv
+	$(VPY) -m allocsim.handouts
+
+bench: venv
+	$(VPY) benchmarks/bench.py
+
+# --- test --------------------------------------------------------------------
+# Never `playwright install`: the tests drive Debian's chromium through executable_path.
+chromium:
+	@if [ -x "$(CHROMIUM)" ]; then \
+	    echo "chromium: $(CHROMIUM) is present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "chromium: $(CHROMIUM) missing, installing it with apt-get"; \
+	    { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+	        chromium fonts-dejavu-core; } || true; \
+	fi; \
+	if [ ! -x "$(CHROMIUM)" ]; then \
+	    echo "########################################################################"; \
+	    echo "WARNING: $(CHROMIUM) is missing and could not be installed"; \
+	    echo "WARNING: (needs root and apt-get). The browser tests will be SKIPPED."; \
+	    echo "WARNING: Install Debian's chromium package to run them."; \
+	    echo "########################################################################"; \
+	fi
+
+test: venv chromium
+	$(VPY) -m pytest $(PYTEST_ARGS)
+
+# --- tidy ----------------------------------------------------------------------
+clean:
+	rm -rf build dist handouts test-output .pytest_cache .hypothesis .ruff_cache *.egg-info
+	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name .ipynb_checkpoints \) \
+	    -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
