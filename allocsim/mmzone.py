@@ -114,6 +114,8 @@ class Zone:
             self.min_free_kbytes = check_int("min_free_kbytes", min_free_kbytes, 0, 1 << 42)
             watermark = setup_per_zone_wmarks(self.min_free_kbytes, [self.present_pages])[0]
         else:
+            if isinstance(watermark, (str, bytes)) or not hasattr(watermark, "__len__"):
+                raise TypeError(f"watermark must be a (min, low, high) sequence, got {watermark!r}")
             if len(watermark) != 3:
                 raise ValueError(f"watermark must be (min, low, high), got {watermark!r}")
             wmin = check_int("watermark[WMARK_MIN]", watermark[0], 0, self.present_pages)
@@ -123,6 +125,9 @@ class Zone:
         self.watermark = [int(w) for w in watermark]
         if lowmem_reserve is None:
             lowmem_reserve = [0] * len(ZONE_NAMES)
+        if isinstance(lowmem_reserve, (str, bytes)) or not hasattr(lowmem_reserve, "__iter__"):
+            raise TypeError(f"lowmem_reserve must be a sequence of page counts >= 0, "
+                            f"got {lowmem_reserve!r}")
         self.lowmem_reserve = [check_int(f"lowmem_reserve[{i}]", r, 0) for i, r in enumerate(lowmem_reserve)]
 
         # Per-cpu pagesets (setup_zone_pageset -> setup_pageset(zone_batchsize)).
@@ -284,7 +289,9 @@ class Zone:
             pages.append(pfn)
         lst = self.pcp_lists[cpu]
         if cold:
-            lst.extend(pages)  # list_add_tail
+            # list_add_tail(&page->lru, list); list = &page->lru: each page goes just before the
+            # previous one, so the tail reads p0, p1, ... (cold allocations take the tail)
+            lst.extend(reversed(pages))
         else:
             lst.extendleft(reversed(pages))  # in physical order from the head
         self.pcp_count[cpu] += len(pages)

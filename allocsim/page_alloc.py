@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 
-from .constants import ALLOC_HARDER, ALLOC_HIGH, LOWMEM_RESERVE_RATIO, PAGE_SHIFT, PAGE_SIZE
+from .constants import (ALLOC_HARDER, ALLOC_HIGH, LOWMEM_RESERVE_RATIO, MAX_ORDER, PAGE_SHIFT,
+                        PAGE_SIZE)
 from .errors import check_int
 from .vmstat import __mod_zone_page_state, zone_nr_free_pages
 
@@ -102,13 +103,17 @@ def setup_per_zone_lowmem_reserve(present_pages, ratios=LOWMEM_RESERVE_RATIO) ->
     """
     sizes = _check_zone_sizes(present_pages)
     n = len(sizes)
+    if isinstance(ratios, (str, bytes)) or not hasattr(ratios, "__len__"):
+        raise TypeError(f"ratios must be a sequence of integers, one per lower zone, "
+                        f"got {ratios!r}")
     if len(ratios) < n - 1:
         raise ValueError(f"ratios needs at least {n - 1} entries for {n} zones, got {len(ratios)}")
     reserve = [[0] * n for _ in range(n)]
     for j in range(n):
         pages = sizes[j]
         for idx in range(j - 1, -1, -1):
-            ratio = max(1, int(ratios[idx]))  # a ratio below 1 is forced to 1
+            # a ratio below 1 is forced to 1
+            ratio = max(1, check_int(f"ratios[{idx}]", ratios[idx]))
             reserve[idx][j] = pages // ratio
             pages += sizes[idx]
     return reserve
@@ -167,6 +172,20 @@ def __zone_watermark_ok(free_pages: int, order: int, mark: int, lowmem_reserve: 
 
     ``nr_free[o]`` is ``free_area[o].nr_free`` (blocks, not pages); only read for ``order > 0``.
     """
+    # Input checks: a cheap test for the common case; check_int names the parameter otherwise.
+    if type(free_pages) is not int:
+        free_pages = check_int("free_pages", free_pages)
+    if type(order) is not int or not 0 <= order < MAX_ORDER:
+        order = check_int("order", order, 0, MAX_ORDER - 1)
+    if type(mark) is not int or mark < 0:
+        mark = check_int("mark", mark, 0)
+    if type(lowmem_reserve) is not int or lowmem_reserve < 0:
+        lowmem_reserve = check_int("lowmem_reserve", lowmem_reserve, 0)
+    if type(alloc_flags) is not int or alloc_flags < 0:
+        alloc_flags = check_int("alloc_flags", alloc_flags, 0)
+    if order and len(nr_free) < order:
+        raise ValueError(f"nr_free must give free_area[o].nr_free for every order o < {order}, "
+                         f"got {len(nr_free)} entries")
     # long free_pages = zone_nr_free_pages(z) - (1 << order) + 1;
     free = free_pages - (1 << order) + 1
     min_ = mark
@@ -301,3 +320,223 @@ def drain_all_pages(zone) -> int:
     return total
 
 
+
+
+# ---------------------------------------------------------------------------------------------
+# The allocation paths of a running machine. ``sim`` is an ``allocsim.sim.Simulation``: it owns
+# the zone, kswapd and the tasks, and it holds ``free_read``, the NR_FREE_PAGES value every
+# lockless reader sees during the current tick (see the interleaving rules in sim.py).
+#
+# Order-0 only. ``nr`` pages asked for in one call stand for ``nr`` allocations made one after
+# another by the same CPU in the same tick: every check in a tick reads the same value, so they
+# all take the same branch and the batch is exact.
+# ---------------------------------------------------------------------------------------------
+
+from .constants import (  # noqa: E402  (grouped with the code that uses them)
+    ALLOC_CPUSET,
+    ALLOC_NO_WATERMARKS,
+    ALLOC_WMARK_LOW,
+    ALLOC_WMARK_MASK,
+    ALLOC_WMARK_MIN,
+    HZ,
+    __GFP_HIGH,
+    __GFP_NOMEMALLOC,
+    __GFP_WAIT,
+)
+
+
+def gfp_to_alloc_flags(gfp_mask: int, pf_memalloc: bool = False, in_interrupt: bool = False) -> int:
+    """The slow path's ``alloc_flags`` for a request (``gfp_to_alloc_flags``, mm/page_alloc.c).
+
+    MIN watermark; ``__GFP_HIGH`` gives ALLOC_HIGH (same bit); an atomic request (no
+    ``__GFP_WAIT``) gets ALLOC_HARDER; a PF_MEMALLOC task outside interrupts gets
+    ALLOC_NO_WATERMARKS.
+    """
+    alloc_flags = ALLOC_WMARK_MIN | ALLOC_CPUSET
+    # The caller may dip into page reserves a bit more if the caller cannot run direct reclaim,
+    # or is the caller has realtime scheduling policy or is asking for __GFP_HIGH memory.
+    alloc_flags |= gfp_mask & __GFP_HIGH
+    if not gfp_mask & __GFP_WAIT:
+        alloc_flags |= ALLOC_HARDER
+        alloc_flags &= ~ALLOC_CPUSET
+    if not gfp_mask & __GFP_NOMEMALLOC and not in_interrupt and pf_memalloc:
+        alloc_flags |= ALLOC_NO_WATERMARKS
+    return alloc_flags
+
+
+def get_page_from_freelist(sim, cpu: int, alloc_flags: int, nr: int = 1) -> int:
+    """Check the watermark, then take pages from this CPU's pcp list (``get_page_from_freelist``).
+
+    Returns how many of the ``nr`` pages were had. No re-check happens between the watermark
+    test and the refill, so CPUs that passed on the same stale value all refill.
+    """
+    zone = sim.zone
+    if not alloc_flags & ALLOC_NO_WATERMARKS:
+        mark = zone.watermark[alloc_flags & ALLOC_WMARK_MASK]
+        if not sim.watermark_ok(mark, alloc_flags):
+            return 0
+    return buffered_rmqueue_n(zone, cpu, nr)
+
+
+def buffered_rmqueue_n(zone, cpu: int, nr: int) -> int:
+    """``buffered_rmqueue`` ``nr`` times on one CPU: pop pcp pages, refilling by ``batch``."""
+    got = 0
+    count = zone.pcp_count
+    while got < nr:
+        avail = int(count[cpu])
+        if avail == 0:
+            if rmqueue_bulk(zone, cpu, int(zone.pcp_batch[cpu])) == 0:
+                break
+            avail = int(count[cpu])
+        take = min(nr - got, avail)
+        count[cpu] -= take
+        got += take
+    return got
+
+
+def wake_all_kswapd(sim, order: int = 0) -> None:
+    """``wakeup_kswapd`` for the zone (``wake_all_kswapd``, mm/page_alloc.c; mm/vmscan.c).
+
+    kswapd is woken only if the zone fails a LOW check (classzone 0, no flag reductions) *and*
+    kswapd is waiting on ``kswapd_wait``. The check reads the same counter as everyone: while
+    kswapd sleeps that is the raw, drifting counter, even with the drift-mark patch.
+    """
+    from .vmscan import wakeup_kswapd
+
+    wakeup_kswapd(sim, order)
+
+
+def __alloc_pages_nodemask(sim, cpu: int, gfp_mask: int, nr: int = 1, pf_memalloc: bool = False,
+                           in_interrupt: bool = False) -> int:
+    """Allocate ``nr`` order-0 pages for a caller that never sleeps here (mm/page_alloc.c).
+
+    Used for interrupts (GFP_ATOMIC) and for reclaim's own allocations (PF_MEMALLOC). Fast path
+    at LOW; then ``__alloc_pages_slowpath`` up to the point where a sleeping caller would
+    reclaim: wake kswapd, try at MIN with the flag reductions, try with ALLOC_NO_WATERMARKS if
+    allowed; an atomic or PF_MEMALLOC caller then fails. Returns the pages had.
+    """
+    # First allocation attempt
+    got = get_page_from_freelist(sim, cpu, ALLOC_WMARK_LOW | ALLOC_CPUSET, nr)
+    if got == nr:
+        return got
+    # __alloc_pages_slowpath
+    wake_all_kswapd(sim)
+    alloc_flags = gfp_to_alloc_flags(gfp_mask, pf_memalloc, in_interrupt)
+    got += get_page_from_freelist(sim, cpu, alloc_flags & ~ALLOC_NO_WATERMARKS, nr - got)
+    if got < nr and alloc_flags & ALLOC_NO_WATERMARKS:
+        got += get_page_from_freelist(sim, cpu, ALLOC_NO_WATERMARKS, nr - got)
+    # Atomic allocations cannot reclaim; PF_MEMALLOC must not recurse into reclaim: nopage.
+    return got
+
+
+def __alloc_pages_slowpath(sim, task, gfp_mask: int):
+    """The slow path of one sleeping (task-context) order-0 allocation, as a generator.
+
+    Mirrors ``__alloc_pages_slowpath`` (mm/page_alloc.c, 2.6.36): wake kswapd, try at MIN,
+    direct reclaim, and for order 0 retry for ever with ``congestion_wait(HZ/50)``. It yields
+    the milliseconds it sleeps; its return value is True once it has a page.
+    """
+    cpu = task.cpu
+    while True:  # restart:
+        wake_all_kswapd(sim)
+        alloc_flags = gfp_to_alloc_flags(gfp_mask, task.pf_memalloc)
+        # This is the last chance, in general, before the goto nopage.
+        if get_page_from_freelist(sim, cpu, alloc_flags & ~ALLOC_NO_WATERMARKS):
+            return True
+        pages_reclaimed = 0
+        while True:  # rebalance:
+            if alloc_flags & ALLOC_NO_WATERMARKS:
+                if get_page_from_freelist(sim, cpu, ALLOC_NO_WATERMARKS):
+                    return True
+            if not gfp_mask & __GFP_WAIT:
+                return False  # atomic allocations cannot balance
+            if task.pf_memalloc:
+                return False  # avoid recursion of direct reclaim
+            page, did_some_progress = yield from __alloc_pages_direct_reclaim(sim, task, gfp_mask,
+                                                                              alloc_flags)
+            if page:
+                return True
+            if not did_some_progress:
+                # SIMPLIFICATION: no OOM killer. __alloc_pages_may_oom's last try at HIGH is
+                # made and then the allocation starts again from "restart", as the kernel does
+                # when the OOM killer finds nothing to kill.
+                if get_page_from_freelist(sim, cpu, 2 | ALLOC_CPUSET):  # ALLOC_WMARK_HIGH
+                    return True
+                yield 1  # schedule_timeout_uninterruptible(1) while another task "OOM-kills"
+                break  # goto restart
+            pages_reclaimed += did_some_progress
+            if should_alloc_retry(gfp_mask, 0, pages_reclaimed):
+                # Wait for some write requests to complete then retry
+                yield HZ // 50  # congestion_wait(BLK_RW_ASYNC, HZ/50)
+                continue
+            return False
+
+
+def should_alloc_retry(gfp_mask: int, order: int, pages_reclaimed: int) -> bool:
+    """Order ≤ 3 (PAGE_ALLOC_COSTLY_ORDER) retries for ever (``should_alloc_retry``)."""
+    return order <= 3
+
+
+def __alloc_pages_direct_reclaim(sim, task, gfp_mask: int, alloc_flags: int):
+    """Reclaim, then try to allocate (``__alloc_pages_direct_reclaim``, mm/page_alloc.c).
+
+    Generator; returns ``(page, did_some_progress)``. Pages reclaimed here are freed cold onto
+    this CPU's pcp list and reach the buddy lists (and the counter) only when that list overflows
+    ``high``, so the allocation right after a successful reclaim can still fail.
+    """
+    from .vmscan import try_to_free_pages
+
+    cpu = task.cpu
+    sim.note_direct_reclaim(task)
+    # We now go into synchronous reclaim
+    task.pf_memalloc = True
+    did_some_progress = yield from try_to_free_pages(sim, cpu, gfp_mask)
+    task.pf_memalloc = False
+
+    # PATCH(drain_after_reclaim): 2.6.35.3 drains the pcp lists only for order > 0, before the
+    # attempt, and tries once if progress was made. 9ee493c returns at once without progress,
+    # and if the attempt fails drains every CPU's pcp list and tries once more.
+    if sim.zone.patches.drain_after_reclaim:
+        if not did_some_progress:
+            return False, 0
+        drained = False
+        while True:  # retry:
+            page = get_page_from_freelist(sim, cpu, alloc_flags & ~ALLOC_NO_WATERMARKS)
+            # If an allocation failed after direct reclaim, it could be because pages are
+            # pinned on the per-cpu lists. Drain them and try again.
+            if not page and not drained:
+                sim.drain_all_pages(cpu)
+                drained = True
+                continue
+            return bool(page), did_some_progress
+    page = 0
+    if did_some_progress:
+        page = get_page_from_freelist(sim, cpu, alloc_flags & ~ALLOC_NO_WATERMARKS)
+    return bool(page), did_some_progress
+
+
+def free_hot_cold_page_n(zone, cpu: int, nr: int, cold: bool = False) -> int:
+    """``free_hot_cold_page`` ``nr`` times on one CPU of a counting zone, in closed form.
+
+    Each time ``pcp.count`` reaches ``high`` one ``free_pcppages_bulk(batch)`` runs, exactly as
+    ``nr`` single frees would do. Returns the pages flushed to the buddy lists.
+    """
+    if nr <= 0:
+        return 0
+    if zone.page_level:
+        raise TypeError("free_hot_cold_page_n counts pages; a page-level Zone frees named pages")
+    high = int(zone.pcp_high[cpu])
+    batch = int(zone.pcp_batch[cpu])
+    flushed = 0
+    count = int(zone.pcp_count[cpu])
+    while nr > 0:
+        # pages until the list reaches high (at least one: the kernel checks after each add)
+        step = max(1, high - count)
+        if step > nr:
+            zone.pcp_count[cpu] += nr
+            break
+        zone.pcp_count[cpu] += step
+        nr -= step
+        flushed += free_pcppages_bulk(zone, cpu, batch)
+        count = int(zone.pcp_count[cpu])
+    return flushed

@@ -1,0 +1,278 @@
+"""Simulation settings: frozen, keyword-only, validated; and the scenario presets.
+
+Field metadata (``label``, ``range``, ``unit``, ``help``, ``group``) is the single source for the
+widgets, the command-line options and the docs: nothing else declares these parameters again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+
+from .constants import NR_CPUS, PAGE_SHIFT
+from .errors import check_float, check_int
+from .page_alloc import min_free_kbytes as kernel_min_free_kbytes
+from .page_alloc import setup_pageset, setup_per_zone_wmarks, zone_batchsize
+from .patches import Patches
+from .vmstat import STAT_THRESHOLD_MAX, calculate_threshold, drift_mark
+
+__all__ = ["SimConfig", "PRESETS", "preset", "scaled_zone_mib", "Derived"]
+
+MAX_ZONE_MIB = 1 << 18  # 256 GiB
+
+
+def _f(default, *, label, range, help, unit="", group="machine", optional=False, integer=True):
+    """A dataclass field with the metadata that widgets, CLI and docs read."""
+    return field(default=default, metadata=dict(label=label, range=range, help=help, unit=unit,
+                                                 group=group, optional=optional, integer=integer))
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimConfig:
+    """Everything that defines one simulated run. Same config (seed included) ⇒ same run.
+
+    Build one with a preset (``SimConfig.preset("large", cpus=512)``) or directly. Every
+    parameter is checked in ``__post_init__``; a bad value raises ``ValueError``/``TypeError``
+    naming the parameter and its valid range.
+    """
+
+    # -- the machine ------------------------------------------------------------------------
+    cpus: int = _f(256, label="CPUs", range=(1, NR_CPUS),
+                   help="online CPUs (num_online_cpus); every CPU takes interrupts")
+    zone_mib: int = _f(1024, label="zone size", unit="MiB", range=(64, MAX_ZONE_MIB),
+                       help="size of the one Normal zone (present_pages × 4 KiB)")
+    stat_threshold: int | None = _f(None, label="stat_threshold", range=(0, STAT_THRESHOLD_MAX),
+                                    optional=True,
+                                    help="per-CPU vmstat threshold; None = calculate_threshold")
+    stat_interval_ms: int = _f(1000, label="stat_interval", unit="ms", range=(10, 60_000),
+                               help="vm.stat_interval: how often each CPU's vmstat_update folds "
+                                    "its deltas (staggered by 3 ms per CPU)")
+    min_free_kbytes: int | None = _f(None, label="min_free_kbytes", unit="KiB",
+                                     range=(128, 1 << 22), optional=True,
+                                     help="vm.min_free_kbytes; None = int_sqrt(lowmem_kbytes*16)")
+    pcp_high: int | None = _f(None, label="pcp high", range=(0, 1 << 16), optional=True,
+                              help="per-cpu list high mark; None = 6 × batch")
+    pcp_batch: int | None = _f(None, label="pcp batch", range=(1, 1 << 14), optional=True,
+                               help="per-cpu list batch; None = zone_batchsize")
+    patches: Patches = field(default_factory=Patches, metadata=dict(
+        label="patches", group="kernel", help="which of the three 2.6.36 fixes are applied"))
+    seed: int = _f(1, label="seed", range=(0, 2**32 - 1), group="run",
+                   help="one seed = one workload; patches do not change it")
+    duration_ms: int = _f(4000, label="duration", unit="ms", range=(1, 3_600_000), group="run",
+                          help="simulated time the run covers (its time budget)")
+
+    # -- the workload (independent of what the allocator does) -------------------------------
+    burst_start_ms: int = _f(100, label="burst starts", unit="ms", range=(0, 3_600_000),
+                             group="workload",
+                             help="end of the quiet phase: writers and interrupts start here")
+    burst_ms: int | None = _f(None, label="burst length", unit="ms", range=(1, 3_600_000),
+                              optional=True, group="workload",
+                              help="how long the burst lasts; None = to the end of the run")
+    writer_cpus: int = _f(64, label="writer CPUs", range=(0, NR_CPUS), group="workload",
+                          help="CPUs running a writer task (the highest-numbered ones)")
+    writer_rate: float = _f(4.0, label="writer rate", unit="pages/ms", range=(0.0, 256.0),
+                            group="workload", integer=False,
+                            help="page-cache pages each writer asks for per ms (Poisson mean)")
+    dirty_fraction: float = _f(1.0, label="dirty fraction", range=(0.0, 1.0), group="workload",
+                               integer=False,
+                               help="share of written pages (and of the LRU at start) that are "
+                                    "dirty: reclaiming one needs an allocation for writeback")
+    task_temp_fraction: float = _f(0.0, label="temporary pages", range=(0.0, 1.0),
+                                   group="workload", integer=False,
+                                   help="share of task allocations that are temporary (freed "
+                                        "after task_page_lifetime_ms) instead of page cache")
+    task_page_lifetime_ms: int = _f(20, label="temporary page lifetime", unit="ms",
+                                    range=(1, 10_000), group="workload",
+                                    help="how long a temporary task page lives")
+    atomic_rate: float = _f(0.3, label="interrupt rate", unit="pages/ms/CPU", range=(0.0, 64.0),
+                            group="workload", integer=False,
+                            help="GFP_ATOMIC pages each CPU's interrupts ask for per ms during "
+                                 "the burst (Poisson mean)")
+    quiet_atomic_rate: float = _f(0.0, label="quiet interrupt rate", unit="pages/ms/CPU",
+                                  range=(0.0, 64.0), group="workload", integer=False,
+                                  help="GFP_ATOMIC rate before and after the burst")
+    atomic_lifetime_ms: int = _f(5, label="interrupt page lifetime", unit="ms",
+                                 range=(1, 10_000), group="workload",
+                                 help="an interrupt's page is freed on its CPU after this long")
+
+    # -- memory at the start and reclaim ------------------------------------------------------
+    initial_free_pages: int | None = _f(None, label="free at start", unit="pages",
+                                        range=(0, 1 << 40), optional=True, group="memory",
+                                        help="pages on the buddy lists at t=0 (pcp lists empty, "
+                                             "counters folded); None = high + 64 per CPU")
+    lru_fraction: float = _f(0.75, label="LRU share", range=(0.0, 1.0), group="memory",
+                             integer=False,
+                             help="share of the used memory on the LRU (the rest is kernel "
+                                  "memory that reclaim cannot free)")
+    io_latency_ms: int = _f(10, label="I/O latency", unit="ms", range=(1, 10_000), group="memory",
+                            help="time from starting writeback to the page being clean")
+    io_irq_cpus: int = _f(8, label="I/O interrupt CPUs", range=(1, NR_CPUS), group="memory",
+                          help="the device's completion interrupts run on CPUs 0..n-1 in turn; "
+                               "they free the pages that carried the writeback there")
+    writeback_limit: int = _f(4096, label="writeback queue", unit="pages", range=(1, 1 << 24),
+                              group="memory",
+                              help="pages in writeback before the device counts as congested "
+                                   "and reclaim skips dirty pages")
+    kswapd_cpu: int = _f(0, label="kswapd CPU", range=(0, NR_CPUS - 1), group="memory",
+                         help="the CPU kswapd runs on (its pcp list takes its reclaimed pages)")
+    kswapd_scan_per_ms: int = _f(512, label="kswapd scan rate", unit="pages/ms",
+                                 range=(32, 1 << 20), group="memory",
+                                 help="LRU pages kswapd can scan per ms")
+    livelock_window_ms: int = _f(1000, label="livelock window", unit="ms", range=(10, 600_000),
+                                 group="run",
+                                 help="a livelock is a window this long in which tasks get < 1% "
+                                      "of the pages they ask for while most sit in the allocator")
+    record_events: bool = field(default=True, metadata=dict(
+        label="event log", group="run", help="keep the tracepoint event log"))
+
+    def __post_init__(self):
+        for f in fields(self):
+            meta = f.metadata
+            if "range" not in meta:
+                continue
+            value = getattr(self, f.name)
+            if value is None and meta["optional"]:
+                continue
+            lo, hi = meta["range"]
+            if meta["integer"]:
+                check_int(f.name, value, lo, hi)
+            else:
+                object.__setattr__(self, f.name, check_float(f.name, value, lo, hi))
+        if not isinstance(self.patches, Patches):
+            raise TypeError(f"patches must be an allocsim.Patches, got {self.patches!r}")
+        if not isinstance(self.record_events, bool):
+            raise TypeError(f"record_events must be True or False, got {self.record_events!r}")
+        if self.writer_cpus > self.cpus:
+            raise ValueError(f"writer_cpus must be in [0, cpus={self.cpus}], got {self.writer_cpus}")
+        if self.io_irq_cpus > self.cpus:
+            raise ValueError(f"io_irq_cpus must be in [1, cpus={self.cpus}], got {self.io_irq_cpus}")
+        if self.kswapd_cpu >= self.cpus:
+            raise ValueError(f"kswapd_cpu must be in [0, cpus-1={self.cpus - 1}], got {self.kswapd_cpu}")
+        if self.pcp_high is not None and self.pcp_batch is not None and self.pcp_high < self.pcp_batch:
+            raise ValueError(f"pcp_high must be >= pcp_batch ({self.pcp_batch}) or 0, got {self.pcp_high}")
+        d = self.derived()
+        if self.initial_free_pages is not None and self.initial_free_pages > d.present_pages:
+            raise ValueError(f"initial_free_pages must be in [0, present_pages={d.present_pages}], "
+                             f"got {self.initial_free_pages}")
+
+    # -- derived kernel numbers ---------------------------------------------------------------
+    def derived(self) -> "Derived":
+        """The numbers the kernel derives from this machine (thresholds, watermarks, pcp)."""
+        present = self.zone_mib << (20 - PAGE_SHIFT)
+        mfk = self.min_free_kbytes
+        if mfk is None:
+            mfk = kernel_min_free_kbytes(present << (PAGE_SHIFT - 10))
+        wmin, wlow, whigh = setup_per_zone_wmarks(mfk, [present])[0]
+        threshold = self.stat_threshold
+        if threshold is None:
+            threshold = calculate_threshold(present, self.cpus)
+        high, batch = setup_pageset(zone_batchsize(present))
+        if self.pcp_batch is not None:
+            batch = self.pcp_batch
+            if self.pcp_high is None:
+                high = 6 * batch
+        if self.pcp_high is not None:
+            high = self.pcp_high
+        mark = drift_mark(wmin, wlow, whigh, threshold, self.cpus)
+        free0 = self.initial_free_pages
+        if free0 is None:
+            free0 = min(present, whigh + 64 * self.cpus)
+        return Derived(present_pages=present, min_free_kbytes=mfk, wmark_min=wmin,
+                       wmark_low=wlow, wmark_high=whigh, stat_threshold=threshold,
+                       max_drift=self.cpus * threshold, tolerate_drift=wlow - wmin,
+                       drift_mark_if_patched=mark,
+                       percpu_drift_mark=mark if self.patches.drift_mark_snapshot else 0,
+                       pcp_high=high, pcp_batch=batch, initial_free_pages=free0)
+
+    def replace(self, **changes) -> "SimConfig":
+        """A copy with some fields changed (validated again)."""
+        if "patches" in changes and isinstance(changes["patches"], str):
+            changes["patches"] = Patches.parse(changes["patches"])
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise TypeError(f"unknown SimConfig parameter(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "SimConfig":
+        """A named scenario (``small``, ``large``, ``steady``) with optional overrides."""
+        return preset(name, **overrides)
+
+    def to_dict(self) -> dict:
+        """Plain values (patches as the list of enabled names), for JSON and printing."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            out[f.name] = list(v.enabled()) if isinstance(v, Patches) else v
+        return out
+
+    @classmethod
+    def parameters(cls) -> list[dataclasses.Field]:
+        """The fields with their metadata, in declaration order (widgets and CLI read these)."""
+        return list(fields(cls))
+
+
+@dataclass(frozen=True)
+class Derived:
+    """Kernel-derived numbers for a config: what ``/proc/zoneinfo`` would show."""
+
+    present_pages: int
+    min_free_kbytes: int
+    wmark_min: int
+    wmark_low: int
+    wmark_high: int
+    stat_threshold: int
+    max_drift: int
+    tolerate_drift: int
+    drift_mark_if_patched: int
+    percpu_drift_mark: int
+    pcp_high: int
+    pcp_batch: int
+    initial_free_pages: int
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def scaled_zone_mib(cpus: int) -> int:
+    """Zone size that grows with the machine: 16 MiB per CPU, at least 1 GiB.
+
+    A 2010 many-CPU machine had memory in proportion to its CPUs; a fixed small zone on a huge
+    machine would have its buddy lists emptied by the first refills alone (cpus × batch pages).
+    """
+    cpus = check_int("cpus", cpus, 1, NR_CPUS)
+    return max(1024, 16 * cpus)
+
+
+def _large(**o):
+    cpus = o.get("cpus", 256)
+    base = dict(cpus=cpus, zone_mib=scaled_zone_mib(cpus), writer_cpus=max(1, cpus // 4),
+                duration_ms=4000)
+    base.update(o)
+    return base
+
+
+PRESETS = {
+    # A workstation: 4 CPUs, 1 GiB. The drift (4 × 30 = 120 pages) fits between LOW and MIN.
+    "small": lambda **o: {**dict(cpus=4, zone_mib=1024, writer_cpus=1, duration_ms=4000), **o},
+    # The 2010 report's kind of machine: a quiet, folded machine; then writers on a quarter of
+    # the CPUs start a dirty-heavy load while interrupts allocate on every CPU.
+    "large": _large,
+    # Sustained mixed load on many CPUs: every CPU writes, half the pages are clean or temporary.
+    "steady": lambda **o: {**dict(cpus=256, zone_mib=scaled_zone_mib(256), writer_cpus=256,
+                                  writer_rate=0.5, dirty_fraction=0.5, task_temp_fraction=0.5,
+                                  atomic_rate=0.3, quiet_atomic_rate=0.3, burst_start_ms=0,
+                                  duration_ms=4000), **o},
+}
+
+
+def preset(name: str, **overrides) -> SimConfig:
+    """Build the named scenario, applying ``overrides`` (any SimConfig field)."""
+    if name not in PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {name!r}")
+    if isinstance(overrides.get("patches"), str):
+        overrides["patches"] = Patches.parse(overrides["patches"])
+    unknown = set(overrides) - {f.name for f in fields(SimConfig)}
+    if unknown:
+        raise TypeError(f"unknown SimConfig parameter(s): {', '.join(sorted(unknown))}")
+    return SimConfig(**PRESETS[name](**overrides))

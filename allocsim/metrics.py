@@ -1,0 +1,64 @@
+"""Numbers from a :class:`~allocsim.trace.RunResult`: livelock episodes, gaps, sweeps."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["find_livelocks", "LIVELOCK_THROUGHPUT", "LIVELOCK_STUCK_SHARE"]
+
+# A livelock: for a whole window the tasks get under 1 % of the pages they ask for, while on
+# average more than half of them sit in the allocator (reclaiming or in congestion_wait).
+LIVELOCK_THROUGHPUT = 0.01
+LIVELOCK_STUCK_SHARE = 0.5
+
+
+def find_livelocks(result) -> list:
+    """Detect livelock episodes in a run (the operational definition above).
+
+    Every window of ``config.livelock_window_ms`` that meets the definition marks its ticks;
+    an episode is a maximal run of marked ticks. Its onset is the first tick, and the state
+    recorded there is what a reader should look at: counter, snapshot, buddy pages, pcp pages,
+    kswapd's state and the min watermark.
+    """
+    from .trace import Episode
+    from .vmscan import KswapdState
+
+    cfg = result.config
+    s = result.series
+    n = len(result.t_ms)
+    w = cfg.livelock_window_ms
+    ntasks = cfg.writer_cpus
+    if n < w or ntasks == 0:
+        return []
+    ok = np.concatenate(([0], np.cumsum(s["task_ok"])))
+    demand = np.concatenate(([0], np.cumsum(s["task_demand"])))
+    stuck = np.concatenate(([0], np.cumsum(s["tasks_in_allocator"])))
+    ok_w = ok[w:] - ok[:-w]
+    demand_w = demand[w:] - demand[:-w]
+    stuck_w = (stuck[w:] - stuck[:-w]) / w
+    bad = (demand_w > 0) & (ok_w < LIVELOCK_THROUGHPUT * demand_w) & (
+        stuck_w > LIVELOCK_STUCK_SHARE * ntasks)
+    if not bad.any():
+        return []
+    # Mark the ticks covered by bad windows: window i covers [i, i + w).
+    cover = np.zeros(n + 1, dtype=np.int64)
+    starts = np.flatnonzero(bad)
+    np.add.at(cover, starts, 1)
+    np.add.at(cover, starts + w, -1)
+    covered = np.cumsum(cover[:n]) > 0
+    edges = np.diff(np.concatenate(([0], covered.astype(np.int8), [0])))
+    begins = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    episodes = []
+    for b, e in zip(begins, ends):
+        onset = {
+            "counter": int(s["counter"][b]),
+            "snapshot": int(s["snapshot"][b]),
+            "buddy": int(s["buddy"][b]),
+            "pcp": int(s["pcp"][b]),
+            "pcp_stranded": int(s["pcp_stranded"][b]),
+            "kswapd": KswapdState.NAMES[int(s["kswapd_state"][b])],
+            "wmark_min": int(result.derived["wmark_min"]),
+        }
+        episodes.append(Episode(int(result.t_ms[b]), int(e - b), onset))
+    return episodes

@@ -1,0 +1,580 @@
+"""The simulated machine: :class:`Simulation` owns all state, the clock and the random streams.
+
+One tick is one millisecond. How CPUs interleave inside a tick is fixed, and documented here
+because it decides what concurrency the model can show:
+
+1. **Lockless reads see the tick's start.** Every watermark check during tick ``t`` (every
+   ``zone_watermark_ok``, ``wakeup_kswapd``'s LOW test, kswapd's HIGH test) reads the value
+   ``zone_nr_free_pages`` had at the start of ``t`` (``Simulation.free_read``). CPUs run at once
+   and read ``vm_stat`` without a lock, so none of them sees what the others do during the
+   tick: checks can pass on a stale counter, and many CPUs can pass on the same value and
+   then all refill — the N × batch overshoot.
+2. **The zone lock serialises buddy-list work.** Refills (``rmqueue_bulk``) and flushes
+   (``free_pcppages_bulk``) change the buddy lists one CPU at a time, in a fresh random order
+   each tick (the lock stream of the seed); there is no fixed CPU order.
+3. **Within a tick**: I/O completions and the workload's frees come first, then each CPU's
+   ``vmstat_update`` if its staggered timer fires, then every CPU's allocations (interrupts
+   before the CPU's task, since an interrupt preempts it), tasks resuming in the allocator and
+   kswapd, in lock order. Allocations served from a CPU's own pcp list need no lock and are done
+   for all CPUs at once (numpy); this shortcut is exact because they touch only that CPU's list.
+4. **Same tick, same branch.** ``nr`` allocations by one CPU in one tick all read the same
+   counter, so they are made as one batch (``nr`` pcp pops with refills as needed).
+
+A task or kswapd that sleeps (``congestion_wait``, kswapd's nap) is a generator that yields the
+milliseconds it sleeps; the simulation resumes it when its time comes or when it is woken.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from .config import SimConfig
+from .constants import (
+    ALLOC_CPUSET,
+    ALLOC_WMARK_LOW,
+    GFP_ATOMIC,
+    GFP_KERNEL,
+)
+from .mmzone import CountingZone
+from . import page_alloc
+from .page_alloc import drain_all_pages, free_hot_cold_page_n, get_page_from_freelist
+from .trace import Event, Recorder, RunResult
+from .vmscan import LRU, KswapdState, kswapd
+from .vmstat import refresh_cpu_vm_stats, zone_nr_free_pages, zone_page_state
+
+__all__ = ["Simulation", "Task", "PgData", "run"]
+
+# Python mangles ``__name`` inside a class body, so the kernel's double-underscore functions are
+# reached through these module-level names.
+alloc_pages_nodemask = getattr(page_alloc, "__alloc_pages_nodemask")
+alloc_pages_slowpath = getattr(page_alloc, "__alloc_pages_slowpath")
+zone_watermark_ok_arith = getattr(page_alloc, "__zone_watermark_ok")
+
+_BLOCK = 256  # ticks of workload drawn at once (the draw is the same whatever the block)
+_MAX_EVENTS = 200_000
+
+
+class Task:
+    """A writer task pinned to one CPU: it fills the page cache, ``writer_rate`` pages per ms."""
+
+    __slots__ = ("tid", "cpu", "pf_memalloc", "gen", "wake_at", "dirty_acc", "temp_acc")
+
+    def __init__(self, tid: int, cpu: int):
+        self.tid = tid
+        self.cpu = cpu
+        self.pf_memalloc = False
+        self.gen = None  # the running __alloc_pages_slowpath, if the task is in the allocator
+        self.wake_at = math.inf
+        self.dirty_acc = 0.0  # error diffusion: which written pages are dirty, without an RNG
+        self.temp_acc = 0.0
+
+    @property
+    def in_allocator(self) -> bool:
+        return self.gen is not None
+
+
+class PgData:
+    """The node (``pg_data_t``): kswapd and its wait queue."""
+
+    __slots__ = ("on_waitqueue", "woken", "max_order", "state", "gen", "wake_at")
+
+    def __init__(self):
+        self.on_waitqueue = True
+        self.woken = False
+        self.max_order = 0
+        self.state = KswapdState.SLEEPING
+        self.gen = None
+        self.wake_at = 0  # kswapd starts by running its loop once, as at boot
+
+    @property
+    def awake(self) -> bool:
+        """Not waiting on ``kswapd_wait``: what ``zone_nr_free_pages`` asks."""
+        return not self.on_waitqueue
+
+
+class Simulation:
+    """A running machine: one zone, ``cpus`` CPUs, writer tasks, interrupts and kswapd.
+
+    Parameters
+    ----------
+    config : SimConfig, optional
+        The run's settings; keyword ``overrides`` replace fields of it (or of the default).
+
+    Examples
+    --------
+    >>> sim = Simulation(SimConfig.preset("small", duration_ms=200))
+    >>> result = sim.run()
+    >>> result.simulated_ms
+    200
+    """
+
+    def __init__(self, config: SimConfig | None = None, **overrides):
+        if config is None:
+            config = SimConfig(**overrides) if overrides else SimConfig()
+        elif not isinstance(config, SimConfig):
+            raise TypeError(f"config must be an allocsim.SimConfig, got {config!r}")
+        elif overrides:
+            config = config.replace(**overrides)
+        self.config = cfg = config
+        d = cfg.derived()
+        self.derived = d.as_dict()
+        n = cfg.cpus
+        self.zone = zone = CountingZone(
+            d.present_pages, n, watermark=(d.wmark_min, d.wmark_low, d.wmark_high),
+            stat_threshold=d.stat_threshold, pcp_batch=d.pcp_batch, pcp_high=d.pcp_high,
+            free_pages=d.initial_free_pages, patches=cfg.patches)
+        zone.min_free_kbytes = d.min_free_kbytes
+        self.derived["percpu_drift_mark"] = zone.percpu_drift_mark
+
+        # Memory that is not free: page cache on the LRU, the rest kernel memory.
+        used = d.present_pages - d.initial_free_pages
+        lru_pages = int(used * cfg.lru_fraction)
+        dirty = int(round(lru_pages * cfg.dirty_fraction))
+        self.lru = LRU(clean=lru_pages - dirty, dirty=dirty)
+        self.kernel_pages = used - lru_pages
+        self.atomic_in_use = 0
+        self.temp_in_use = 0
+        self.writeback_in_flight = 0  # data pages under writeback
+        self._next_irq_cpu = 0  # round robin over the I/O interrupt CPUs
+        self.requests_in_flight = 0  # pages allocated to carry the writeback
+
+        # Tasks on the highest-numbered CPUs; kswapd on its own CPU.
+        first = n - cfg.writer_cpus
+        self.tasks = [Task(i, first + i) for i in range(cfg.writer_cpus)]
+        self.task_on_cpu: dict[int, Task] = {t.cpu: t for t in self.tasks}
+        self._no_task = np.ones(n, dtype=bool)
+        self._no_task[first:] = False
+        self.kswapd = PgData()
+        self.kswapd.gen = kswapd(self)
+
+        # Random streams: one seed -> independent streams. The workload streams are consumed at
+        # a rate that depends only on time, never on what the allocator did.
+        ss = np.random.SeedSequence(cfg.seed)
+        irq_ss, task_ss, lock_ss = ss.spawn(3)
+        self._rng_irq = np.random.default_rng(irq_ss)
+        self._rng_task = np.random.default_rng(task_ss)
+        self._rng_lock = np.random.default_rng(lock_ss)
+        self._block_start = -(10**9)
+
+        # Delayed frees: ring buffers indexed by tick modulo their length.
+        self._atomic_ring = np.zeros((cfg.atomic_lifetime_ms + 1, n), dtype=np.int64)
+        self._temp_ring = np.zeros((cfg.task_page_lifetime_ms + 1, n), dtype=np.int64)
+        self._wb_req = np.zeros((cfg.io_latency_ms + 1, n), dtype=np.int64)
+        self._wb_data = np.zeros(cfg.io_latency_ms + 1, dtype=np.int64)
+
+        # vmstat_update timers: CPU c fires when t % interval == (-3 c) % interval, the 3-jiffy
+        # per-CPU skew of __round_jiffies_relative. SIMPLIFICATION: no rounding to whole seconds
+        # and no deferral of idle CPUs' timers.
+        interval = cfg.stat_interval_ms
+        offsets = (-3 * np.arange(n)) % interval
+        order = np.argsort(offsets, kind="stable")
+        self._fold_slots: dict[int, np.ndarray] = {}
+        for off in np.unique(offsets):
+            self._fold_slots[int(off)] = order[offsets[order] == off]
+
+        self.t = 0
+        self.free_read = zone_page_state(zone)
+        self._wm_cache: dict[tuple[int, int], bool] = {}
+        self.recorder = Recorder(cfg.duration_ms)
+        self.events: list[Event] = []
+        self.events_dropped = 0
+        self._tick = {}
+
+    # -- services the kernel-named functions call ----------------------------------------------
+    def watermark_ok(self, mark: int, alloc_flags: int) -> bool:
+        """``zone_watermark_ok(zone, 0, mark, 0, alloc_flags)`` on this tick's lockless read."""
+        key = (mark, alloc_flags)
+        ok = self._wm_cache.get(key)
+        if ok is None:
+            ok = self._wm_cache[key] = zone_watermark_ok_arith(self.free_read, 0, mark, 0, alloc_flags)
+        return ok
+
+    def wake_kswapd(self) -> None:
+        """``wake_up_interruptible(&pgdat->kswapd_wait)``: kswapd runs from the next tick."""
+        ks = self.kswapd
+        if not ks.woken:
+            self.event("mm_vmscan_wakeup_kswapd", -1, 0)
+        ks.woken = True
+        ks.wake_at = min(ks.wake_at, self.t + 1)
+
+    def set_kswapd_state(self, state: int) -> None:
+        if state != self.kswapd.state:
+            if state == KswapdState.RUNNING:
+                self.event("mm_vmscan_kswapd_wake", self.config.kswapd_cpu, 0)
+            elif state == KswapdState.SLEEPING:
+                self.event("mm_vmscan_kswapd_sleep", self.config.kswapd_cpu, 0)
+        self.kswapd.state = state
+
+    def drain_all_pages(self, cpu: int) -> int:
+        """Patch 3's ``drain_all_pages()``: an IPI to every CPU to flush its pcp lists."""
+        pages = drain_all_pages(self.zone)
+        self._tick["drain_all_pages"] += 1
+        self.event("mm_page_pcpu_drain", cpu, pages)
+        return pages
+
+    def note_direct_reclaim(self, task: Task) -> None:
+        self._tick["direct_reclaim"] += 1
+        self.event("mm_vmscan_direct_reclaim_begin", task.cpu, 0)
+
+    def note_reclaimed(self, reclaimed: int, scanned: int) -> None:
+        self._tick["reclaimed"] += reclaimed
+        self._tick["scanned"] += scanned
+
+    def note_kswapd_reclaim(self, reclaimed: int) -> None:
+        pass
+
+    def note_memalloc(self, wanted: int, got: int) -> None:
+        self._tick["memalloc_attempted"] += wanted
+        self._tick["memalloc_ok"] += got
+
+    def start_writeback(self, cpu: int, nr: int) -> None:
+        """``nr`` dirty pages go to the device with ``nr`` request pages allocated on ``cpu``.
+
+        When the I/O completes (``io_latency_ms`` later) the device's completion interrupt
+        frees the request pages (hot) on the CPU that takes it — CPUs ``0 .. io_irq_cpus-1``
+        in turn, one request after another — and the data pages, now clean, go to the LRU
+        tail.
+        """
+        cfg = self.config
+        slot = (self.t + cfg.io_latency_ms) % len(self._wb_data)
+        k = cfg.io_irq_cpus
+        first = self._next_irq_cpu
+        per, extra = divmod(nr, k)
+        row = self._wb_req[slot]
+        if per:
+            row[:k] += per
+        for i in range(extra):
+            row[(first + i) % k] += 1
+        self._next_irq_cpu = (first + extra) % k
+        self._wb_data[slot] += nr
+        self.writeback_in_flight += nr
+        self.requests_in_flight += nr
+
+    def event(self, name: str, cpu: int, value: int) -> None:
+        if not self.config.record_events:
+            return
+        if len(self.events) < _MAX_EVENTS:
+            self.events.append(Event(self.t, name, int(cpu), int(value)))
+        else:
+            self.events_dropped += 1
+
+    # -- the tick ---------------------------------------------------------------------------
+    def _draw_block(self) -> None:
+        """Draw the workload of the next ``_BLOCK`` ticks (arrivals and lock order)."""
+        cfg = self.config
+        t0 = self.t - self.t % _BLOCK
+        ticks = np.arange(t0, t0 + _BLOCK)
+        burst = self._burst_mask(ticks)
+        irq_rate = np.where(burst, cfg.atomic_rate, cfg.quiet_atomic_rate)
+        self._irq_block = self._rng_irq.poisson(irq_rate[:, None], (_BLOCK, cfg.cpus))
+        w_rate = np.where(burst, cfg.writer_rate, 0.0)
+        self._task_block = self._rng_task.poisson(w_rate[:, None], (_BLOCK, max(1, cfg.writer_cpus)))
+        self._lock_block = self._rng_lock.random((_BLOCK, cfg.cpus))
+        self._block_start = t0
+
+    def _burst_mask(self, ticks: np.ndarray) -> np.ndarray:
+        cfg = self.config
+        end = math.inf if cfg.burst_ms is None else cfg.burst_start_ms + cfg.burst_ms
+        return (ticks >= cfg.burst_start_ms) & (ticks < end)
+
+    def step(self) -> None:
+        """Advance the machine by one tick (1 ms)."""
+        cfg = self.config
+        zone = self.zone
+        t = self.t
+        if t - self._block_start >= _BLOCK or t < self._block_start:
+            self._draw_block()
+        row = t - self._block_start
+        tick = self._tick = dict.fromkeys(
+            ("atomic_attempted", "atomic_ok", "atomic_failed", "task_attempted", "task_ok",
+             "task_failed", "memalloc_attempted", "memalloc_ok", "direct_reclaim",
+             "drain_all_pages", "reclaimed", "scanned", "folds"), 0)
+
+        # 0. What every lockless reader sees this tick.
+        self.free_read = zone_nr_free_pages(zone, self.kswapd.awake)
+        self._wm_cache.clear()
+
+        # 1. I/O completions: request pages freed on the submitting CPU, data pages clean.
+        slot = t % len(self._wb_data)
+        if self._wb_data[slot]:
+            data = int(self._wb_data[slot])
+            self._wb_data[slot] = 0
+            self.writeback_in_flight -= data
+            self.lru.add_tail(False, data)
+            req = self._wb_req[slot]
+            self.requests_in_flight -= int(req.sum())
+            self._free_vector(req.copy())
+            req[:] = 0
+
+        # 2. The workload's frees: interrupt pages and temporary task pages, each on its CPU.
+        a_slot = t % len(self._atomic_ring)
+        freed = self._atomic_ring[a_slot]
+        if freed.any():
+            self.atomic_in_use -= int(freed.sum())
+            self._free_vector(freed.copy())
+            freed[:] = 0
+        t_slot = t % len(self._temp_ring)
+        freed = self._temp_ring[t_slot]
+        if freed.any():
+            self.temp_in_use -= int(freed.sum())
+            self._free_vector(freed.copy())
+            freed[:] = 0
+
+        # 3. vmstat_update on the CPUs whose timer fires now.
+        cpus = self._fold_slots.get(t % cfg.stat_interval_ms)
+        if cpus is not None:
+            for cpu in cpus:
+                if refresh_cpu_vm_stats(zone, int(cpu)):
+                    tick["folds"] += 1
+
+        # 4. Allocations.
+        self._allocate(row)
+
+        # 5. Record.
+        self._record()
+        self.t = t + 1
+
+    def _free_vector(self, counts: np.ndarray) -> None:
+        """``free_hot_cold_page`` (hot) ``counts[cpu]`` times on every CPU at once."""
+        zone = self.zone
+        pcp = zone.pcp_count
+        over = (counts > 0) & (pcp + counts >= zone.pcp_high)
+        if over.any():
+            pcp += np.where(over, 0, counts)
+            for cpu in np.flatnonzero(over):
+                free_hot_cold_page_n(zone, int(cpu), int(counts[cpu]))
+        else:
+            pcp += counts
+
+    def _allocate(self, row: int) -> None:
+        cfg = self.config
+        zone = self.zone
+        tick = self._tick
+        t = self.t
+        n = cfg.cpus
+
+        need_irq = self._irq_block[row]
+        tick["atomic_attempted"] = int(need_irq.sum())
+        need_task = np.zeros(n, dtype=np.int64)
+        demand = self._task_block[row][: cfg.writer_cpus]
+        self._demand = int(demand.sum())
+        for task, w in zip(self.tasks, demand):
+            if w and task.gen is None:
+                need_task[task.cpu] = w
+
+        # Fast path for everyone at once: the LOW check reads the same value on every CPU.
+        if self.watermark_ok(zone.watermark[ALLOC_WMARK_LOW], ALLOC_WMARK_LOW | ALLOC_CPUSET):
+            pcp = zone.pcp_count
+            take_i = np.minimum(need_irq, pcp)
+            pcp -= take_i
+            take_t = np.minimum(need_task, pcp)
+            pcp -= take_t
+            left_i = need_irq - take_i
+            left_t = need_task - take_t
+            got_irq = take_i
+            ok_t = int(take_t.sum())
+            self._task_pages(take_t)
+        else:
+            left_i, left_t = need_irq, need_task
+            got_irq = np.zeros(n, dtype=np.int64)
+            ok_t = 0
+        tick["task_attempted"] = int(need_task.sum())
+
+        # Whoever needs the zone lock or sleeps in the allocator, in this tick's lock order.
+        keys = self._lock_block[row]
+        actors = []
+        for cpu in np.flatnonzero(left_i | left_t):
+            actors.append((keys[cpu], 0, int(cpu)))
+        for task in self.tasks:
+            if task.gen is not None and task.wake_at <= t:
+                actors.append((keys[task.cpu], 1, task.tid))
+        ks = self.kswapd
+        if ks.wake_at <= t:
+            actors.append((keys[cfg.kswapd_cpu], 2, -1))
+        actors.sort()
+
+        atomic_failed = 0
+        for _, kind, ident in actors:
+            if kind == 0:
+                cpu = ident
+                li = int(left_i[cpu])
+                if li:
+                    # An interrupt: GFP_ATOMIC, never sleeps.
+                    got = alloc_pages_nodemask(self, cpu, GFP_ATOMIC, li, in_interrupt=True)
+                    got_irq[cpu] += got
+                    atomic_failed += li - got
+                lt = int(left_t[cpu])
+                if lt:
+                    ok_t += self._task_alloc(self.task_on_cpu[cpu], lt)
+            elif kind == 1:
+                task = self.tasks[ident]
+                if self._advance(task):
+                    ok_t += 1
+            else:
+                self._advance_kswapd()
+
+        tick["atomic_ok"] = int(got_irq.sum())
+        tick["atomic_failed"] = atomic_failed
+        # Interrupt pages are freed on their CPU atomic_lifetime_ms later.
+        if tick["atomic_ok"]:
+            slot = (t + cfg.atomic_lifetime_ms) % len(self._atomic_ring)
+            self._atomic_ring[slot] += got_irq
+            self.atomic_in_use += tick["atomic_ok"]
+        tick["task_ok"] = ok_t
+
+    def _task_alloc(self, task: Task, nr: int) -> int:
+        """``nr`` GFP_KERNEL allocations by a running task; returns the pages it got."""
+        got = 0
+        cpu = task.cpu
+        while got < nr:
+            g = get_page_from_freelist(self, cpu, ALLOC_WMARK_LOW | ALLOC_CPUSET, nr - got)
+            if g:
+                self._task_page(task, g)
+                got += g
+            if got == nr:
+                break
+            task.gen = alloc_pages_slowpath(self, task, GFP_KERNEL)
+            self._tick["task_failed"] += 1
+            if self._advance(task):
+                got += 1
+                continue
+            break  # asleep in the allocator: the rest of this tick's demand is lost
+        return got
+
+    def _advance(self, task: Task) -> bool:
+        """Run a task's slow path until it sleeps or ends; True if it ended with a page."""
+        try:
+            ms = task.gen.send(None)
+        except StopIteration as stop:
+            task.gen = None
+            task.wake_at = math.inf
+            if stop.value:
+                self._task_page(task, 1)
+                return True
+            return False
+        task.wake_at = self.t + (ms if ms is not None else 10**12)
+        return False
+
+    def _advance_kswapd(self) -> None:
+        ks = self.kswapd
+        ms = ks.gen.send(None)
+        ks.wake_at = math.inf if ms is None else self.t + ms
+
+    def _task_pages(self, take_t: np.ndarray) -> None:
+        for cpu in np.flatnonzero(take_t):
+            self._task_page(self.task_on_cpu[int(cpu)], int(take_t[cpu]))
+
+    def _task_page(self, task: Task, nr: int) -> None:
+        """Where a task's new pages go: temporary (freed later) or page cache (LRU head)."""
+        cfg = self.config
+        temp = 0
+        if cfg.task_temp_fraction:
+            task.temp_acc += nr * cfg.task_temp_fraction
+            temp = int(task.temp_acc)
+            task.temp_acc -= temp
+        if temp:
+            slot = (self.t + cfg.task_page_lifetime_ms) % len(self._temp_ring)
+            self._temp_ring[slot, task.cpu] += temp
+            self.temp_in_use += temp
+        cache = nr - temp
+        if cache:
+            task.dirty_acc += cache * cfg.dirty_fraction
+            dirty = min(cache, int(task.dirty_acc))
+            task.dirty_acc -= dirty
+            self.lru.add_head(True, dirty)
+            self.lru.add_head(False, cache - dirty)
+
+    def _record(self) -> None:
+        rec = self.recorder
+        i = rec.n
+        if i >= len(rec.arrays["counter"]):
+            rec.ensure(i + 1)
+        a = rec.arrays
+        zone = self.zone
+        tick = self._tick
+        a["counter"][i] = zone_page_state(zone)
+        snap = zone.vm_stat + int(zone.vm_stat_diff.sum())
+        a["snapshot"][i] = snap if snap > 0 else 0
+        a["read"][i] = self.free_read
+        a["buddy"][i] = zone.nr_free_pages_buddy
+        pcp = zone.pcp_count
+        a["pcp"][i] = int(pcp.sum())
+        a["pcp_stranded"][i] = int(pcp[self._no_task].sum())
+        a["kswapd_state"][i] = self.kswapd.state
+        for name, value in tick.items():
+            a[name][i] = value
+        a["task_demand"][i] = self._demand
+        a["tasks_in_allocator"][i] = sum(1 for t in self.tasks if t.gen is not None)
+        a["writeback"][i] = self.writeback_in_flight
+        a["lru_dirty"][i] = self.lru.dirty
+        a["lru_clean"][i] = self.lru.clean
+        rec.n = i + 1
+
+    # -- running --------------------------------------------------------------------------------
+    def run(self, until: int | None = None, *, progress=None, progress_every: int = 100,
+            wall_budget_s: float | None = None) -> RunResult:
+        """Run to ``until`` ms (default: the config's ``duration_ms``) and return the result.
+
+        Resumable: ``run(until=500)`` then ``run(until=1000)`` is the same as ``run(1000)``.
+        ``progress(sim)`` is called every ``progress_every`` ticks (for progress bars and live
+        plots). ``wall_budget_s`` stops early, with ``result.finished`` False, if the wall-clock
+        time runs out.
+        """
+        if until is None:
+            until = self.config.duration_ms
+        if isinstance(until, bool) or not isinstance(until, (int, np.integer)) or until < 0:
+            raise ValueError(f"until must be a whole number of ms >= 0, got {until!r}")
+        until = int(until)
+        self.recorder.ensure(until)
+        start = time.perf_counter()
+        while self.t < until:
+            self.step()
+            if progress is not None and self.t % progress_every == 0:
+                progress(self)
+            if wall_budget_s is not None and time.perf_counter() - start > wall_budget_s:
+                break
+        return self.result()
+
+    def result(self) -> RunResult:
+        """A :class:`RunResult` of everything recorded so far."""
+        view = {k: v.copy() for k, v in self.recorder.view().items()}
+        return RunResult(self.config, np.arange(self.recorder.n), view, list(self.events),
+                         dict(self.derived), self.events_dropped,
+                         finished=self.t >= self.config.duration_ms)
+
+    # -- invariants (used by the tests after every step) ---------------------------------------
+    def pages_accounted(self) -> dict[str, int]:
+        """Where every page is: the parts add up to ``present_pages``."""
+        zone = self.zone
+        return {
+            "buddy": zone.nr_free_pages_buddy,
+            "pcp": zone.pcp_pages(),
+            "lru": len(self.lru),
+            "writeback": self.writeback_in_flight,
+            "requests": self.requests_in_flight,
+            "atomic": self.atomic_in_use,
+            "temporary": self.temp_in_use,
+            "kernel": self.kernel_pages,
+        }
+
+    def check_invariants(self) -> None:
+        """Raise AssertionError if a page was lost or a counter left its bounds."""
+        zone = self.zone
+        parts = self.pages_accounted()
+        total = sum(parts.values())
+        assert total == zone.present_pages, f"pages lost or duplicated: {parts} != {zone.present_pages}"
+        assert min(parts.values()) >= 0, f"negative page count: {parts}"
+        assert (zone.pcp_count >= 0).all(), "negative pcp count"
+        assert (np.abs(zone.vm_stat_diff) <= zone.stat_threshold).all(), "diff beyond threshold"
+        exact = zone.vm_stat + int(zone.vm_stat_diff.sum())
+        assert exact == zone.nr_free_pages_buddy, (
+            f"exact counter {exact} != buddy pages {zone.nr_free_pages_buddy}")
+        assert self.lru.clean + self.lru.dirty == sum(r[1] for r in self.lru.runs)
+
+
+def run(config: SimConfig | None = None, **overrides) -> RunResult:
+    """Build a :class:`Simulation` and run it to its ``duration_ms``."""
+    return Simulation(config, **overrides).run()

@@ -1,0 +1,234 @@
+"""Recording: named per-tick series in preallocated arrays, an event log named after kernel
+tracepoints, and :class:`RunResult`, what a run hands to metrics, plots and widgets.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["SERIES", "Recorder", "Event", "RunResult", "Episode"]
+
+# name -> (dtype, description). The order is the column order of to_pandas().
+SERIES = {
+    "counter": (np.int64, "zone_page_state(NR_FREE_PAGES): the plain, clamped counter"),
+    "snapshot": (np.int64, "zone_page_state_snapshot: counter + every CPU's unfolded delta"),
+    "read": (np.int64, "what the watermark checks read this tick (zone_nr_free_pages)"),
+    "buddy": (np.int64, "pages really on the buddy free lists"),
+    "pcp": (np.int64, "pages on all per-cpu lists (free, but not counted)"),
+    "in_flight": (np.int64, "pages counted but not yet on the lists (patch 1's window); "
+                            "always 0 at tick level, see allocsim.window"),
+    "pcp_stranded": (np.int64, "pcp pages on CPUs that run no task (only interrupts use them)"),
+    "kswapd_state": (np.int8, "0 sleeping, 1 napping (both on kswapd_wait), 2 in balance_pgdat"),
+    "atomic_attempted": (np.int64, "GFP_ATOMIC pages asked for"),
+    "atomic_ok": (np.int64, "GFP_ATOMIC pages had"),
+    "atomic_failed": (np.int64, "GFP_ATOMIC allocations that failed"),
+    "task_demand": (np.int64, "pages the tasks wanted this tick (also while they were stuck)"),
+    "task_attempted": (np.int64, "task (GFP_KERNEL) allocations attempted"),
+    "task_ok": (np.int64, "task allocations that returned a page"),
+    "task_failed": (np.int64, "task attempts that went on into reclaim instead of a page"),
+    "memalloc_attempted": (np.int64, "PF_MEMALLOC pages asked for (writeback requests)"),
+    "memalloc_ok": (np.int64, "PF_MEMALLOC pages had"),
+    "tasks_in_allocator": (np.int64, "tasks inside __alloc_pages_slowpath"),
+    "direct_reclaim": (np.int64, "entries into direct reclaim"),
+    "drain_all_pages": (np.int64, "drain_all_pages calls (patch 3's IPIs)"),
+    "reclaimed": (np.int64, "pages reclaimed (direct + kswapd)"),
+    "scanned": (np.int64, "LRU pages scanned"),
+    "writeback": (np.int64, "pages under writeback"),
+    "lru_dirty": (np.int64, "dirty pages on the LRU"),
+    "lru_clean": (np.int64, "clean pages on the LRU"),
+    "folds": (np.int64, "vmstat_update folds this tick"),
+}
+
+
+class Recorder:
+    """Preallocated per-tick arrays, grown by doubling when a run is resumed past its size."""
+
+    def __init__(self, capacity: int):
+        self.n = 0
+        self.arrays = {name: np.zeros(max(1, capacity), dtype=dt) for name, (dt, _) in SERIES.items()}
+
+    def ensure(self, capacity: int) -> None:
+        cur = len(self.arrays["counter"])
+        if capacity <= cur:
+            return
+        new = max(capacity, 2 * cur)
+        for name, arr in self.arrays.items():
+            grown = np.zeros(new, dtype=arr.dtype)
+            grown[: self.n] = arr[: self.n]
+            self.arrays[name] = grown
+
+    def view(self) -> dict[str, np.ndarray]:
+        return {name: arr[: self.n] for name, arr in self.arrays.items()}
+
+
+@dataclass(frozen=True)
+class Event:
+    """One tracepoint hit: time (ms), kernel tracepoint name, CPU (-1 = none), a value."""
+
+    t_ms: int
+    name: str
+    cpu: int
+    value: int = 0
+
+
+@dataclass(frozen=True)
+class Episode:
+    """A detected livelock: when it started, how long it lasted, and the state at its onset."""
+
+    start_ms: int
+    length_ms: int
+    onset: dict
+
+    def to_dict(self) -> dict:
+        return {"start_ms": self.start_ms, "length_ms": self.length_ms, "onset": dict(self.onset)}
+
+
+class RunResult:
+    """The record of one run: its config, per-tick arrays, events and derived numbers.
+
+    ``result["counter"]`` (or ``result.counter``) is a numpy array over ``result.t_ms``.
+    """
+
+    def __init__(self, config, t_ms: np.ndarray, series: dict, events: list, derived: dict,
+                 events_dropped: int = 0, finished: bool = True):
+        self.config = config
+        self.t_ms = t_ms
+        self.series = series
+        self.events = events
+        self.events_dropped = events_dropped
+        self.derived = derived
+        self.finished = finished
+        from .metrics import find_livelocks  # metrics reads RunResults; import here, not at top
+
+        self.episodes: list[Episode] = find_livelocks(self)
+
+    # -- access ------------------------------------------------------------------------------
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name in self.series:
+            return self.series[name]
+        const = {"wmark_min": "wmark_min", "wmark_low": "wmark_low", "wmark_high": "wmark_high",
+                 "drift_mark": "percpu_drift_mark", "stat_threshold": "stat_threshold"}
+        if name in const:
+            return np.full(len(self.t_ms), self.derived[const[name]], dtype=np.int64)
+        raise KeyError(f"no series {name!r}; available: {', '.join(self.names())}")
+
+    def __getattr__(self, name: str):
+        if name.startswith("_") or name in ("series", "derived"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError as e:
+            raise AttributeError(str(e)) from None
+
+    def names(self) -> list[str]:
+        """Every series name (recorded, plus the per-run constants as arrays)."""
+        return list(self.series) + ["wmark_min", "wmark_low", "wmark_high", "drift_mark",
+                                    "stat_threshold"]
+
+    def __len__(self) -> int:
+        return len(self.t_ms)
+
+    # -- headline numbers ---------------------------------------------------------------------
+    @property
+    def livelocked(self) -> bool:
+        return bool(self.episodes)
+
+    @property
+    def livelock_ms(self) -> int:
+        return int(sum(e.length_ms for e in self.episodes))
+
+    @property
+    def simulated_ms(self) -> int:
+        return int(len(self.t_ms))
+
+    def events_named(self, name: str) -> list[Event]:
+        return [e for e in self.events if e.name == name]
+
+    def to_dict(self) -> dict:
+        """The headline numbers as plain JSON-able values (what ``--json`` prints)."""
+        s = self.series
+        gap = (s["counter"] - s["buddy"]) if len(self.t_ms) else np.zeros(1, dtype=np.int64)
+        cfg = self.config
+        demand = int(s["task_demand"].sum())
+        return {
+            "livelocked": self.livelocked,
+            "livelock_ms": self.livelock_ms,
+            "episodes": [e.to_dict() for e in self.episodes],
+            "simulated_ms": self.simulated_ms,
+            "cpus": cfg.cpus,
+            "zone_mib": cfg.zone_mib,
+            "seed": cfg.seed,
+            "patches": list(cfg.patches.enabled()),
+            "stat_threshold": self.derived["stat_threshold"],
+            "stat_interval_ms": cfg.stat_interval_ms,
+            "drift_mark": self.derived["percpu_drift_mark"],
+            "watermarks": [self.derived["wmark_min"], self.derived["wmark_low"],
+                           self.derived["wmark_high"]],
+            "max_drift": self.derived["max_drift"],
+            "max_counter_minus_buddy": int(gap.max()) if len(gap) else 0,
+            "mean_counter_minus_buddy": float(gap.mean()) if len(gap) else 0.0,
+            "min_buddy": int(s["buddy"].min()) if len(self.t_ms) else 0,
+            "max_pcp": int(s["pcp"].max()) if len(self.t_ms) else 0,
+            "drain_all_pages_calls": int(s["drain_all_pages"].sum()),
+            "direct_reclaim_entries": int(s["direct_reclaim"].sum()),
+            "kswapd_awake_ms": int((s["kswapd_state"] == 2).sum()),
+            "task_demand": demand,
+            "task_ok": int(s["task_ok"].sum()),
+            "task_throughput": (int(s["task_ok"].sum()) / demand) if demand else None,
+            "atomic_failed": int(s["atomic_failed"].sum()),
+            "pages_reclaimed": int(s["reclaimed"].sum()),
+        }
+
+    def summary(self) -> str:
+        """A readable multi-line summary (what the command line prints)."""
+        d = self.to_dict()
+        cfg = self.config
+        lines = [
+            f"allocsim run: {cfg.cpus} CPUs, {cfg.zone_mib} MiB zone, patches {cfg.patches.label()}, "
+            f"seed {cfg.seed}, {d['simulated_ms']} ms simulated",
+            f"  watermarks min/low/high  {d['watermarks'][0]}/{d['watermarks'][1]}/{d['watermarks'][2]} pages",
+            f"  stat_threshold           {d['stat_threshold']} per CPU "
+            f"(max drift {d['max_drift']} pages vs low-min {self.derived['tolerate_drift']})",
+            f"  percpu_drift_mark        {d['drift_mark']}" + ("  (not set)" if not d["drift_mark"] else ""),
+            f"  counter - buddy          max {d['max_counter_minus_buddy']}, "
+            f"mean {d['mean_counter_minus_buddy']:.0f} pages",
+            f"  task pages had           {d['task_ok']} of {d['task_demand']} wanted"
+            + (f" ({100 * d['task_throughput']:.1f}%)" if d["task_throughput"] is not None else ""),
+            f"  GFP_ATOMIC failures      {d['atomic_failed']}",
+            f"  direct reclaim entries   {d['direct_reclaim_entries']}",
+            f"  drain_all_pages calls    {d['drain_all_pages_calls']}",
+            f"  kswapd in balance_pgdat  {d['kswapd_awake_ms']} ms",
+        ]
+        if self.episodes:
+            lines.append(f"  LIVELOCK                 {len(self.episodes)} episode(s), "
+                         f"{d['livelock_ms']} ms in total")
+            for e in self.episodes:
+                o = e.onset
+                lines.append(
+                    f"    from {e.start_ms} ms for {e.length_ms} ms; at onset: counter {o['counter']}, "
+                    f"snapshot {o['snapshot']}, buddy {o['buddy']}, pcp {o['pcp']}, "
+                    f"kswapd {o['kswapd']}, min watermark {o['wmark_min']}")
+        else:
+            lines.append("  livelock                 none")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return (f"<RunResult {self.config.cpus} CPUs, patches {self.config.patches.label()}, "
+                f"seed {self.config.seed}, {self.simulated_ms} ms, "
+                f"livelock {self.livelock_ms} ms>")
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    def to_pandas(self):
+        """A ``pandas.DataFrame`` indexed by time in ms (needs pandas installed)."""
+        try:
+            import pandas as pd
+        except ImportError as e:  # pragma: no cover - exercised only without pandas
+            raise ImportError("RunResult.to_pandas needs pandas: pip install pandas") from e
+        df = pd.DataFrame({name: self[name] for name in self.names()},
+                          index=pd.Index(self.t_ms, name="t_ms"))
+        return df
