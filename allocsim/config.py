@@ -62,14 +62,14 @@ class SimConfig:
                           help="simulated time the run covers (its time budget)")
 
     # -- the workload (independent of what the allocator does) -------------------------------
-    burst_start_ms: int = _f(100, label="burst starts", unit="ms", range=(0, 3_600_000),
+    burst_start_ms: int = _f(20, label="burst starts", unit="ms", range=(0, 3_600_000),
                              group="workload",
                              help="end of the quiet phase: writers and interrupts start here")
     burst_ms: int | None = _f(None, label="burst length", unit="ms", range=(1, 3_600_000),
                               optional=True, group="workload",
                               help="how long the burst lasts; None = to the end of the run")
     writer_cpus: int = _f(64, label="writer CPUs", range=(0, NR_CPUS), group="workload",
-                          help="CPUs running a writer task (the highest-numbered ones)")
+                          help="CPUs running a writer task (CPUs 0 .. n-1, as taskset would pin them)")
     writer_rate: float = _f(4.0, label="writer rate", unit="pages/ms", range=(0.0, 256.0),
                             group="workload", integer=False,
                             help="page-cache pages each writer asks for per ms (Poisson mean)")
@@ -104,17 +104,21 @@ class SimConfig:
                              integer=False,
                              help="share of the used memory on the LRU (the rest is kernel "
                                   "memory that reclaim cannot free)")
-    io_latency_ms: int = _f(10, label="I/O latency", unit="ms", range=(1, 10_000), group="memory",
+    io_latency_ms: int = _f(20, label="I/O latency", unit="ms", range=(1, 10_000), group="memory",
                             help="time from starting writeback to the page being clean")
-    io_irq_cpus: int = _f(8, label="I/O interrupt CPUs", range=(1, NR_CPUS), group="memory",
-                          help="the device's completion interrupts run on CPUs 0..n-1 in turn; "
-                               "they free the pages that carried the writeback there")
+    io_irq_cpus: int | None = _f(None, label="I/O interrupt CPUs", range=(1, NR_CPUS),
+                                 optional=True, group="memory",
+                                 help="the device's completion interrupts run on the last n "
+                                      "CPUs in turn and free the pages that carried the "
+                                      "writeback there; None = min(8, cpus)")
     writeback_limit: int = _f(4096, label="writeback queue", unit="pages", range=(1, 1 << 24),
                               group="memory",
                               help="pages in writeback before the device counts as congested "
                                    "and reclaim skips dirty pages")
-    kswapd_cpu: int = _f(0, label="kswapd CPU", range=(0, NR_CPUS - 1), group="memory",
-                         help="the CPU kswapd runs on (its pcp list takes its reclaimed pages)")
+    kswapd_cpu: int | None = _f(None, label="kswapd CPU", range=(0, NR_CPUS - 1), optional=True,
+                                group="memory",
+                                help="the CPU kswapd runs on (its pcp list takes its reclaimed "
+                                     "pages); None = the last CPU")
     kswapd_scan_per_ms: int = _f(512, label="kswapd scan rate", unit="pages/ms",
                                  range=(32, 1 << 20), group="memory",
                                  help="LRU pages kswapd can scan per ms")
@@ -144,9 +148,9 @@ class SimConfig:
             raise TypeError(f"record_events must be True or False, got {self.record_events!r}")
         if self.writer_cpus > self.cpus:
             raise ValueError(f"writer_cpus must be in [0, cpus={self.cpus}], got {self.writer_cpus}")
-        if self.io_irq_cpus > self.cpus:
+        if self.io_irq_cpus is not None and self.io_irq_cpus > self.cpus:
             raise ValueError(f"io_irq_cpus must be in [1, cpus={self.cpus}], got {self.io_irq_cpus}")
-        if self.kswapd_cpu >= self.cpus:
+        if self.kswapd_cpu is not None and self.kswapd_cpu >= self.cpus:
             raise ValueError(f"kswapd_cpu must be in [0, cpus-1={self.cpus - 1}], got {self.kswapd_cpu}")
         if self.pcp_high is not None and self.pcp_batch is not None and self.pcp_high < self.pcp_batch:
             raise ValueError(f"pcp_high must be >= pcp_batch ({self.pcp_batch}) or 0, got {self.pcp_high}")

@@ -141,12 +141,13 @@ class Simulation:
         self._next_irq_cpu = 0  # round robin over the I/O interrupt CPUs
         self.requests_in_flight = 0  # pages allocated to carry the writeback
 
-        # Tasks on the highest-numbered CPUs; kswapd on its own CPU.
-        first = n - cfg.writer_cpus
-        self.tasks = [Task(i, first + i) for i in range(cfg.writer_cpus)]
+        # Writers pinned to CPUs 0 .. writer_cpus-1; kswapd on kswapd_cpu (default the last).
+        self.tasks = [Task(i, i) for i in range(cfg.writer_cpus)]
         self.task_on_cpu: dict[int, Task] = {t.cpu: t for t in self.tasks}
         self._no_task = np.ones(n, dtype=bool)
-        self._no_task[first:] = False
+        self._no_task[: cfg.writer_cpus] = False
+        self.kswapd_cpu = n - 1 if cfg.kswapd_cpu is None else cfg.kswapd_cpu
+        self.io_irq_cpus = min(8, n) if cfg.io_irq_cpus is None else cfg.io_irq_cpus
         self.kswapd = PgData()
         self.kswapd.gen = kswapd(self)
 
@@ -203,9 +204,9 @@ class Simulation:
     def set_kswapd_state(self, state: int) -> None:
         if state != self.kswapd.state:
             if state == KswapdState.RUNNING:
-                self.event("mm_vmscan_kswapd_wake", self.config.kswapd_cpu, 0)
+                self.event("mm_vmscan_kswapd_wake", self.kswapd_cpu, 0)
             elif state == KswapdState.SLEEPING:
-                self.event("mm_vmscan_kswapd_sleep", self.config.kswapd_cpu, 0)
+                self.event("mm_vmscan_kswapd_sleep", self.kswapd_cpu, 0)
         self.kswapd.state = state
 
     def drain_all_pages(self, cpu: int) -> int:
@@ -234,20 +235,21 @@ class Simulation:
         """``nr`` dirty pages go to the device with ``nr`` request pages allocated on ``cpu``.
 
         When the I/O completes (``io_latency_ms`` later) the device's completion interrupt
-        frees the request pages (hot) on the CPU that takes it — CPUs ``0 .. io_irq_cpus-1``
+        frees the request pages (hot) on the CPU that takes it — the last ``io_irq_cpus`` CPUs
         in turn, one request after another — and the data pages, now clean, go to the LRU
         tail.
         """
         cfg = self.config
         slot = (self.t + cfg.io_latency_ms) % len(self._wb_data)
-        k = cfg.io_irq_cpus
+        k = self.io_irq_cpus
+        base = cfg.cpus - k
         first = self._next_irq_cpu
         per, extra = divmod(nr, k)
         row = self._wb_req[slot]
         if per:
-            row[:k] += per
+            row[base:] += per
         for i in range(extra):
-            row[(first + i) % k] += 1
+            row[base + (first + i) % k] += 1
         self._next_irq_cpu = (first + extra) % k
         self._wb_data[slot] += nr
         self.writeback_in_flight += nr
@@ -393,7 +395,7 @@ class Simulation:
                 actors.append((keys[task.cpu], 1, task.tid))
         ks = self.kswapd
         if ks.wake_at <= t:
-            actors.append((keys[cfg.kswapd_cpu], 2, -1))
+            actors.append((keys[self.kswapd_cpu], 2, -1))
         actors.sort()
 
         atomic_failed = 0

@@ -181,7 +181,7 @@ def balance_pgdat(sim, order: int):
     zone is not under MIN, it waits ``congestion_wait(HZ/10)`` as it would below priority 10.
     """
     zone = sim.zone
-    cpu = sim.config.kswapd_cpu
+    cpu = sim.kswapd_cpu
     budget = sim.config.kswapd_scan_per_ms
     while True:  # loop_again:
         if sim.watermark_ok(zone.watermark[ALLOC_WMARK_HIGH], 0):
