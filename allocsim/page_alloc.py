@@ -15,8 +15,14 @@ from __future__ import annotations
 
 import math
 
-from .constants import (ALLOC_HARDER, ALLOC_HIGH, LOWMEM_RESERVE_RATIO, MAX_ORDER, PAGE_SHIFT,
-                        PAGE_SIZE)
+from .constants import (
+    ALLOC_HARDER,
+    ALLOC_HIGH,
+    LOWMEM_RESERVE_RATIO,
+    MAX_ORDER,
+    PAGE_SHIFT,
+    PAGE_SIZE,
+)
 from .errors import check_int
 from .vmstat import __mod_zone_page_state, zone_nr_free_pages
 
