@@ -50,14 +50,20 @@ def find_livelocks(result) -> list:
     begins = np.flatnonzero(edges == 1)
     ends = np.flatnonzero(edges == -1)
     episodes = []
+    in_alloc = s["tasks_in_allocator"]
     for b, e in zip(begins, ends):
+        # The onset is the first tick of the episode at which most tasks sit in the allocator:
+        # the state in which the machine got stuck (the window itself may open a little earlier).
+        stuck_ticks = np.flatnonzero(in_alloc[b:e] > LIVELOCK_STUCK_SHARE * ntasks)
+        o = b + int(stuck_ticks[0]) if len(stuck_ticks) else b
         onset = {
-            "counter": int(s["counter"][b]),
-            "snapshot": int(s["snapshot"][b]),
-            "buddy": int(s["buddy"][b]),
-            "pcp": int(s["pcp"][b]),
-            "pcp_stranded": int(s["pcp_stranded"][b]),
-            "kswapd": KswapdState.NAMES[int(s["kswapd_state"][b])],
+            "t_ms": int(result.t_ms[o]),
+            "counter": int(s["counter"][o]),
+            "snapshot": int(s["snapshot"][o]),
+            "buddy": int(s["buddy"][o]),
+            "pcp": int(s["pcp"][o]),
+            "pcp_stranded": int(s["pcp_stranded"][o]),
+            "kswapd": KswapdState.NAMES[int(s["kswapd_state"][o])],
             "wmark_min": int(result.derived["wmark_min"]),
         }
         episodes.append(Episode(int(result.t_ms[b]), int(e - b), onset))

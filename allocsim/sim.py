@@ -13,10 +13,10 @@ because it decides what concurrency the model can show:
    (``free_pcppages_bulk``) change the buddy lists one CPU at a time, in a fresh random order
    each tick (the lock stream of the seed); there is no fixed CPU order.
 3. **Within a tick**: I/O completions and the workload's frees come first, then each CPU's
-   ``vmstat_update`` if its staggered timer fires, then every CPU's allocations (interrupts
-   before the CPU's task, since an interrupt preempts it), tasks resuming in the allocator and
-   kswapd, in lock order. Allocations served from a CPU's own pcp list need no lock and are done
-   for all CPUs at once (numpy); this shortcut is exact because they touch only that CPU's list.
+   ``vmstat_update`` if its staggered timer fires. Then allocations: first every CPU takes what
+   it can from its own pcp list (interrupts before the CPU's task, since an interrupt preempts
+   it) — no lock, nothing shared, so all CPUs do this at once; then whoever needs the zone lock
+   (refills), tasks resuming in the allocator and kswapd run in the tick's lock order.
 4. **Same tick, same branch.** ``nr`` allocations by one CPU in one tick all read the same
    counter, so they are made as one batch (``nr`` pcp pops with refills as needed).
 
@@ -176,6 +176,7 @@ class Simulation:
         for off in np.unique(offsets):
             self._fold_slots[int(off)] = order[offsets[order] == off]
 
+        self.vector_fast_path = True
         self.t = 0
         self.free_read = zone_page_state(zone)
         self._wm_cache: dict[tuple[int, int], bool] = {}
@@ -367,22 +368,34 @@ class Simulation:
             if w and task.gen is None:
                 need_task[task.cpu] = w
 
-        # Fast path for everyone at once: the LOW check reads the same value on every CPU.
+        # Fast path, first what needs no lock: the LOW check reads the same value on every
+        # CPU, and each CPU takes what it can from its own pcp list (interrupts first). Done
+        # for all CPUs at once with numpy; ``vector_fast_path = False`` does the same CPU by
+        # CPU through the scalar kernel functions, and a test checks that both agree.
+        got_irq = np.zeros(n, dtype=np.int64)
+        ok_t = 0
+        left_i, left_t = need_irq, need_task
         if self.watermark_ok(zone.watermark[ALLOC_WMARK_LOW], ALLOC_WMARK_LOW | ALLOC_CPUSET):
             pcp = zone.pcp_count
-            take_i = np.minimum(need_irq, pcp)
-            pcp -= take_i
-            take_t = np.minimum(need_task, pcp)
-            pcp -= take_t
+            if self.vector_fast_path:
+                take_i = np.minimum(need_irq, pcp)
+                pcp -= take_i
+                take_t = np.minimum(need_task, pcp)
+                pcp -= take_t
+            else:
+                take_i = np.zeros(n, dtype=np.int64)
+                take_t = np.zeros(n, dtype=np.int64)
+                lowflags = ALLOC_WMARK_LOW | ALLOC_CPUSET
+                for cpu in np.flatnonzero(need_irq | need_task):
+                    take_i[cpu] = get_page_from_freelist(
+                        self, cpu, lowflags, int(min(need_irq[cpu], pcp[cpu])))
+                    take_t[cpu] = get_page_from_freelist(
+                        self, cpu, lowflags, int(min(need_task[cpu], pcp[cpu])))
             left_i = need_irq - take_i
             left_t = need_task - take_t
             got_irq = take_i
             ok_t = int(take_t.sum())
             self._task_pages(take_t)
-        else:
-            left_i, left_t = need_irq, need_task
-            got_irq = np.zeros(n, dtype=np.int64)
-            ok_t = 0
         tick["task_attempted"] = int(need_task.sum())
 
         # Whoever needs the zone lock or sleeps in the allocator, in this tick's lock order.

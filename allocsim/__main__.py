@@ -1,0 +1,140 @@
+"""Command line, OSTEP style: print every parameter first, then what happened.
+
+    python -m allocsim run --preset large --patches none --seed 1
+    python -m allocsim run --preset large --patches all --json
+    python -m allocsim run --preset small --cpus 64 --stat-threshold 1 --seconds 2
+    python -m allocsim zoneinfo [PATH] [--json]
+
+Every ``SimConfig`` field is an option (``--zone-mib``, ``--stat-interval-ms``, ...), generated
+from the field metadata; ``--seconds`` sets the duration. Bad options exit with status 2 and a
+one-line reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+
+from .config import PRESETS, SimConfig, preset
+from .patches import Patches
+
+__all__ = ["main", "build_parser"]
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad option as one line on stderr and exits 2."""
+
+    def error(self, message):  # noqa: D102 - argparse API
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _optional_int(name):
+    def parse(text: str):
+        if text.lower() in ("none", "kernel", "formula", "default"):
+            return None
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be a whole number or 'kernel', got {text!r}") from None
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog="python -m allocsim",
+                            description="allocsim: the 2.6.36-rc3 page allocator and the 2010 "
+                                        "per-cpu drift livelock")
+    sub = parser.add_subparsers(dest="command", parser_class=_OneLineParser)
+    run = sub.add_parser("run", help="simulate a scenario and print what happened")
+    run.add_argument("--preset", default="large", choices=sorted(PRESETS),
+                     help="scenario to start from (default: large)")
+    run.add_argument("--patches", default="none",
+                     help="'all', 'none' or a comma list of " + ", ".join(Patches.names()))
+    run.add_argument("--seconds", type=float, default=None,
+                     help="simulated seconds (sets duration_ms)")
+    run.add_argument("--json", action="store_true", help="print one JSON object instead")
+    run.add_argument("--quiet", action="store_true", help="do not print the parameters first")
+    for f in fields(SimConfig):
+        meta = f.metadata
+        if f.name in ("patches",) or "range" not in meta:
+            continue
+        lo, hi = meta["range"]
+        unit = f" {meta['unit']}" if meta.get("unit") else ""
+        help_text = f"{meta['help']} [{lo}..{hi}{unit}]"
+        opt = "--" + f.name.replace("_", "-")
+        if meta["optional"]:
+            run.add_argument(opt, dest=f.name, type=_optional_int(f.name), default=argparse.SUPPRESS,
+                             help=help_text + " or 'kernel'")
+        elif meta["integer"]:
+            run.add_argument(opt, dest=f.name, type=int, default=argparse.SUPPRESS, help=help_text)
+        else:
+            run.add_argument(opt, dest=f.name, type=float, default=argparse.SUPPRESS, help=help_text)
+    zi = sub.add_parser("zoneinfo", help="read /proc/zoneinfo and report the drift exposure",
+                        add_help=False)
+    zi.add_argument("rest", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _config_from(args) -> SimConfig:
+    overrides = {f.name: getattr(args, f.name) for f in fields(SimConfig) if hasattr(args, f.name)}
+    overrides.pop("patches", None)
+    overrides["patches"] = Patches.parse(args.patches)
+    if args.seconds is not None:
+        if not args.seconds > 0:
+            raise ValueError(f"seconds must be > 0, got {args.seconds}")
+        overrides["duration_ms"] = int(round(args.seconds * 1000))
+    return preset(args.preset, **overrides)
+
+
+def _print_parameters(cfg: SimConfig, out) -> None:
+    d = cfg.derived()
+    print(f"ARG preset-derived configuration (seed {cfg.seed})", file=out)
+    for name, value in cfg.to_dict().items():
+        print(f"ARG {name:22s} {value}", file=out)
+    print(f"ARG {'(derived)':22s} present_pages {d.present_pages}, watermarks "
+          f"{d.wmark_min}/{d.wmark_low}/{d.wmark_high}, stat_threshold {d.stat_threshold}, "
+          f"max drift {d.max_drift}, pcp high/batch {d.pcp_high}/{d.pcp_batch}", file=out)
+    print("", file=out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] == "zoneinfo":
+        from .zoneinfo import main as zoneinfo_main
+
+        return zoneinfo_main(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "run":
+        parser.print_help()
+        return 2
+    try:
+        cfg = _config_from(args)
+    except (ValueError, TypeError) as e:
+        print(f"python -m allocsim run: error: {e}", file=sys.stderr)
+        return 2
+    from .sim import Simulation
+
+    sim = Simulation(cfg)
+    if args.json:
+        print(json.dumps(sim.run().to_dict()))
+        return 0
+    if not args.quiet:
+        _print_parameters(cfg, sys.stdout)
+
+    def progress(s):
+        if sys.stderr.isatty():
+            print(f"\r  simulated {s.t} / {cfg.duration_ms} ms", end="", file=sys.stderr, flush=True)
+
+    result = sim.run(progress=progress, progress_every=250)
+    if sys.stderr.isatty():
+        print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
+    print(result.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
