@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field, fields
+from types import SimpleNamespace
+
+import numpy as np
 
 from .constants import NR_CPUS, PAGE_SHIFT
 from .errors import check_float, check_int
 from .page_alloc import min_free_kbytes as kernel_min_free_kbytes
 from .page_alloc import setup_pageset, setup_per_zone_wmarks, zone_batchsize
 from .patches import Patches
-from .vmstat import STAT_THRESHOLD_MAX, calculate_threshold, drift_mark
+from .vmstat import (
+    STAT_THRESHOLD_MAX,
+    calculate_threshold,
+    drift_mark,
+    refresh_zone_stat_thresholds,
+)
 
 __all__ = ["SimConfig", "PRESETS", "preset", "scaled_zone_mib", "Derived"]
 
@@ -178,6 +186,13 @@ class SimConfig:
         if self.pcp_high is not None:
             high = self.pcp_high
         mark = drift_mark(wmin, wlow, whigh, threshold, self.cpus)
+        # What the kernel would set: ask refresh_zone_stat_thresholds itself (it holds the
+        # patch decision), on a stand-in carrying just the fields it reads.
+        stand_in = SimpleNamespace(num_online_cpus=self.cpus, present_pages=present,
+                                   stat_threshold=np.zeros(self.cpus, dtype=np.int64),
+                                   watermark=[wmin, wlow, whigh], percpu_drift_mark=0,
+                                   patches=self.patches)
+        refresh_zone_stat_thresholds(stand_in, self.cpus, threshold)
         free0 = self.initial_free_pages
         if free0 is None:
             free0 = min(present, whigh + 64 * self.cpus)
@@ -185,7 +200,7 @@ class SimConfig:
                        wmark_low=wlow, wmark_high=whigh, stat_threshold=threshold,
                        max_drift=self.cpus * threshold, tolerate_drift=wlow - wmin,
                        drift_mark_if_patched=mark,
-                       percpu_drift_mark=mark if self.patches.drift_mark_snapshot else 0,
+                       percpu_drift_mark=stand_in.percpu_drift_mark,
                        pcp_high=high, pcp_batch=batch, initial_free_pages=free0)
 
     def replace(self, **changes) -> "SimConfig":

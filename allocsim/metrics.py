@@ -68,3 +68,51 @@ def find_livelocks(result) -> list:
         }
         episodes.append(Episode(int(result.t_ms[b]), int(e - b), onset))
     return episodes
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweeps: many runs, one row each
+# ---------------------------------------------------------------------------------------------
+
+PATCH_SUBSETS = ("none", "counter_after_free", "drift_mark_snapshot", "drain_after_reclaim",
+                 "counter_after_free,drift_mark_snapshot", "counter_after_free,drain_after_reclaim",
+                 "drift_mark_snapshot,drain_after_reclaim", "all")
+
+
+def row(result) -> dict:
+    """The numbers a table or a sweep plot needs from one run."""
+    d = result.to_dict()
+    s = result.series
+    first = result.episodes[0] if result.episodes else None
+    awake_at_onset = None
+    if first is not None:
+        awake_at_onset = first.onset["kswapd"] == "balancing"
+    # Did patch 2 ever get to act? It can only while kswapd is in balance_pgdat and the counter
+    # is below the drift mark.
+    snapshot_ticks = int(((s["kswapd_state"] == 2) & (s["counter"] < result.derived["percpu_drift_mark"])).sum())
+    return {
+        "cpus": d["cpus"], "zone_mib": d["zone_mib"], "seed": d["seed"],
+        "patches": result.config.patches.label(), "stat_interval_ms": d["stat_interval_ms"],
+        "stat_threshold": d["stat_threshold"], "livelocked": d["livelocked"],
+        "livelock_ms": d["livelock_ms"], "first_episode_ms": first.length_ms if first else 0,
+        "kswapd_awake_at_onset": awake_at_onset, "snapshot_ticks": snapshot_ticks,
+        "drain_all_pages_calls": d["drain_all_pages_calls"],
+        "max_counter_minus_buddy": d["max_counter_minus_buddy"],
+        "mean_counter_minus_buddy": d["mean_counter_minus_buddy"],
+        "max_pcp_stranded": int(s["pcp_stranded"].max()) if len(s["pcp_stranded"]) else 0,
+        "task_throughput": d["task_throughput"], "atomic_failed": d["atomic_failed"],
+        "max_drift": d["max_drift"],
+    }
+
+
+def sweep(configs, *, progress=None) -> list[dict]:
+    """Run every config and return one :func:`row` per run (``progress(i, n, cfg)`` optional)."""
+    from .sim import Simulation
+
+    configs = list(configs)
+    rows = []
+    for i, cfg in enumerate(configs):
+        if progress is not None:
+            progress(i, len(configs), cfg)
+        rows.append(row(Simulation(cfg).run()))
+    return rows

@@ -22,6 +22,10 @@ because it decides what concurrency the model can show:
 
 A task or kswapd that sleeps (``congestion_wait``, kswapd's nap) is a generator that yields the
 milliseconds it sleeps; the simulation resumes it when its time comes or when it is woken.
+
+SIMPLIFICATION: one node with one Normal zone (no lowmem_reserve in play), order-0 traffic only,
+no compaction, no OOM killer, no flusher threads and no dirty throttling; kswapd stays on one
+CPU; reads are phased per tick as described above. docs/MODEL.md lists every simplification.
 """
 
 from __future__ import annotations
@@ -32,15 +36,16 @@ import time
 import numpy as np
 
 from .config import SimConfig
-from .constants import (
-    ALLOC_CPUSET,
-    ALLOC_WMARK_LOW,
-    GFP_ATOMIC,
-    GFP_KERNEL,
-)
+from .constants import ALLOC_CPUSET, ALLOC_WMARK_LOW, ALLOC_WMARK_MASK, GFP_ATOMIC, GFP_KERNEL
 from .mmzone import CountingZone
 from . import page_alloc
-from .page_alloc import drain_all_pages, free_hot_cold_page_n, get_page_from_freelist
+from .page_alloc import (
+    drain_all_pages,
+    free_hot_cold_page_n,
+    get_page_from_freelist,
+    gfp_to_alloc_flags,
+    wake_all_kswapd,
+)
 from .trace import Event, Recorder, RunResult
 from .vmscan import LRU, KswapdState, kswapd
 from .vmstat import refresh_cpu_vm_stats, zone_nr_free_pages, zone_page_state
@@ -142,6 +147,7 @@ class Simulation:
         self.requests_in_flight = 0  # pages allocated to carry the writeback
 
         # Writers pinned to CPUs 0 .. writer_cpus-1; kswapd on kswapd_cpu (default the last).
+        # SIMPLIFICATION: kswapd never migrates; the real thread may run on any CPU of its node.
         self.tasks = [Task(i, i) for i in range(cfg.writer_cpus)]
         self.task_on_cpu: dict[int, Task] = {t.cpu: t for t in self.tasks}
         self._no_task = np.ones(n, dtype=bool)
@@ -177,6 +183,9 @@ class Simulation:
             self._fold_slots[int(off)] = order[offsets[order] == off]
 
         self.vector_fast_path = True
+        self._task_running = np.ones(cfg.writer_cpus, dtype=bool)  # not in the allocator
+        self._in_allocator = 0
+        self._wakeups: dict[int, list[Task]] = {}  # tick -> tasks whose sleep ends then
         self.t = 0
         self.free_read = zone_page_state(zone)
         self._wm_cache: dict[tuple[int, int], bool] = {}
@@ -358,60 +367,70 @@ class Simulation:
         tick = self._tick
         t = self.t
         n = cfg.cpus
+        k = cfg.writer_cpus
 
         need_irq = self._irq_block[row]
         tick["atomic_attempted"] = int(need_irq.sum())
-        need_task = np.zeros(n, dtype=np.int64)
-        demand = self._task_block[row][: cfg.writer_cpus]
+        demand = self._task_block[row][:k]
         self._demand = int(demand.sum())
-        for task, w in zip(self.tasks, demand):
-            if w and task.gen is None:
-                need_task[task.cpu] = w
+        need_task = np.zeros(n, dtype=np.int64)
+        need_task[:k] = np.where(self._task_running, demand, 0)  # task i runs on CPU i
 
-        # Fast path, first what needs no lock: the LOW check reads the same value on every
-        # CPU, and each CPU takes what it can from its own pcp list (interrupts first). Done
-        # for all CPUs at once with numpy; ``vector_fast_path = False`` does the same CPU by
-        # CPU through the scalar kernel functions, and a test checks that both agree.
-        got_irq = np.zeros(n, dtype=np.int64)
-        ok_t = 0
-        left_i, left_t = need_irq, need_task
-        if self.watermark_ok(zone.watermark[ALLOC_WMARK_LOW], ALLOC_WMARK_LOW | ALLOC_CPUSET):
-            pcp = zone.pcp_count
-            if self.vector_fast_path:
-                take_i = np.minimum(need_irq, pcp)
+        # First what needs no lock. Every check this tick reads the same value, so whether a
+        # context may take pages is one decision per tick: tasks at LOW (the fast path);
+        # interrupts at LOW, or else — after waking kswapd — at MIN with ALLOC_HIGH|ALLOC_HARDER.
+        # Each CPU then takes what it can from its own pcp list, interrupts first. Done for all
+        # CPUs at once with numpy; ``vector_fast_path = False`` does the same CPU by CPU
+        # through the scalar kernel functions, and a test checks that both agree.
+        low_flags = ALLOC_WMARK_LOW | ALLOC_CPUSET
+        low_ok = self.watermark_ok(zone.watermark[ALLOC_WMARK_LOW], low_flags)
+        irq_flags = low_flags
+        if not low_ok and need_irq.any():
+            wake_all_kswapd(self)
+            irq_flags = gfp_to_alloc_flags(GFP_ATOMIC, in_interrupt=True)
+        irq_ok = self.watermark_ok(zone.watermark[irq_flags & ALLOC_WMARK_MASK], irq_flags)
+        pcp = zone.pcp_count
+        take_i = np.zeros(n, dtype=np.int64)
+        take_t = np.zeros(n, dtype=np.int64)
+        if self.vector_fast_path:
+            if irq_ok:
+                np.minimum(need_irq, pcp, out=take_i)
                 pcp -= take_i
-                take_t = np.minimum(need_task, pcp)
+            if low_ok:
+                np.minimum(need_task, pcp, out=take_t)
                 pcp -= take_t
-            else:
-                take_i = np.zeros(n, dtype=np.int64)
-                take_t = np.zeros(n, dtype=np.int64)
-                lowflags = ALLOC_WMARK_LOW | ALLOC_CPUSET
-                for cpu in np.flatnonzero(need_irq | need_task):
+        else:
+            for cpu in np.flatnonzero(need_irq | need_task):
+                if irq_ok:
                     take_i[cpu] = get_page_from_freelist(
-                        self, cpu, lowflags, int(min(need_irq[cpu], pcp[cpu])))
+                        self, cpu, irq_flags, int(min(need_irq[cpu], pcp[cpu])))
+                if low_ok:
                     take_t[cpu] = get_page_from_freelist(
-                        self, cpu, lowflags, int(min(need_task[cpu], pcp[cpu])))
-            left_i = need_irq - take_i
-            left_t = need_task - take_t
-            got_irq = take_i
-            ok_t = int(take_t.sum())
+                        self, cpu, low_flags, int(min(need_task[cpu], pcp[cpu])))
+        got_irq = take_i
+        left_i = need_irq - take_i
+        left_t = need_task - take_t
+        ok_t = int(take_t.sum())
+        if ok_t:
             self._task_pages(take_t)
         tick["task_attempted"] = int(need_task.sum())
+        atomic_failed = 0
+        if not irq_ok:
+            # Every interrupt's check fails the same way: the allocations fail (nopage).
+            atomic_failed = int(left_i.sum())
+            left_i = np.zeros(n, dtype=np.int64)
 
         # Whoever needs the zone lock or sleeps in the allocator, in this tick's lock order.
         keys = self._lock_block[row]
-        actors = []
-        for cpu in np.flatnonzero(left_i | left_t):
-            actors.append((keys[cpu], 0, int(cpu)))
-        for task in self.tasks:
-            if task.gen is not None and task.wake_at <= t:
-                actors.append((keys[task.cpu], 1, task.tid))
+        actors = [(keys[cpu], 0, int(cpu)) for cpu in np.flatnonzero(left_i | left_t)]
+        due = self._wakeups.pop(t, None)
+        if due:
+            actors.extend((keys[task.cpu], 1, task.tid) for task in due)
         ks = self.kswapd
         if ks.wake_at <= t:
             actors.append((keys[self.kswapd_cpu], 2, -1))
         actors.sort()
 
-        atomic_failed = 0
         for _, kind, ident in actors:
             if kind == 0:
                 cpu = ident
@@ -426,7 +445,7 @@ class Simulation:
                     ok_t += self._task_alloc(self.task_on_cpu[cpu], lt)
             elif kind == 1:
                 task = self.tasks[ident]
-                if self._advance(task):
+                if task.wake_at == t and self._advance(task):
                     ok_t += 1
             else:
                 self._advance_kswapd()
@@ -456,21 +475,30 @@ class Simulation:
             if self._advance(task):
                 got += 1
                 continue
-            break  # asleep in the allocator: the rest of this tick's demand is lost
+            # SIMPLIFICATION: a task asleep in the allocator does not queue up later demand; what
+            # it would have asked for meanwhile counts as demand not served.
+            break
         return got
 
     def _advance(self, task: Task) -> bool:
         """Run a task's slow path until it sleeps or ends; True if it ended with a page."""
+        if self._task_running[task.tid]:
+            self._task_running[task.tid] = False
+            self._in_allocator += 1
         try:
             ms = task.gen.send(None)
         except StopIteration as stop:
             task.gen = None
             task.wake_at = math.inf
+            self._task_running[task.tid] = True
+            self._in_allocator -= 1
             if stop.value:
                 self._task_page(task, 1)
                 return True
             return False
-        task.wake_at = self.t + (ms if ms is not None else 10**12)
+        # A task in the allocator sleeps for a fixed time (congestion_wait, a jiffy's nap).
+        task.wake_at = self.t + ms
+        self._wakeups.setdefault(task.wake_at, []).append(task)
         return False
 
     def _advance_kswapd(self) -> None:
@@ -522,7 +550,7 @@ class Simulation:
         for name, value in tick.items():
             a[name][i] = value
         a["task_demand"][i] = self._demand
-        a["tasks_in_allocator"][i] = sum(1 for t in self.tasks if t.gen is not None)
+        a["tasks_in_allocator"][i] = self._in_allocator
         a["writeback"][i] = self.writeback_in_flight
         a["lru_dirty"][i] = self.lru.dirty
         a["lru_clean"][i] = self.lru.clean
