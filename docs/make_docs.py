@@ -104,7 +104,13 @@ def cpu_sweep_figure():
         lines.append(f"| {r['cpus']} | {scaled_zone_mib(r['cpus'])} | {r['patches']} | "
                      f"{r['livelock_ms']} | {r['max_counter_minus_buddy']} | {r['max_drift']} | "
                      f"{100 * r['task_throughput']:.1f}% | {r['drain_all_pages_calls']} |")
+    global CPU_LIVELOCKED
+    CPU_LIVELOCKED = {p: ", ".join(str(r["cpus"]) for r in rows if r["patches"] == p
+                                   and r["livelocked"]) or "none" for p in ("none", "all")}
     return "\n".join(lines)
+
+
+CPU_LIVELOCKED = {}
 
 
 def steady_and_small():
@@ -137,6 +143,8 @@ def main():
         "CPU_SWEEP": cpu_sweep_figure(),
         "STEADY_SMALL": steady_and_small(),
     }
+    sections["CPU_LIVELOCKED"] = CPU_LIVELOCKED["none"] + " CPUs"
+    sections["CPU_LIVELOCKED_PATCHED"] = CPU_LIVELOCKED["all"]
     livelock_figure()
     template = (HERE / "results.template.md").read_text()
     for key, table in sections.items():
