@@ -309,31 +309,18 @@ class Simulation:
         self.free_read = zone_nr_free_pages(zone, self.kswapd.awake)
         self._wm_cache.clear()
 
-        # 1. I/O completions: request pages freed on the submitting CPU, data pages clean.
+        # 1. I/O completions: request pages freed where the interrupt runs, data pages clean.
         slot = t % len(self._wb_data)
         if self._wb_data[slot]:
             data = int(self._wb_data[slot])
             self._wb_data[slot] = 0
             self.writeback_in_flight -= data
             self.lru.add_tail(False, data)
-            req = self._wb_req[slot]
-            self.requests_in_flight -= int(req.sum())
-            self._free_vector(req.copy())
-            req[:] = 0
+            self.requests_in_flight -= self._free_due(self._wb_req, slot)
 
         # 2. The workload's frees: interrupt pages and temporary task pages, each on its CPU.
-        a_slot = t % len(self._atomic_ring)
-        freed = self._atomic_ring[a_slot]
-        if freed.any():
-            self.atomic_in_use -= int(freed.sum())
-            self._free_vector(freed.copy())
-            freed[:] = 0
-        t_slot = t % len(self._temp_ring)
-        freed = self._temp_ring[t_slot]
-        if freed.any():
-            self.temp_in_use -= int(freed.sum())
-            self._free_vector(freed.copy())
-            freed[:] = 0
+        self.atomic_in_use -= self._free_due(self._atomic_ring, t % len(self._atomic_ring))
+        self.temp_in_use -= self._free_due(self._temp_ring, t % len(self._temp_ring))
 
         # 3. vmstat_update on the CPUs whose timer fires now.
         cpus = self._fold_slots.get(t % cfg.stat_interval_ms)
@@ -348,6 +335,15 @@ class Simulation:
         # 5. Record.
         self._record()
         self.t = t + 1
+
+    def _free_due(self, ring: np.ndarray, slot: int) -> int:
+        """Free (hot) the pages a ring buffer holds for this tick on each CPU; return how many."""
+        due = ring[slot]
+        total = int(due.sum())
+        if total:
+            self._free_vector(due.copy())
+            due[:] = 0
+        return total
 
     def _free_vector(self, counts: np.ndarray) -> None:
         """``free_hot_cold_page`` (hot) ``counts[cpu]`` times on every CPU at once."""
