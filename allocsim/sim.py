@@ -221,7 +221,10 @@ class Simulation:
 
     def drain_all_pages(self, cpu: int) -> int:
         """Patch 3's ``drain_all_pages()``: an IPI to every CPU to flush its pcp lists."""
-        pages = drain_all_pages(self.zone)
+        if self.vector_fast_path:
+            pages = self.zone.drain_all_counted()
+        else:
+            pages = drain_all_pages(self.zone)
         self._tick["drain_all_pages"] += 1
         self.event("mm_page_pcpu_drain", cpu, pages)
         return pages
@@ -427,7 +430,33 @@ class Simulation:
             actors.append((keys[self.kswapd_cpu], 2, -1))
         actors.sort()
 
+        # Runs of consecutive interrupt-only refills (empty pcp, one batch covers the need) are
+        # done together with numpy; they touch only their own lists and the buddy pages, which
+        # they take in lock order. ``vector_fast_path = False`` does them one by one.
+        run: list[int] = []
+        batch = int(zone.pcp_batch[0])
+        pcp = zone.pcp_count
+        vector = self.vector_fast_path
+
+        def refill_run() -> int:
+            cpus = np.array(run, dtype=np.int64)
+            run.clear()
+            if not low_ok:
+                wake_all_kswapd(self)
+            got = zone.refill_counted(cpus)
+            need = left_i[cpus]
+            take = np.minimum(need, got)
+            pcp[cpus] -= take
+            got_irq[cpus] += take
+            return int((need - take).sum())
+
         for _, kind, ident in actors:
+            if (vector and kind == 0 and not left_t[ident] and left_i[ident] <= batch
+                    and pcp[ident] == 0):
+                run.append(ident)
+                continue
+            if run:
+                atomic_failed += refill_run()
             if kind == 0:
                 cpu = ident
                 li = int(left_i[cpu])
@@ -445,6 +474,8 @@ class Simulation:
                     ok_t += 1
             else:
                 self._advance_kswapd()
+        if run:
+            atomic_failed += refill_run()
 
         tick["atomic_ok"] = int(got_irq.sum())
         tick["atomic_failed"] = atomic_failed

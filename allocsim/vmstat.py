@@ -22,6 +22,7 @@ __all__ = [
     "drift_mark",
     "calculate_pressure_threshold",
     "__mod_zone_page_state",
+    "mod_zone_page_state_vector",
     "zone_page_state",
     "zone_page_state_snapshot",
     "zone_nr_free_pages",
@@ -120,6 +121,21 @@ def __mod_zone_page_state(zone, cpu: int, delta: int) -> None:
         zone.vm_stat += x
         x = 0
     zone.vm_stat_diff[cpu] = x
+
+
+def mod_zone_page_state_vector(zone, cpus: np.ndarray, deltas: np.ndarray) -> None:
+    """``__mod_zone_page_state`` once on each of several distinct CPUs, with numpy.
+
+    Each CPU folds only its own diff, and ``vm_stat`` is a sum, so the order does not matter:
+    the result equals one scalar call per ``(cpu, delta)`` pair (tested).
+    """
+    x = zone.vm_stat_diff[cpus] + deltas
+    t = zone.stat_threshold[cpus]
+    fold = (x > t) | (x < -t)
+    if fold.any():
+        zone.vm_stat += int(x[fold].sum())
+        x[fold] = 0
+    zone.vm_stat_diff[cpus] = x
 
 
 def zone_page_state(zone) -> int:

@@ -538,3 +538,42 @@ def test___mod_zone_page_state_folds_only_beyond_threshold():
     mod_zone_page_state(zone, 3, 7)
     assert vmstat.refresh_cpu_vm_stats(zone, 3) == 7   # the periodic fold moves the diff over
     assert (zone.vm_stat, int(zone.vm_stat_diff[3])) == (start - 24, 0)
+
+
+def test_drain_all_counted_matches_drain_all_pages():
+    """CountingZone.drain_all_counted equals page_alloc.drain_all_pages CPU by CPU."""
+    import numpy as np
+
+    from allocsim.mmzone import CountingZone
+    from allocsim.page_alloc import drain_all_pages, rmqueue_bulk
+
+    rng = np.random.default_rng(7)
+    for threshold in (0, 5, 30, 125):
+        a = CountingZone(262144, 64, stat_threshold=threshold, free_pages=5000)
+        b = CountingZone(262144, 64, stat_threshold=threshold, free_pages=5000)
+        for cpu in rng.integers(0, 64, 40):
+            n = int(rng.integers(1, 80))
+            rmqueue_bulk(a, int(cpu), n)
+            rmqueue_bulk(b, int(cpu), n)
+        assert a.drain_all_counted() == drain_all_pages(b)
+        assert a.buddy_pages() == b.buddy_pages() and a.vm_stat == b.vm_stat
+        assert (a.vm_stat_diff == b.vm_stat_diff).all() and (a.pcp_count == b.pcp_count).all()
+
+
+def test_refill_counted_matches_rmqueue_bulk_in_order():
+    """CountingZone.refill_counted equals one rmqueue_bulk per CPU in the given order."""
+    import numpy as np
+
+    from allocsim.mmzone import CountingZone
+    from allocsim.page_alloc import rmqueue_bulk
+
+    rng = np.random.default_rng(11)
+    for free in (0, 10, 100, 3000):
+        a = CountingZone(262144, 128, stat_threshold=40, free_pages=free)
+        b = CountingZone(262144, 128, stat_threshold=40, free_pages=free)
+        cpus = rng.permutation(128)[:90]
+        got = a.refill_counted(cpus)
+        for cpu, g in zip(cpus, got):
+            assert rmqueue_bulk(b, int(cpu), int(b.pcp_batch[cpu])) == g
+        assert a.buddy_pages() == b.buddy_pages() and a.vm_stat == b.vm_stat
+        assert (a.vm_stat_diff == b.vm_stat_diff).all() and (a.pcp_count == b.pcp_count).all()
