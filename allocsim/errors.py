@@ -39,6 +39,14 @@ def check_float(name: str, value, lo: float | None = None, hi: float | None = No
     return value
 
 
+def check_cpu(zone, cpu) -> None:
+    """Raise unless ``cpu`` is an online CPU of ``zone`` (an integer in ``[0, cpus-1]``)."""
+    if isinstance(cpu, bool) or not isinstance(cpu, numbers.Integral):
+        raise TypeError(f"cpu must be an integer, got {cpu!r} ({type(cpu).__name__})")
+    if not 0 <= cpu < zone.num_online_cpus:
+        raise ValueError(f"cpu must be in [0, {zone.num_online_cpus - 1}], got {cpu}")
+
+
 def _range_text(lo, hi) -> str:
     if lo is not None and hi is not None:
         return f"[{lo}, {hi}]"

@@ -23,7 +23,7 @@ from .constants import (
     PAGE_SHIFT,
     PAGE_SIZE,
 )
-from .errors import check_int
+from .errors import check_cpu, check_int
 from .vmstat import __mod_zone_page_state, zone_nr_free_pages
 
 __all__ = [
@@ -244,6 +244,7 @@ def rmqueue_bulk(zone, cpu: int, count: int, cold: bool = False) -> int:
     ``__mod_zone_page_state(zone, NR_FREE_PAGES, -i)`` for what it got. There is no watermark
     re-check here: the caller's check may be stale by now. Returns the pages moved.
     """
+    check_cpu(zone, cpu)
     got = zone._buddy_take(cpu, count, cold)
     if got:
         __mod_zone_page_state(zone, cpu, -got)
@@ -262,6 +263,7 @@ def free_pcppages_bulk(zone, cpu: int, count: int, on_page=None) -> int:
     hook through which ``allocsim.window`` lets another CPU look in mid-loop. Returns the pages
     freed and lowers ``pcp.count`` by them (the kernel's callers do that right after).
     """
+    check_cpu(zone, cpu)
     count = min(count, int(zone.pcp_count[cpu]))
     if count <= 0:
         return 0
@@ -287,6 +289,7 @@ def free_hot_cold_page(zone, cpu: int, cold: bool = False, pfn: int | None = Non
     that many pages in a row (the kernel's ``__pagevec_free`` loop); ``pfn`` names the page when
     the zone keeps pages individually. Returns the pages flushed to the buddy lists.
     """
+    check_cpu(zone, cpu)
     flushed = 0
     for _ in range(nr_pages):
         zone._pcp_push(cpu, cold, pfn)
@@ -302,6 +305,7 @@ def buffered_rmqueue(zone, cpu: int, cold: bool = False):
     NR_FREE_PAGES is not touched here: the refill already subtracted the whole batch. Returns the
     page (a pfn, or ``True`` when the zone only counts pages), or ``None`` if none was had.
     """
+    check_cpu(zone, cpu)
     if zone.pcp_count[cpu] == 0:
         rmqueue_bulk(zone, cpu, int(zone.pcp_batch[cpu]), cold)
         if zone.pcp_count[cpu] == 0:
@@ -311,6 +315,7 @@ def buffered_rmqueue(zone, cpu: int, cold: bool = False):
 
 def drain_pages(zone, cpu: int) -> int:
     """Free a CPU's whole pcp list to the buddy lists (``drain_pages``, mm/page_alloc.c)."""
+    check_cpu(zone, cpu)
     return free_pcppages_bulk(zone, cpu, int(zone.pcp_count[cpu]))
 
 

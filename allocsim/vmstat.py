@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .constants import NR_CPUS, PAGE_SHIFT
-from .errors import check_int
+from .errors import check_cpu, check_int
 
 __all__ = [
     "fls",
@@ -174,6 +174,7 @@ def refresh_cpu_vm_stats(zone, cpu: int) -> int:
     CPU's own pcp lists (only remote NUMA zones are trimmed, which a one-node model lacks).
     Returns the number of pages folded.
     """
+    check_cpu(zone, cpu)
     v = int(zone.vm_stat_diff[cpu])
     if v:
         zone.vm_stat_diff[cpu] = 0

@@ -368,3 +368,29 @@ def test_patches_parse_rejects_non_strings(text):
     """Patches.parse raises TypeError naming patches when given something that is not a string."""
     with pytest.raises(TypeError, match="patches must be a string"):
         Patches.parse(text)
+
+
+@pytest.mark.parametrize("func", ["rmqueue_bulk", "free_pcppages_bulk", "drain_pages",
+                                  "buffered_rmqueue", "free_hot_cold_page"])
+@pytest.mark.parametrize("cpu", [-1, 4, 1.0, "0"])
+def test_page_alloc_operations_reject_bad_cpu(func, cpu):
+    """Operations on a CPU's pcp list reject a CPU that is not online, naming cpu and its range."""
+    from allocsim import page_alloc
+    from allocsim.mmzone import Zone
+
+    zone = Zone(8192, 4)
+    args = {"rmqueue_bulk": (zone, cpu, 1), "free_pcppages_bulk": (zone, cpu, 1),
+            "drain_pages": (zone, cpu), "buffered_rmqueue": (zone, cpu),
+            "free_hot_cold_page": (zone, cpu)}[func]
+    with pytest.raises((ValueError, TypeError), match="cpu"):
+        getattr(page_alloc, func)(*args)
+
+
+@pytest.mark.parametrize("cpu", [-1, 4, 2.5])
+def test_refresh_cpu_vm_stats_rejects_bad_cpu(cpu):
+    """vmstat_update's fold names the bad CPU and the valid range."""
+    from allocsim.mmzone import Zone
+    from allocsim.vmstat import refresh_cpu_vm_stats
+
+    with pytest.raises((ValueError, TypeError), match=r"cpu must be"):
+        refresh_cpu_vm_stats(Zone(8192, 4), cpu)
