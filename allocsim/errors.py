@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 
 def check_int(name: str, value, lo: int | None = None, hi: int | None = None) -> int:
     """Return ``value`` as ``int`` if it is an integer within ``[lo, hi]``.
@@ -41,6 +43,9 @@ def check_float(name: str, value, lo: float | None = None, hi: float | None = No
 
 def check_cpu(zone, cpu) -> None:
     """Raise unless ``cpu`` is an online CPU of ``zone`` (an integer in ``[0, cpus-1]``)."""
+    kind = type(cpu)
+    if (kind is int or kind is np.int64) and 0 <= cpu < zone.num_online_cpus:
+        return  # the common case, checked cheaply: this runs on every refill and flush
     if isinstance(cpu, bool) or not isinstance(cpu, numbers.Integral):
         raise TypeError(f"cpu must be an integer, got {cpu!r} ({type(cpu).__name__})")
     if not 0 <= cpu < zone.num_online_cpus:

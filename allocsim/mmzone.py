@@ -412,7 +412,7 @@ class CountingZone(Zone):
         """
         batch = self.pcp_batch[cpus]
         before = np.concatenate(([0], np.cumsum(batch)[:-1]))
-        got = np.clip(self.nr_free_pages_buddy - before, 0, batch)
+        got = np.minimum(np.maximum(self.nr_free_pages_buddy - before, 0), batch)
         total = int(got.sum())
         if total:
             self.nr_free_pages_buddy -= total
