@@ -419,63 +419,81 @@ class Simulation:
             atomic_failed = int(left_i.sum())
             left_i = np.zeros(n, dtype=np.int64)
 
-        # Whoever needs the zone lock or sleeps in the allocator, in this tick's lock order.
+        # Whoever needs the zone lock or sleeps in the allocator, in this tick's lock order:
+        # CPUs with demand left, tasks whose sleep ends now, kswapd if its time has come. Ties
+        # (a task resuming on a CPU that also has demand left) go to the CPU's demand first.
         keys = self._lock_block[row]
-        actors = [(keys[cpu], 0, int(cpu)) for cpu in np.flatnonzero(left_i | left_t)]
-        due = self._wakeups.pop(t, None)
-        if due:
-            actors.extend((keys[task.cpu], 1, task.tid) for task in due)
+        cpus = np.flatnonzero(left_i | left_t)
+        cpus = cpus[np.argsort(keys[cpus], kind="stable")]
+        cpu_keys = keys[cpus]
+        others = [(keys[task.cpu], 1, task.tid) for task in self._wakeups.pop(t, ())]
         ks = self.kswapd
         if ks.wake_at <= t:
-            actors.append((keys[self.kswapd_cpu], 2, -1))
-        actors.sort()
+            others.append((keys[self.kswapd_cpu], 2, -1))
+        others.sort()
 
-        # Runs of consecutive interrupt-only refills (empty pcp, one batch covers the need) are
-        # done together with numpy; they touch only their own lists and the buddy pages, which
-        # they take in lock order. ``vector_fast_path = False`` does them one by one.
-        run: list[int] = []
         batch = int(zone.pcp_batch[0])
         pcp = zone.pcp_count
-        vector = self.vector_fast_path
+        failed = [atomic_failed]
+        had = [ok_t]
 
-        def refill_run() -> int:
-            cpus = np.array(run, dtype=np.int64)
-            run.clear()
+        def cpu_turn(cpu: int) -> None:
+            """One CPU's demand that its own pcp list could not meet, through the kernel path."""
+            li = int(left_i[cpu])
+            if li:
+                # An interrupt: GFP_ATOMIC, never sleeps.
+                got = alloc_pages_nodemask(self, cpu, GFP_ATOMIC, li, in_interrupt=True)
+                got_irq[cpu] += got
+                failed[0] += li - got
+            lt = int(left_t[cpu])
+            if lt:
+                had[0] += self._task_alloc(self.task_on_cpu[cpu], lt)
+
+        def refill_run(run: np.ndarray) -> None:
+            """Interrupt-only CPUs with empty pcp lists whose need one batch covers, in lock
+            order, all at once: each refill takes min(batch, what is left) of the buddy pages."""
             if not low_ok:
                 wake_all_kswapd(self)
-            got = zone.refill_counted(cpus)
-            need = left_i[cpus]
+            got = zone.refill_counted(run)
+            need = left_i[run]
             take = np.minimum(need, got)
-            pcp[cpus] -= take
-            got_irq[cpus] += take
-            return int((need - take).sum())
+            pcp[run] -= take
+            got_irq[run] += take
+            failed[0] += int((need - take).sum())
 
-        for _, kind, ident in actors:
-            if (vector and kind == 0 and not left_t[ident] and left_i[ident] <= batch
-                    and pcp[ident] == 0):
-                run.append(ident)
-                continue
-            if run:
-                atomic_failed += refill_run()
-            if kind == 0:
-                cpu = ident
-                li = int(left_i[cpu])
-                if li:
-                    # An interrupt: GFP_ATOMIC, never sleeps.
-                    got = alloc_pages_nodemask(self, cpu, GFP_ATOMIC, li, in_interrupt=True)
-                    got_irq[cpu] += got
-                    atomic_failed += li - got
-                lt = int(left_t[cpu])
-                if lt:
-                    ok_t += self._task_alloc(self.task_on_cpu[cpu], lt)
-            elif kind == 1:
+        def cpu_segment(seg: np.ndarray) -> None:
+            """Consecutive CPU turns with no task or kswapd between them. Nothing in a turn
+            touches another CPU's pcp list except a drain, which only empties lists, so which
+            turns are simple refills can be decided at the start of the segment."""
+            if not self.vector_fast_path:
+                for cpu in seg:
+                    cpu_turn(int(cpu))
+                return
+            simple = (left_t[seg] == 0) & (left_i[seg] <= batch) & (pcp[seg] == 0)
+            prev = 0
+            for j in np.flatnonzero(~simple):
+                if j > prev:
+                    refill_run(seg[prev:j])
+                cpu_turn(int(seg[j]))
+                prev = j + 1
+            if prev < len(seg):
+                refill_run(seg[prev:])
+
+        first = 0
+        for key, kind, ident in others:
+            stop = int(np.searchsorted(cpu_keys, key, side="right"))
+            if stop > first:
+                cpu_segment(cpus[first:stop])
+                first = stop
+            if kind == 1:
                 task = self.tasks[ident]
                 if task.wake_at == t and self._advance(task):
-                    ok_t += 1
+                    had[0] += 1
             else:
                 self._advance_kswapd()
-        if run:
-            atomic_failed += refill_run()
+        if first < len(cpus):
+            cpu_segment(cpus[first:])
+        atomic_failed, ok_t = failed[0], had[0]
 
         tick["atomic_ok"] = int(got_irq.sum())
         tick["atomic_failed"] = atomic_failed
