@@ -14,6 +14,14 @@ from .trace import RunResult
 
 KERNEL_VERSION = "2.6.36-rc3 (all patches off) / 2.6.36 (all patches on)"
 
-__all__ = ["Patches", "SimConfig", "Simulation", "RunResult", "run", "preset", "PRESETS",
-           "KERNEL_VERSION"]
+__all__ = [
+    "Patches",
+    "SimConfig",
+    "Simulation",
+    "RunResult",
+    "run",
+    "preset",
+    "PRESETS",
+    "KERNEL_VERSION",
+]
 __version__ = "0.1.0"

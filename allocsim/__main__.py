@@ -38,22 +38,33 @@ def _optional_int(name):
             return int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"{name} must be a whole number or 'kernel', got {text!r}") from None
+                f"{name} must be a whole number or 'kernel', got {text!r}"
+            ) from None
+
     return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _OneLineParser(prog="python -m allocsim",
-                            description="allocsim: the 2.6.36-rc3 page allocator and the 2010 "
-                                        "per-cpu drift livelock")
+    parser = _OneLineParser(
+        prog="python -m allocsim",
+        description="allocsim: the 2.6.36-rc3 page allocator and the 2010 per-cpu drift livelock",
+    )
     sub = parser.add_subparsers(dest="command", parser_class=_OneLineParser)
     run = sub.add_parser("run", help="simulate a scenario and print what happened")
-    run.add_argument("--preset", default="large", choices=sorted(PRESETS),
-                     help="scenario to start from (default: large)")
-    run.add_argument("--patches", default="none",
-                     help="'all', 'none' or a comma list of " + ", ".join(Patches.names()))
-    run.add_argument("--seconds", type=float, default=None,
-                     help="simulated seconds (sets duration_ms)")
+    run.add_argument(
+        "--preset",
+        default="large",
+        choices=sorted(PRESETS),
+        help="scenario to start from (default: large)",
+    )
+    run.add_argument(
+        "--patches",
+        default="none",
+        help="'all', 'none' or a comma list of " + ", ".join(Patches.names()),
+    )
+    run.add_argument(
+        "--seconds", type=float, default=None, help="simulated seconds (sets duration_ms)"
+    )
     run.add_argument("--json", action="store_true", help="print one JSON object instead")
     run.add_argument("--quiet", action="store_true", help="do not print the parameters first")
     for f in fields(SimConfig):
@@ -65,14 +76,22 @@ def build_parser() -> argparse.ArgumentParser:
         help_text = f"{meta['help']} [{lo}..{hi}{unit}]"
         opt = "--" + f.name.replace("_", "-")
         if meta["optional"]:
-            run.add_argument(opt, dest=f.name, type=_optional_int(f.name), default=argparse.SUPPRESS,
-                             help=help_text + " or 'kernel'")
+            run.add_argument(
+                opt,
+                dest=f.name,
+                type=_optional_int(f.name),
+                default=argparse.SUPPRESS,
+                help=help_text + " or 'kernel'",
+            )
         elif meta["integer"]:
             run.add_argument(opt, dest=f.name, type=int, default=argparse.SUPPRESS, help=help_text)
         else:
-            run.add_argument(opt, dest=f.name, type=float, default=argparse.SUPPRESS, help=help_text)
-    zi = sub.add_parser("zoneinfo", help="read /proc/zoneinfo and report the drift exposure",
-                        add_help=False)
+            run.add_argument(
+                opt, dest=f.name, type=float, default=argparse.SUPPRESS, help=help_text
+            )
+    zi = sub.add_parser(
+        "zoneinfo", help="read /proc/zoneinfo and report the drift exposure", add_help=False
+    )
     zi.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
@@ -93,9 +112,12 @@ def _print_parameters(cfg: SimConfig, out) -> None:
     print(f"ARG preset-derived configuration (seed {cfg.seed})", file=out)
     for name, value in cfg.to_dict().items():
         print(f"ARG {name:22s} {value}", file=out)
-    print(f"ARG {'(derived)':22s} present_pages {d.present_pages}, watermarks "
-          f"{d.wmark_min}/{d.wmark_low}/{d.wmark_high}, stat_threshold {d.stat_threshold}, "
-          f"max drift {d.max_drift}, pcp high/batch {d.pcp_high}/{d.pcp_batch}", file=out)
+    print(
+        f"ARG {'(derived)':22s} present_pages {d.present_pages}, watermarks "
+        f"{d.wmark_min}/{d.wmark_low}/{d.wmark_high}, stat_threshold {d.stat_threshold}, "
+        f"max drift {d.max_drift}, pcp high/batch {d.pcp_high}/{d.pcp_batch}",
+        file=out,
+    )
     print("", file=out)
 
 
@@ -127,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
 
     def progress(s):
         if sys.stderr.isatty():
-            print(f"\r  simulated {s.t} / {cfg.duration_ms} ms", end="", file=sys.stderr, flush=True)
+            print(
+                f"\r  simulated {s.t} / {cfg.duration_ms} ms", end="", file=sys.stderr, flush=True
+            )
 
     result = sim.run(progress=progress, progress_every=250)
     if sys.stderr.isatty():

@@ -31,8 +31,18 @@ MAX_ZONE_MIB = 1 << 18  # 256 GiB
 
 def _f(default, *, label, range, help, unit="", group="machine", optional=False, integer=True):
     """A dataclass field with the metadata that widgets, CLI and docs read."""
-    return field(default=default, metadata=dict(label=label, range=range, help=help, unit=unit,
-                                                 group=group, optional=optional, integer=integer))
+    return field(
+        default=default,
+        metadata=dict(
+            label=label,
+            range=range,
+            help=help,
+            unit=unit,
+            group=group,
+            optional=optional,
+            integer=integer,
+        ),
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,97 +55,242 @@ class SimConfig:
     """
 
     # -- the machine ------------------------------------------------------------------------
-    cpus: int = _f(256, label="CPUs", range=(1, NR_CPUS),
-                   help="online CPUs (num_online_cpus); every CPU takes interrupts")
-    zone_mib: int = _f(1024, label="zone size", unit="MiB", range=(64, MAX_ZONE_MIB),
-                       help="size of the one Normal zone (present_pages × 4 KiB)")
-    stat_threshold: int | None = _f(None, label="stat_threshold", range=(0, STAT_THRESHOLD_MAX),
-                                    optional=True,
-                                    help="per-CPU vmstat threshold; None = calculate_threshold")
-    stat_interval_ms: int = _f(1000, label="stat_interval", unit="ms", range=(10, 60_000),
-                               help="vm.stat_interval: how often each CPU's vmstat_update folds "
-                                    "its deltas (staggered by 3 ms per CPU)")
-    min_free_kbytes: int | None = _f(None, label="min_free_kbytes", unit="KiB",
-                                     range=(128, 1 << 22), optional=True,
-                                     help="vm.min_free_kbytes; None = int_sqrt(lowmem_kbytes*16)")
-    pcp_high: int | None = _f(None, label="pcp high", range=(0, 1 << 16), optional=True,
-                              help="per-cpu list high mark; None = 6 × batch")
-    pcp_batch: int | None = _f(None, label="pcp batch", range=(1, 1 << 14), optional=True,
-                               help="per-cpu list batch; None = zone_batchsize")
-    patches: Patches = field(default_factory=Patches, metadata=dict(
-        label="patches", group="kernel", help="which of the three 2.6.36 fixes are applied"))
-    seed: int = _f(1, label="seed", range=(0, 2**32 - 1), group="run",
-                   help="one seed = one workload; patches do not change it")
-    duration_ms: int = _f(4000, label="duration", unit="ms", range=(1, 3_600_000), group="run",
-                          help="simulated time the run covers (its time budget)")
+    cpus: int = _f(
+        256,
+        label="CPUs",
+        range=(1, NR_CPUS),
+        help="online CPUs (num_online_cpus); every CPU takes interrupts",
+    )
+    zone_mib: int = _f(
+        1024,
+        label="zone size",
+        unit="MiB",
+        range=(64, MAX_ZONE_MIB),
+        help="size of the one Normal zone (present_pages × 4 KiB)",
+    )
+    stat_threshold: int | None = _f(
+        None,
+        label="stat_threshold",
+        range=(0, STAT_THRESHOLD_MAX),
+        optional=True,
+        help="per-CPU vmstat threshold; None = calculate_threshold",
+    )
+    stat_interval_ms: int = _f(
+        1000,
+        label="stat_interval",
+        unit="ms",
+        range=(10, 60_000),
+        help="vm.stat_interval: how often each CPU's vmstat_update folds "
+        "its deltas (staggered by 3 ms per CPU)",
+    )
+    min_free_kbytes: int | None = _f(
+        None,
+        label="min_free_kbytes",
+        unit="KiB",
+        range=(128, 1 << 22),
+        optional=True,
+        help="vm.min_free_kbytes; None = int_sqrt(lowmem_kbytes*16)",
+    )
+    pcp_high: int | None = _f(
+        None,
+        label="pcp high",
+        range=(0, 1 << 16),
+        optional=True,
+        help="per-cpu list high mark; None = 6 × batch",
+    )
+    pcp_batch: int | None = _f(
+        None,
+        label="pcp batch",
+        range=(1, 1 << 14),
+        optional=True,
+        help="per-cpu list batch; None = zone_batchsize",
+    )
+    patches: Patches = field(
+        default_factory=Patches,
+        metadata=dict(
+            label="patches", group="kernel", help="which of the three 2.6.36 fixes are applied"
+        ),
+    )
+    seed: int = _f(
+        1,
+        label="seed",
+        range=(0, 2**32 - 1),
+        group="run",
+        help="one seed = one workload; patches do not change it",
+    )
+    duration_ms: int = _f(
+        4000,
+        label="duration",
+        unit="ms",
+        range=(1, 3_600_000),
+        group="run",
+        help="simulated time the run covers (its time budget)",
+    )
 
     # -- the workload (independent of what the allocator does) -------------------------------
-    burst_start_ms: int = _f(20, label="burst starts", unit="ms", range=(0, 3_600_000),
-                             group="workload",
-                             help="end of the quiet phase: writers and interrupts start here")
-    burst_ms: int | None = _f(None, label="burst length", unit="ms", range=(1, 3_600_000),
-                              optional=True, group="workload",
-                              help="how long the burst lasts; None = to the end of the run")
-    writer_cpus: int = _f(64, label="writer CPUs", range=(0, NR_CPUS), group="workload",
-                          help="CPUs running a writer task (CPUs 0 .. n-1, as taskset would pin them)")
-    writer_rate: float = _f(4.0, label="writer rate", unit="pages/ms", range=(0.0, 256.0),
-                            group="workload", integer=False,
-                            help="page-cache pages each writer asks for per ms (Poisson mean)")
-    dirty_fraction: float = _f(1.0, label="dirty fraction", range=(0.0, 1.0), group="workload",
-                               integer=False,
-                               help="share of written pages (and of the LRU at start) that are "
-                                    "dirty: reclaiming one needs an allocation for writeback")
-    task_temp_fraction: float = _f(0.0, label="temporary pages", range=(0.0, 1.0),
-                                   group="workload", integer=False,
-                                   help="share of task allocations that are temporary (freed "
-                                        "after task_page_lifetime_ms) instead of page cache")
-    task_page_lifetime_ms: int = _f(20, label="temporary page lifetime", unit="ms",
-                                    range=(1, 10_000), group="workload",
-                                    help="how long a temporary task page lives")
-    atomic_rate: float = _f(0.3, label="interrupt rate", unit="pages/ms/CPU", range=(0.0, 64.0),
-                            group="workload", integer=False,
-                            help="GFP_ATOMIC pages each CPU's interrupts ask for per ms during "
-                                 "the burst (Poisson mean)")
-    quiet_atomic_rate: float = _f(0.0, label="quiet interrupt rate", unit="pages/ms/CPU",
-                                  range=(0.0, 64.0), group="workload", integer=False,
-                                  help="GFP_ATOMIC rate before and after the burst")
-    atomic_lifetime_ms: int = _f(5, label="interrupt page lifetime", unit="ms",
-                                 range=(1, 10_000), group="workload",
-                                 help="an interrupt's page is freed on its CPU after this long")
+    burst_start_ms: int = _f(
+        20,
+        label="burst starts",
+        unit="ms",
+        range=(0, 3_600_000),
+        group="workload",
+        help="end of the quiet phase: writers and interrupts start here",
+    )
+    burst_ms: int | None = _f(
+        None,
+        label="burst length",
+        unit="ms",
+        range=(1, 3_600_000),
+        optional=True,
+        group="workload",
+        help="how long the burst lasts; None = to the end of the run",
+    )
+    writer_cpus: int = _f(
+        64,
+        label="writer CPUs",
+        range=(0, NR_CPUS),
+        group="workload",
+        help="CPUs running a writer task (CPUs 0 .. n-1, as taskset would pin them)",
+    )
+    writer_rate: float = _f(
+        4.0,
+        label="writer rate",
+        unit="pages/ms",
+        range=(0.0, 256.0),
+        group="workload",
+        integer=False,
+        help="page-cache pages each writer asks for per ms (Poisson mean)",
+    )
+    dirty_fraction: float = _f(
+        1.0,
+        label="dirty fraction",
+        range=(0.0, 1.0),
+        group="workload",
+        integer=False,
+        help="share of written pages (and of the LRU at start) that are "
+        "dirty: reclaiming one needs an allocation for writeback",
+    )
+    task_temp_fraction: float = _f(
+        0.0,
+        label="temporary pages",
+        range=(0.0, 1.0),
+        group="workload",
+        integer=False,
+        help="share of task allocations that are temporary (freed "
+        "after task_page_lifetime_ms) instead of page cache",
+    )
+    task_page_lifetime_ms: int = _f(
+        20,
+        label="temporary page lifetime",
+        unit="ms",
+        range=(1, 10_000),
+        group="workload",
+        help="how long a temporary task page lives",
+    )
+    atomic_rate: float = _f(
+        0.3,
+        label="interrupt rate",
+        unit="pages/ms/CPU",
+        range=(0.0, 64.0),
+        group="workload",
+        integer=False,
+        help="GFP_ATOMIC pages each CPU's interrupts ask for per ms during "
+        "the burst (Poisson mean)",
+    )
+    quiet_atomic_rate: float = _f(
+        0.0,
+        label="quiet interrupt rate",
+        unit="pages/ms/CPU",
+        range=(0.0, 64.0),
+        group="workload",
+        integer=False,
+        help="GFP_ATOMIC rate before and after the burst",
+    )
+    atomic_lifetime_ms: int = _f(
+        5,
+        label="interrupt page lifetime",
+        unit="ms",
+        range=(1, 10_000),
+        group="workload",
+        help="an interrupt's page is freed on its CPU after this long",
+    )
 
     # -- memory at the start and reclaim ------------------------------------------------------
-    initial_free_pages: int | None = _f(None, label="free at start", unit="pages",
-                                        range=(0, 1 << 40), optional=True, group="memory",
-                                        help="pages on the buddy lists at t=0 (pcp lists empty, "
-                                             "counters folded); None = high + 64 per CPU")
-    lru_fraction: float = _f(0.75, label="LRU share", range=(0.0, 1.0), group="memory",
-                             integer=False,
-                             help="share of the used memory on the LRU (the rest is kernel "
-                                  "memory that reclaim cannot free)")
-    io_latency_ms: int = _f(20, label="I/O latency", unit="ms", range=(1, 10_000), group="memory",
-                            help="time from starting writeback to the page being clean")
-    io_irq_cpus: int | None = _f(None, label="I/O interrupt CPUs", range=(1, NR_CPUS),
-                                 optional=True, group="memory",
-                                 help="the device's completion interrupts run on the last n "
-                                      "CPUs in turn and free the pages that carried the "
-                                      "writeback there; None = min(8, cpus)")
-    writeback_limit: int = _f(4096, label="writeback queue", unit="pages", range=(1, 1 << 24),
-                              group="memory",
-                              help="pages in writeback before the device counts as congested "
-                                   "and reclaim skips dirty pages")
-    kswapd_cpu: int | None = _f(None, label="kswapd CPU", range=(0, NR_CPUS - 1), optional=True,
-                                group="memory",
-                                help="the CPU kswapd runs on (its pcp list takes its reclaimed "
-                                     "pages); None = the last CPU")
-    kswapd_scan_per_ms: int = _f(512, label="kswapd scan rate", unit="pages/ms",
-                                 range=(32, 1 << 20), group="memory",
-                                 help="LRU pages kswapd can scan per ms")
-    livelock_window_ms: int = _f(1000, label="livelock window", unit="ms", range=(10, 600_000),
-                                 group="run",
-                                 help="a livelock is a window this long in which tasks get < 1% "
-                                      "of the pages they ask for while most sit in the allocator")
-    record_events: bool = field(default=True, metadata=dict(
-        label="event log", group="run", help="keep the tracepoint event log"))
+    initial_free_pages: int | None = _f(
+        None,
+        label="free at start",
+        unit="pages",
+        range=(0, 1 << 40),
+        optional=True,
+        group="memory",
+        help="pages on the buddy lists at t=0 (pcp lists empty, "
+        "counters folded); None = high + 64 per CPU",
+    )
+    lru_fraction: float = _f(
+        0.75,
+        label="LRU share",
+        range=(0.0, 1.0),
+        group="memory",
+        integer=False,
+        help="share of the used memory on the LRU (the rest is kernel "
+        "memory that reclaim cannot free)",
+    )
+    io_latency_ms: int = _f(
+        20,
+        label="I/O latency",
+        unit="ms",
+        range=(1, 10_000),
+        group="memory",
+        help="time from starting writeback to the page being clean",
+    )
+    io_irq_cpus: int | None = _f(
+        None,
+        label="I/O interrupt CPUs",
+        range=(1, NR_CPUS),
+        optional=True,
+        group="memory",
+        help="the device's completion interrupts run on the last n "
+        "CPUs in turn and free the pages that carried the "
+        "writeback there; None = min(8, cpus)",
+    )
+    writeback_limit: int = _f(
+        4096,
+        label="writeback queue",
+        unit="pages",
+        range=(1, 1 << 24),
+        group="memory",
+        help="pages in writeback before the device counts as congested "
+        "and reclaim skips dirty pages",
+    )
+    kswapd_cpu: int | None = _f(
+        None,
+        label="kswapd CPU",
+        range=(0, NR_CPUS - 1),
+        optional=True,
+        group="memory",
+        help="the CPU kswapd runs on (its pcp list takes its reclaimed pages); None = the last CPU",
+    )
+    kswapd_scan_per_ms: int = _f(
+        512,
+        label="kswapd scan rate",
+        unit="pages/ms",
+        range=(32, 1 << 20),
+        group="memory",
+        help="LRU pages kswapd can scan per ms",
+    )
+    livelock_window_ms: int = _f(
+        1000,
+        label="livelock window",
+        unit="ms",
+        range=(10, 600_000),
+        group="run",
+        help="a livelock is a window this long in which tasks get < 1% "
+        "of the pages they ask for while most sit in the allocator",
+    )
+    record_events: bool = field(
+        default=True,
+        metadata=dict(label="event log", group="run", help="keep the tracepoint event log"),
+    )
 
     def __post_init__(self):
         for f in fields(self):
@@ -155,20 +310,34 @@ class SimConfig:
         if not isinstance(self.record_events, bool):
             raise TypeError(f"record_events must be True or False, got {self.record_events!r}")
         if self.writer_cpus > self.cpus:
-            raise ValueError(f"writer_cpus must be in [0, cpus={self.cpus}], got {self.writer_cpus}")
+            raise ValueError(
+                f"writer_cpus must be in [0, cpus={self.cpus}], got {self.writer_cpus}"
+            )
         if self.io_irq_cpus is not None and self.io_irq_cpus > self.cpus:
-            raise ValueError(f"io_irq_cpus must be in [1, cpus={self.cpus}], got {self.io_irq_cpus}")
+            raise ValueError(
+                f"io_irq_cpus must be in [1, cpus={self.cpus}], got {self.io_irq_cpus}"
+            )
         if self.kswapd_cpu is not None and self.kswapd_cpu >= self.cpus:
-            raise ValueError(f"kswapd_cpu must be in [0, cpus-1={self.cpus - 1}], got {self.kswapd_cpu}")
-        if self.pcp_high is not None and self.pcp_batch is not None and self.pcp_high < self.pcp_batch:
-            raise ValueError(f"pcp_high must be >= pcp_batch ({self.pcp_batch}) or 0, got {self.pcp_high}")
+            raise ValueError(
+                f"kswapd_cpu must be in [0, cpus-1={self.cpus - 1}], got {self.kswapd_cpu}"
+            )
+        if (
+            self.pcp_high is not None
+            and self.pcp_batch is not None
+            and self.pcp_high < self.pcp_batch
+        ):
+            raise ValueError(
+                f"pcp_high must be >= pcp_batch ({self.pcp_batch}) or 0, got {self.pcp_high}"
+            )
         d = self.derived()
         if self.initial_free_pages is not None and self.initial_free_pages > d.present_pages:
-            raise ValueError(f"initial_free_pages must be in [0, present_pages={d.present_pages}], "
-                             f"got {self.initial_free_pages}")
+            raise ValueError(
+                f"initial_free_pages must be in [0, present_pages={d.present_pages}], "
+                f"got {self.initial_free_pages}"
+            )
 
     # -- derived kernel numbers ---------------------------------------------------------------
-    def derived(self) -> "Derived":
+    def derived(self) -> Derived:
         """The numbers the kernel derives from this machine (thresholds, watermarks, pcp)."""
         present = self.zone_mib << (20 - PAGE_SHIFT)
         mfk = self.min_free_kbytes
@@ -188,22 +357,35 @@ class SimConfig:
         mark = drift_mark(wmin, wlow, whigh, threshold, self.cpus)
         # What the kernel would set: ask refresh_zone_stat_thresholds itself (it holds the
         # patch decision), on a stand-in carrying just the fields it reads.
-        stand_in = SimpleNamespace(num_online_cpus=self.cpus, present_pages=present,
-                                   stat_threshold=np.zeros(self.cpus, dtype=np.int64),
-                                   watermark=[wmin, wlow, whigh], percpu_drift_mark=0,
-                                   patches=self.patches)
+        stand_in = SimpleNamespace(
+            num_online_cpus=self.cpus,
+            present_pages=present,
+            stat_threshold=np.zeros(self.cpus, dtype=np.int64),
+            watermark=[wmin, wlow, whigh],
+            percpu_drift_mark=0,
+            patches=self.patches,
+        )
         refresh_zone_stat_thresholds(stand_in, self.cpus, threshold)
         free0 = self.initial_free_pages
         if free0 is None:
             free0 = min(present, whigh + 64 * self.cpus)
-        return Derived(present_pages=present, min_free_kbytes=mfk, wmark_min=wmin,
-                       wmark_low=wlow, wmark_high=whigh, stat_threshold=threshold,
-                       max_drift=self.cpus * threshold, tolerate_drift=wlow - wmin,
-                       drift_mark_if_patched=mark,
-                       percpu_drift_mark=stand_in.percpu_drift_mark,
-                       pcp_high=high, pcp_batch=batch, initial_free_pages=free0)
+        return Derived(
+            present_pages=present,
+            min_free_kbytes=mfk,
+            wmark_min=wmin,
+            wmark_low=wlow,
+            wmark_high=whigh,
+            stat_threshold=threshold,
+            max_drift=self.cpus * threshold,
+            tolerate_drift=wlow - wmin,
+            drift_mark_if_patched=mark,
+            percpu_drift_mark=stand_in.percpu_drift_mark,
+            pcp_high=high,
+            pcp_batch=batch,
+            initial_free_pages=free0,
+        )
 
-    def replace(self, **changes) -> "SimConfig":
+    def replace(self, **changes) -> SimConfig:
         """A copy with some fields changed (validated again)."""
         if "patches" in changes and isinstance(changes["patches"], str):
             changes["patches"] = Patches.parse(changes["patches"])
@@ -213,7 +395,7 @@ class SimConfig:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def preset(cls, name: str, **overrides) -> "SimConfig":
+    def preset(cls, name: str, **overrides) -> SimConfig:
         """A named scenario (``small``, ``large``, ``steady``) with optional overrides."""
         return preset(name, **overrides)
 
@@ -265,8 +447,9 @@ def scaled_zone_mib(cpus: int) -> int:
 
 def _large(**o):
     cpus = o.get("cpus", 256)
-    base = dict(cpus=cpus, zone_mib=scaled_zone_mib(cpus), writer_cpus=max(1, cpus // 4),
-                duration_ms=4000)
+    base = dict(
+        cpus=cpus, zone_mib=scaled_zone_mib(cpus), writer_cpus=max(1, cpus // 4), duration_ms=4000
+    )
     base.update(o)
     return base
 
@@ -278,10 +461,21 @@ PRESETS = {
     # the CPUs start a dirty-heavy load while interrupts allocate on every CPU.
     "large": _large,
     # Sustained mixed load on many CPUs: every CPU writes, half the pages are clean or temporary.
-    "steady": lambda **o: {**dict(cpus=256, zone_mib=scaled_zone_mib(256), writer_cpus=256,
-                                  writer_rate=0.5, dirty_fraction=0.5, task_temp_fraction=0.5,
-                                  atomic_rate=0.3, quiet_atomic_rate=0.3, burst_start_ms=0,
-                                  duration_ms=4000), **o},
+    "steady": lambda **o: {
+        **dict(
+            cpus=256,
+            zone_mib=scaled_zone_mib(256),
+            writer_cpus=256,
+            writer_rate=0.5,
+            dirty_fraction=0.5,
+            task_temp_fraction=0.5,
+            atomic_rate=0.3,
+            quiet_atomic_rate=0.3,
+            burst_start_ms=0,
+            duration_ms=4000,
+        ),
+        **o,
+    },
 }
 
 

@@ -36,8 +36,11 @@ def find_livelocks(result) -> list:
     ok_w = ok[w:] - ok[:-w]
     demand_w = demand[w:] - demand[:-w]
     stuck_w = (stuck[w:] - stuck[:-w]) / w
-    bad = (demand_w > 0) & (ok_w < LIVELOCK_THROUGHPUT * demand_w) & (
-        stuck_w > LIVELOCK_STUCK_SHARE * ntasks)
+    bad = (
+        (demand_w > 0)
+        & (ok_w < LIVELOCK_THROUGHPUT * demand_w)
+        & (stuck_w > LIVELOCK_STUCK_SHARE * ntasks)
+    )
     if not bad.any():
         return []
     # Mark the ticks covered by bad windows: window i covers [i, i + w).
@@ -51,7 +54,7 @@ def find_livelocks(result) -> list:
     ends = np.flatnonzero(edges == -1)
     episodes = []
     in_alloc = s["tasks_in_allocator"]
-    for b, e in zip(begins, ends):
+    for b, e in zip(begins, ends, strict=True):
         # The onset is the first tick of the episode at which most tasks sit in the allocator:
         # the state in which the machine got stuck (the window itself may open a little earlier).
         stuck_ticks = np.flatnonzero(in_alloc[b:e] > LIVELOCK_STUCK_SHARE * ntasks)
@@ -74,9 +77,16 @@ def find_livelocks(result) -> list:
 # Sweeps: many runs, one row each
 # ---------------------------------------------------------------------------------------------
 
-PATCH_SUBSETS = ("none", "counter_after_free", "drift_mark_snapshot", "drain_after_reclaim",
-                 "counter_after_free,drift_mark_snapshot", "counter_after_free,drain_after_reclaim",
-                 "drift_mark_snapshot,drain_after_reclaim", "all")
+PATCH_SUBSETS = (
+    "none",
+    "counter_after_free",
+    "drift_mark_snapshot",
+    "drain_after_reclaim",
+    "counter_after_free,drift_mark_snapshot",
+    "counter_after_free,drain_after_reclaim",
+    "drift_mark_snapshot,drain_after_reclaim",
+    "all",
+)
 
 
 def row(result) -> dict:
@@ -89,18 +99,27 @@ def row(result) -> dict:
         awake_at_onset = first.onset["kswapd"] == "balancing"
     # Did patch 2 ever get to act? It can only while kswapd is in balance_pgdat and the counter
     # is below the drift mark.
-    snapshot_ticks = int(((s["kswapd_state"] == 2) & (s["counter"] < result.derived["percpu_drift_mark"])).sum())
+    snapshot_ticks = int(
+        ((s["kswapd_state"] == 2) & (s["counter"] < result.derived["percpu_drift_mark"])).sum()
+    )
     return {
-        "cpus": d["cpus"], "zone_mib": d["zone_mib"], "seed": d["seed"],
-        "patches": result.config.patches.label(), "stat_interval_ms": d["stat_interval_ms"],
-        "stat_threshold": d["stat_threshold"], "livelocked": d["livelocked"],
-        "livelock_ms": d["livelock_ms"], "first_episode_ms": first.length_ms if first else 0,
-        "kswapd_awake_at_onset": awake_at_onset, "snapshot_ticks": snapshot_ticks,
+        "cpus": d["cpus"],
+        "zone_mib": d["zone_mib"],
+        "seed": d["seed"],
+        "patches": result.config.patches.label(),
+        "stat_interval_ms": d["stat_interval_ms"],
+        "stat_threshold": d["stat_threshold"],
+        "livelocked": d["livelocked"],
+        "livelock_ms": d["livelock_ms"],
+        "first_episode_ms": first.length_ms if first else 0,
+        "kswapd_awake_at_onset": awake_at_onset,
+        "snapshot_ticks": snapshot_ticks,
         "drain_all_pages_calls": d["drain_all_pages_calls"],
         "max_counter_minus_buddy": d["max_counter_minus_buddy"],
         "mean_counter_minus_buddy": d["mean_counter_minus_buddy"],
         "max_pcp_stranded": int(s["pcp_stranded"].max()) if len(s["pcp_stranded"]) else 0,
-        "task_throughput": d["task_throughput"], "atomic_failed": d["atomic_failed"],
+        "task_throughput": d["task_throughput"],
+        "atomic_failed": d["atomic_failed"],
         "max_drift": d["max_drift"],
     }
 

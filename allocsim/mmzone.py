@@ -98,11 +98,21 @@ class Zone:
 
     page_level = True
 
-    def __init__(self, present_pages: int, num_online_cpus: int, *, name: str = "Normal",
-                 min_free_kbytes: int | None = None, watermark=None,
-                 stat_threshold: int | None = None, pcp_batch: int | None = None,
-                 pcp_high: int | None = None, free_pages: int | None = None,
-                 lowmem_reserve=None, patches: Patches | None = None):
+    def __init__(
+        self,
+        present_pages: int,
+        num_online_cpus: int,
+        *,
+        name: str = "Normal",
+        min_free_kbytes: int | None = None,
+        watermark=None,
+        stat_threshold: int | None = None,
+        pcp_batch: int | None = None,
+        pcp_high: int | None = None,
+        free_pages: int | None = None,
+        lowmem_reserve=None,
+        patches: Patches | None = None,
+    ):
         self.present_pages = check_int("present_pages", present_pages, 1, self._max_pages())
         self.num_online_cpus = check_int("num_online_cpus", num_online_cpus, 1, NR_CPUS)
         if not isinstance(name, str) or name not in ZONE_NAMES:
@@ -133,9 +143,12 @@ class Zone:
         if lowmem_reserve is None:
             lowmem_reserve = [0] * len(ZONE_NAMES)
         if isinstance(lowmem_reserve, (str, bytes)) or not hasattr(lowmem_reserve, "__iter__"):
-            raise TypeError(f"lowmem_reserve must be a sequence of page counts >= 0, "
-                            f"got {lowmem_reserve!r}")
-        self.lowmem_reserve = [check_int(f"lowmem_reserve[{i}]", r, 0) for i, r in enumerate(lowmem_reserve)]
+            raise TypeError(
+                f"lowmem_reserve must be a sequence of page counts >= 0, got {lowmem_reserve!r}"
+            )
+        self.lowmem_reserve = [
+            check_int(f"lowmem_reserve[{i}]", r, 0) for i, r in enumerate(lowmem_reserve)
+        ]
 
         # Per-cpu pagesets (setup_zone_pageset -> setup_pageset(zone_batchsize)).
         high, batch = setup_pageset(zone_batchsize(self.present_pages))
@@ -227,7 +240,10 @@ class Zone:
         return 0 <= idx < self.present_pages
 
     def __rmqueue_smallest(self, order: int):
-        """Take the smallest free block of at least ``order`` and split it (``__rmqueue_smallest``)."""
+        """Take the smallest free block of at least ``order`` and split it.
+
+        Mirrors ``__rmqueue_smallest`` (mm/page_alloc.c).
+        """
         for current_order in range(order, MAX_ORDER):
             area = self.free_area[current_order]
             if not area.free_list:
@@ -328,9 +344,11 @@ class Zone:
         return lst.pop() if cold else lst.popleft()
 
     def __repr__(self):
-        return (f"{type(self).__name__}({self.name}, present_pages={self.present_pages}, "
-                f"cpus={self.num_online_cpus}, wmark={tuple(self.watermark)}, "
-                f"buddy={self.buddy_pages()}, pcp={self.pcp_pages()}, vm_stat={self.vm_stat})")
+        return (
+            f"{type(self).__name__}({self.name}, present_pages={self.present_pages}, "
+            f"cpus={self.num_online_cpus}, wmark={tuple(self.watermark)}, "
+            f"buddy={self.buddy_pages()}, pcp={self.pcp_pages()}, vm_stat={self.vm_stat})"
+        )
 
 
 class CountingZone(Zone):

@@ -110,8 +110,9 @@ def setup_per_zone_lowmem_reserve(present_pages, ratios=LOWMEM_RESERVE_RATIO) ->
     sizes = _check_zone_sizes(present_pages)
     n = len(sizes)
     if isinstance(ratios, (str, bytes)) or not hasattr(ratios, "__len__"):
-        raise TypeError(f"ratios must be a sequence of integers, one per lower zone, "
-                        f"got {ratios!r}")
+        raise TypeError(
+            f"ratios must be a sequence of integers, one per lower zone, got {ratios!r}"
+        )
     if len(ratios) < n - 1:
         raise ValueError(f"ratios needs at least {n - 1} entries for {n} zones, got {len(ratios)}")
     reserve = [[0] * n for _ in range(n)]
@@ -161,7 +162,9 @@ def setup_pageset(batch: int) -> tuple[int, int]:
 def _check_zone_sizes(present_pages) -> list[int]:
     if isinstance(present_pages, (str, bytes)) or not hasattr(present_pages, "__iter__"):
         raise TypeError(f"present_pages must be a sequence of zone sizes, got {present_pages!r}")
-    sizes = [check_int(f"present_pages[{i}]", p, 1, _MAX_PAGES) for i, p in enumerate(present_pages)]
+    sizes = [
+        check_int(f"present_pages[{i}]", p, 1, _MAX_PAGES) for i, p in enumerate(present_pages)
+    ]
     if not sizes:
         raise ValueError("present_pages must name at least one zone, got an empty sequence")
     return sizes
@@ -172,8 +175,9 @@ def _check_zone_sizes(present_pages) -> list[int]:
 # ---------------------------------------------------------------------------------------------
 
 
-def __zone_watermark_ok(free_pages: int, order: int, mark: int, lowmem_reserve: int,
-                        alloc_flags: int, nr_free=()) -> bool:
+def __zone_watermark_ok(
+    free_pages: int, order: int, mark: int, lowmem_reserve: int, alloc_flags: int, nr_free=()
+) -> bool:
     """The arithmetic of ``zone_watermark_ok`` on an already-read free count.
 
     ``nr_free[o]`` is ``free_area[o].nr_free`` (blocks, not pages); only read for ``order > 0``.
@@ -190,8 +194,10 @@ def __zone_watermark_ok(free_pages: int, order: int, mark: int, lowmem_reserve: 
     if type(alloc_flags) is not int or alloc_flags < 0:
         alloc_flags = check_int("alloc_flags", alloc_flags, 0)
     if order and len(nr_free) < order:
-        raise ValueError(f"nr_free must give free_area[o].nr_free for every order o < {order}, "
-                         f"got {len(nr_free)} entries")
+        raise ValueError(
+            f"nr_free must give free_area[o].nr_free for every order o < {order}, "
+            f"got {len(nr_free)} entries"
+        )
     # long free_pages = zone_nr_free_pages(z) - (1 << order) + 1;
     free = free_pages - (1 << order) + 1
     min_ = mark
@@ -211,8 +217,16 @@ def __zone_watermark_ok(free_pages: int, order: int, mark: int, lowmem_reserve: 
     return True
 
 
-def zone_watermark_ok(zone, order: int, mark: int, classzone_idx: int, alloc_flags: int,
-                      *, kswapd_awake: bool = False, free_pages: int | None = None) -> bool:
+def zone_watermark_ok(
+    zone,
+    order: int,
+    mark: int,
+    classzone_idx: int,
+    alloc_flags: int,
+    *,
+    kswapd_awake: bool = False,
+    free_pages: int | None = None,
+) -> bool:
     """Is ``zone`` above ``mark`` for an allocation of ``2^order`` pages? (mm/page_alloc.c)
 
     ``free = read - (1 << order) + 1``; ALLOC_HIGH halves the mark, then ALLOC_HARDER takes a
@@ -280,8 +294,9 @@ def free_pcppages_bulk(zone, cpu: int, count: int, on_page=None) -> int:
     return count
 
 
-def free_hot_cold_page(zone, cpu: int, cold: bool = False, pfn: int | None = None,
-                       nr_pages: int = 1) -> int:
+def free_hot_cold_page(
+    zone, cpu: int, cold: bool = False, pfn: int | None = None, nr_pages: int = 1
+) -> int:
     """Free order-0 pages onto ``cpu``'s pcp list (``free_hot_cold_page``, mm/page_alloc.c).
 
     Hot pages go to the head, cold pages (reclaim's pagevecs) to the tail; each time
@@ -331,8 +346,6 @@ def drain_all_pages(zone) -> int:
     return total
 
 
-
-
 # ---------------------------------------------------------------------------------------------
 # The allocation paths of a running machine. ``sim`` is an ``allocsim.sim.Simulation``: it owns
 # the zone, kswapd and the tasks, and it holds ``free_read``, the NR_FREE_PAGES value every
@@ -344,15 +357,15 @@ def drain_all_pages(zone) -> int:
 # ---------------------------------------------------------------------------------------------
 
 from .constants import (  # noqa: E402  (grouped with the code that uses them)
+    __GFP_HIGH,
+    __GFP_NOMEMALLOC,
+    __GFP_WAIT,
     ALLOC_CPUSET,
     ALLOC_NO_WATERMARKS,
     ALLOC_WMARK_LOW,
     ALLOC_WMARK_MASK,
     ALLOC_WMARK_MIN,
     HZ,
-    __GFP_HIGH,
-    __GFP_NOMEMALLOC,
-    __GFP_WAIT,
 )
 
 
@@ -417,8 +430,9 @@ def wake_all_kswapd(sim, order: int = 0) -> None:
     wakeup_kswapd(sim, order)
 
 
-def __alloc_pages_nodemask(sim, cpu: int, gfp_mask: int, nr: int = 1, pf_memalloc: bool = False,
-                           in_interrupt: bool = False) -> int:
+def __alloc_pages_nodemask(
+    sim, cpu: int, gfp_mask: int, nr: int = 1, pf_memalloc: bool = False, in_interrupt: bool = False
+) -> int:
     """Allocate ``nr`` order-0 pages for a caller that never sleeps here (mm/page_alloc.c).
 
     Used for interrupts (GFP_ATOMIC) and for reclaim's own allocations (PF_MEMALLOC). Fast path
@@ -463,8 +477,9 @@ def __alloc_pages_slowpath(sim, task, gfp_mask: int):
                 return False  # atomic allocations cannot balance
             if task.pf_memalloc:
                 return False  # avoid recursion of direct reclaim
-            page, did_some_progress = yield from __alloc_pages_direct_reclaim(sim, task, gfp_mask,
-                                                                              alloc_flags)
+            page, did_some_progress = yield from __alloc_pages_direct_reclaim(
+                sim, task, gfp_mask, alloc_flags
+            )
             if page:
                 return True
             if not did_some_progress:

@@ -59,12 +59,12 @@ class Patches:
                 raise TypeError(f"Patches.{f.name} must be True or False, got {v!r}")
 
     @classmethod
-    def none(cls) -> "Patches":
+    def none(cls) -> Patches:
         """2.6.36-rc3: no patch applied."""
         return cls()
 
     @classmethod
-    def all(cls) -> "Patches":
+    def all(cls) -> Patches:
         """2.6.36: all three patches applied."""
         return cls(counter_after_free=True, drift_mark_snapshot=True, drain_after_reclaim=True)
 
@@ -74,7 +74,7 @@ class Patches:
         return tuple(f.name for f in fields(cls))
 
     @classmethod
-    def parse(cls, text: str) -> "Patches":
+    def parse(cls, text: str) -> Patches:
         """``"all"``, ``"none"`` or a comma-separated list of switch names."""
         if not isinstance(text, str):
             raise TypeError(f"patches must be a string, got {text!r}")

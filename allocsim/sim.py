@@ -35,10 +35,10 @@ import time
 
 import numpy as np
 
+from . import page_alloc
 from .config import SimConfig
 from .constants import ALLOC_CPUSET, ALLOC_WMARK_LOW, ALLOC_WMARK_MASK, GFP_ATOMIC, GFP_KERNEL
 from .mmzone import CountingZone
-from . import page_alloc
 from .page_alloc import (
     drain_all_pages,
     free_hot_cold_page_n,
@@ -128,9 +128,15 @@ class Simulation:
         self.derived = d.as_dict()
         n = cfg.cpus
         self.zone = zone = CountingZone(
-            d.present_pages, n, watermark=(d.wmark_min, d.wmark_low, d.wmark_high),
-            stat_threshold=d.stat_threshold, pcp_batch=d.pcp_batch, pcp_high=d.pcp_high,
-            free_pages=d.initial_free_pages, patches=cfg.patches)
+            d.present_pages,
+            n,
+            watermark=(d.wmark_min, d.wmark_low, d.wmark_high),
+            stat_threshold=d.stat_threshold,
+            pcp_batch=d.pcp_batch,
+            pcp_high=d.pcp_high,
+            free_pages=d.initial_free_pages,
+            patches=cfg.patches,
+        )
         zone.min_free_kbytes = d.min_free_kbytes
         self.derived["percpu_drift_mark"] = zone.percpu_drift_mark
 
@@ -200,7 +206,9 @@ class Simulation:
         key = (mark, alloc_flags)
         ok = self._wm_cache.get(key)
         if ok is None:
-            ok = self._wm_cache[key] = zone_watermark_ok_arith(self.free_read, 0, mark, 0, alloc_flags)
+            ok = self._wm_cache[key] = zone_watermark_ok_arith(
+                self.free_read, 0, mark, 0, alloc_flags
+            )
         return ok
 
     def wake_kswapd(self) -> None:
@@ -286,7 +294,9 @@ class Simulation:
         irq_rate = np.where(burst, cfg.atomic_rate, cfg.quiet_atomic_rate)
         self._irq_block = self._rng_irq.poisson(irq_rate[:, None], (_BLOCK, cfg.cpus))
         w_rate = np.where(burst, cfg.writer_rate, 0.0)
-        self._task_block = self._rng_task.poisson(w_rate[:, None], (_BLOCK, max(1, cfg.writer_cpus)))
+        self._task_block = self._rng_task.poisson(
+            w_rate[:, None], (_BLOCK, max(1, cfg.writer_cpus))
+        )
         self._lock_block = self._rng_lock.random((_BLOCK, cfg.cpus))
         self._block_start = t0
 
@@ -304,9 +314,23 @@ class Simulation:
             self._draw_block()
         row = t - self._block_start
         tick = self._tick = dict.fromkeys(
-            ("atomic_attempted", "atomic_ok", "atomic_failed", "task_attempted", "task_ok",
-             "task_failed", "memalloc_attempted", "memalloc_ok", "direct_reclaim",
-             "drain_all_pages", "reclaimed", "scanned", "folds"), 0)
+            (
+                "atomic_attempted",
+                "atomic_ok",
+                "atomic_failed",
+                "task_attempted",
+                "task_ok",
+                "task_failed",
+                "memalloc_attempted",
+                "memalloc_ok",
+                "direct_reclaim",
+                "drain_all_pages",
+                "reclaimed",
+                "scanned",
+                "folds",
+            ),
+            0,
+        )
 
         # 0. What every lockless reader sees this tick.
         self.free_read = zone_nr_free_pages(zone, self.kswapd.awake)
@@ -402,10 +426,12 @@ class Simulation:
             for cpu in np.flatnonzero(need_irq | need_task):
                 if irq_ok:
                     take_i[cpu] = get_page_from_freelist(
-                        self, cpu, irq_flags, int(min(need_irq[cpu], pcp[cpu])))
+                        self, cpu, irq_flags, int(min(need_irq[cpu], pcp[cpu]))
+                    )
                 if low_ok:
                     take_t[cpu] = get_page_from_freelist(
-                        self, cpu, low_flags, int(min(need_task[cpu], pcp[cpu])))
+                        self, cpu, low_flags, int(min(need_task[cpu], pcp[cpu]))
+                    )
         got_irq = take_i
         left_i = need_irq - take_i
         left_t = need_task - take_t
@@ -602,8 +628,14 @@ class Simulation:
         rec.n = i + 1
 
     # -- running --------------------------------------------------------------------------------
-    def run(self, until: int | None = None, *, progress=None, progress_every: int = 100,
-            wall_budget_s: float | None = None) -> RunResult:
+    def run(
+        self,
+        until: int | None = None,
+        *,
+        progress=None,
+        progress_every: int = 100,
+        wall_budget_s: float | None = None,
+    ) -> RunResult:
         """Run to ``until`` ms (default: the config's ``duration_ms``) and return the result.
 
         Resumable: ``run(until=500)`` then ``run(until=1000)`` is the same as ``run(1000)``.
@@ -629,9 +661,15 @@ class Simulation:
     def result(self) -> RunResult:
         """A :class:`RunResult` of everything recorded so far."""
         view = {k: v.copy() for k, v in self.recorder.view().items()}
-        return RunResult(self.config, np.arange(self.recorder.n), view, list(self.events),
-                         dict(self.derived), self.events_dropped,
-                         finished=self.t >= self.config.duration_ms)
+        return RunResult(
+            self.config,
+            np.arange(self.recorder.n),
+            view,
+            list(self.events),
+            dict(self.derived),
+            self.events_dropped,
+            finished=self.t >= self.config.duration_ms,
+        )
 
     # -- invariants (used by the tests after every step) ---------------------------------------
     def pages_accounted(self) -> dict[str, int]:
@@ -653,13 +691,16 @@ class Simulation:
         zone = self.zone
         parts = self.pages_accounted()
         total = sum(parts.values())
-        assert total == zone.present_pages, f"pages lost or duplicated: {parts} != {zone.present_pages}"
+        assert total == zone.present_pages, (
+            f"pages lost or duplicated: {parts} != {zone.present_pages}"
+        )
         assert min(parts.values()) >= 0, f"negative page count: {parts}"
         assert (zone.pcp_count >= 0).all(), "negative pcp count"
         assert (np.abs(zone.vm_stat_diff) <= zone.stat_threshold).all(), "diff beyond threshold"
         exact = zone.vm_stat + int(zone.vm_stat_diff.sum())
         assert exact == zone.nr_free_pages_buddy, (
-            f"exact counter {exact} != buddy pages {zone.nr_free_pages_buddy}")
+            f"exact counter {exact} != buddy pages {zone.nr_free_pages_buddy}"
+        )
         assert self.lru.clean + self.lru.dirty == sum(r[1] for r in self.lru.runs)
 
 

@@ -18,8 +18,11 @@ SERIES = {
     "read": (np.int64, "what the watermark checks read this tick (zone_nr_free_pages)"),
     "buddy": (np.int64, "pages really on the buddy free lists"),
     "pcp": (np.int64, "pages on all per-cpu lists (free, but not counted)"),
-    "in_flight": (np.int64, "pages counted but not yet on the lists (patch 1's window); "
-                            "always 0 at tick level, see allocsim.window"),
+    "in_flight": (
+        np.int64,
+        "pages counted but not yet on the lists (patch 1's window); "
+        "always 0 at tick level, see allocsim.window",
+    ),
     "pcp_stranded": (np.int64, "pcp pages on CPUs that run no task (only interrupts use them)"),
     "kswapd_state": (np.int8, "0 sleeping, 1 napping (both on kswapd_wait), 2 in balance_pgdat"),
     "atomic_attempted": (np.int64, "GFP_ATOMIC pages asked for"),
@@ -48,7 +51,9 @@ class Recorder:
 
     def __init__(self, capacity: int):
         self.n = 0
-        self.arrays = {name: np.zeros(max(1, capacity), dtype=dt) for name, (dt, _) in SERIES.items()}
+        self.arrays = {
+            name: np.zeros(max(1, capacity), dtype=dt) for name, (dt, _) in SERIES.items()
+        }
 
     def ensure(self, capacity: int) -> None:
         cur = len(self.arrays["counter"])
@@ -92,8 +97,16 @@ class RunResult:
     ``result["counter"]`` (or ``result.counter``) is a numpy array over ``result.t_ms``.
     """
 
-    def __init__(self, config, t_ms: np.ndarray, series: dict, events: list, derived: dict,
-                 events_dropped: int = 0, finished: bool = True):
+    def __init__(
+        self,
+        config,
+        t_ms: np.ndarray,
+        series: dict,
+        events: list,
+        derived: dict,
+        events_dropped: int = 0,
+        finished: bool = True,
+    ):
         self.config = config
         self.t_ms = t_ms
         self.series = series
@@ -109,8 +122,13 @@ class RunResult:
     def __getitem__(self, name: str) -> np.ndarray:
         if name in self.series:
             return self.series[name]
-        const = {"wmark_min": "wmark_min", "wmark_low": "wmark_low", "wmark_high": "wmark_high",
-                 "drift_mark": "percpu_drift_mark", "stat_threshold": "stat_threshold"}
+        const = {
+            "wmark_min": "wmark_min",
+            "wmark_low": "wmark_low",
+            "wmark_high": "wmark_high",
+            "drift_mark": "percpu_drift_mark",
+            "stat_threshold": "stat_threshold",
+        }
         if name in const:
             return np.full(len(self.t_ms), self.derived[const[name]], dtype=np.int64)
         raise KeyError(f"no series {name!r}; available: {', '.join(self.names())}")
@@ -125,8 +143,13 @@ class RunResult:
 
     def names(self) -> list[str]:
         """Every series name (recorded, plus the per-run constants as arrays)."""
-        return list(self.series) + ["wmark_min", "wmark_low", "wmark_high", "drift_mark",
-                                    "stat_threshold"]
+        return list(self.series) + [
+            "wmark_min",
+            "wmark_low",
+            "wmark_high",
+            "drift_mark",
+            "stat_threshold",
+        ]
 
     def __len__(self) -> int:
         return len(self.t_ms)
@@ -165,8 +188,11 @@ class RunResult:
             "stat_threshold": self.derived["stat_threshold"],
             "stat_interval_ms": cfg.stat_interval_ms,
             "drift_mark": self.derived["percpu_drift_mark"],
-            "watermarks": [self.derived["wmark_min"], self.derived["wmark_low"],
-                           self.derived["wmark_high"]],
+            "watermarks": [
+                self.derived["wmark_min"],
+                self.derived["wmark_low"],
+                self.derived["wmark_high"],
+            ],
             "max_drift": self.derived["max_drift"],
             "max_counter_minus_buddy": int(gap.max()) if len(gap) else 0,
             "mean_counter_minus_buddy": float(gap.mean()) if len(gap) else 0.0,
@@ -187,12 +213,13 @@ class RunResult:
         d = self.to_dict()
         cfg = self.config
         lines = [
-            f"allocsim run: {cfg.cpus} CPUs, {cfg.zone_mib} MiB zone, patches {cfg.patches.label()}, "
-            f"seed {cfg.seed}, {d['simulated_ms']} ms simulated",
-            f"  watermarks min/low/high  {d['watermarks'][0]}/{d['watermarks'][1]}/{d['watermarks'][2]} pages",
+            f"allocsim run: {cfg.cpus} CPUs, {cfg.zone_mib} MiB zone, "
+            f"patches {cfg.patches.label()}, seed {cfg.seed}, {d['simulated_ms']} ms simulated",
+            "  watermarks min/low/high  {}/{}/{} pages".format(*d["watermarks"]),
             f"  stat_threshold           {d['stat_threshold']} per CPU "
             f"(max drift {d['max_drift']} pages vs low-min {self.derived['tolerate_drift']})",
-            f"  percpu_drift_mark        {d['drift_mark']}" + ("  (not set)" if not d["drift_mark"] else ""),
+            f"  percpu_drift_mark        {d['drift_mark']}"
+            + ("  (not set)" if not d["drift_mark"] else ""),
             f"  counter - buddy          max {d['max_counter_minus_buddy']}, "
             f"mean {d['mean_counter_minus_buddy']:.0f} pages",
             f"  task pages had           {d['task_ok']} of {d['task_demand']} wanted"
@@ -203,22 +230,28 @@ class RunResult:
             f"  kswapd in balance_pgdat  {d['kswapd_awake_ms']} ms",
         ]
         if self.episodes:
-            lines.append(f"  LIVELOCK                 {len(self.episodes)} episode(s), "
-                         f"{d['livelock_ms']} ms in total")
+            lines.append(
+                f"  LIVELOCK                 {len(self.episodes)} episode(s), "
+                f"{d['livelock_ms']} ms in total"
+            )
             for e in self.episodes:
                 o = e.onset
                 lines.append(
-                    f"    from {e.start_ms} ms for {e.length_ms} ms; at onset: counter {o['counter']}, "
+                    f"    from {e.start_ms} ms for {e.length_ms} ms; "
+                    f"at onset: counter {o['counter']}, "
                     f"snapshot {o['snapshot']}, buddy {o['buddy']}, pcp {o['pcp']}, "
-                    f"kswapd {o['kswapd']}, min watermark {o['wmark_min']}")
+                    f"kswapd {o['kswapd']}, min watermark {o['wmark_min']}"
+                )
         else:
             lines.append("  livelock                 none")
         return "\n".join(lines)
 
     def __repr__(self):
-        return (f"<RunResult {self.config.cpus} CPUs, patches {self.config.patches.label()}, "
-                f"seed {self.config.seed}, {self.simulated_ms} ms, "
-                f"livelock {self.livelock_ms} ms>")
+        return (
+            f"<RunResult {self.config.cpus} CPUs, patches {self.config.patches.label()}, "
+            f"seed {self.config.seed}, {self.simulated_ms} ms, "
+            f"livelock {self.livelock_ms} ms>"
+        )
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
@@ -229,6 +262,7 @@ class RunResult:
             import pandas as pd
         except ImportError as e:  # pragma: no cover - exercised only without pandas
             raise ImportError("RunResult.to_pandas needs pandas: pip install pandas") from e
-        df = pd.DataFrame({name: self[name] for name in self.names()},
-                          index=pd.Index(self.t_ms, name="t_ms"))
+        df = pd.DataFrame(
+            {name: self[name] for name in self.names()}, index=pd.Index(self.t_ms, name="t_ms")
+        )
         return df

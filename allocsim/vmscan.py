@@ -93,7 +93,10 @@ class LRU:
             self.runs.append([dirty, n])
 
     def isolate_tail(self, n: int) -> list[tuple[bool, int]]:
-        """Take up to ``n`` pages off the tail as ``(dirty, count)`` runs (``isolate_lru_pages``)."""
+        """Take up to ``n`` pages off the tail as ``(dirty, count)`` runs.
+
+        Mirrors ``isolate_lru_pages`` (mm/vmscan.c).
+        """
         taken = []
         while n > 0 and self.runs:
             dirty, count = self.runs[-1]

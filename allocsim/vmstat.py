@@ -63,8 +63,9 @@ def calculate_threshold(present_pages: int, num_online_cpus: int) -> int:
     return min(STAT_THRESHOLD_MAX, threshold)
 
 
-def drift_mark(min_wmark: int, low_wmark: int, high_wmark: int, threshold: int,
-               num_online_cpus: int) -> int:
+def drift_mark(
+    min_wmark: int, low_wmark: int, high_wmark: int, threshold: int, num_online_cpus: int
+) -> int:
     """The ``percpu_drift_mark`` that ``refresh_zone_stat_thresholds`` sets (2.6.36, aa45484).
 
     ``tolerate_drift = low - min`` and ``max_drift = num_online_cpus * threshold``; if the
@@ -182,8 +183,9 @@ def refresh_cpu_vm_stats(zone, cpu: int) -> int:
     return v
 
 
-def refresh_zone_stat_thresholds(zone, num_online_cpus: int | None = None,
-                                 threshold: int | None = None) -> None:
+def refresh_zone_stat_thresholds(
+    zone, num_online_cpus: int | None = None, threshold: int | None = None
+) -> None:
     """Give every online CPU the zone's threshold and set the drift mark (mm/vmstat.c).
 
     ``threshold`` overrides ``calculate_threshold`` (a teaching knob: "what if the threshold

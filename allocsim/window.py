@@ -35,9 +35,15 @@ class WindowStep:
     truth_ok: bool  # the same check on the true count of pages on the lists
 
 
-def free_pcppages_bulk_window(patches: Patches | None = None, *, present_pages: int = 262_144,
-                              num_online_cpus: int = 4, free_pages: int = 400,
-                              batch: int = 31, stat_threshold: int = 8) -> list[WindowStep]:
+def free_pcppages_bulk_window(
+    patches: Patches | None = None,
+    *,
+    present_pages: int = 262_144,
+    num_online_cpus: int = 4,
+    free_pages: int = 400,
+    batch: int = 31,
+    stat_threshold: int = 8,
+) -> list[WindowStep]:
     """Step one ``free_pcppages_bulk`` of ``batch`` pages and watch it from another CPU.
 
     A zone starts with ``free_pages`` pages on the buddy lists (near its min watermark); CPU 0
@@ -53,8 +59,14 @@ def free_pcppages_bulk_window(patches: Patches | None = None, *, present_pages: 
     """
     if patches is None:
         patches = Patches()
-    zone = Zone(present_pages, num_online_cpus, free_pages=free_pages,
-                stat_threshold=stat_threshold, pcp_batch=batch, patches=patches)
+    zone = Zone(
+        present_pages,
+        num_online_cpus,
+        free_pages=free_pages,
+        stat_threshold=stat_threshold,
+        pcp_batch=batch,
+        patches=patches,
+    )
     rmqueue_bulk(zone, 0, batch)
     mark = zone.watermark[WMARK_MIN]
     flags = ALLOC_HIGH | ALLOC_HARDER
@@ -64,10 +76,16 @@ def free_pcppages_bulk_window(patches: Patches | None = None, *, present_pages: 
         counter = zone_page_state(zone)
         buddy = zone.buddy_pages()
         exact = zone.vm_stat + int(zone.vm_stat_diff.sum())
-        steps.append(WindowStep(
-            linked=linked, counter=counter, buddy=buddy, in_flight=max(0, exact - buddy),
-            watermark_ok=zone_watermark_ok(zone, 0, mark, 0, flags, free_pages=counter),
-            truth_ok=zone_watermark_ok(zone, 0, mark, 0, flags, free_pages=buddy)))
+        steps.append(
+            WindowStep(
+                linked=linked,
+                counter=counter,
+                buddy=buddy,
+                in_flight=max(0, exact - buddy),
+                watermark_ok=zone_watermark_ok(zone, 0, mark, 0, flags, free_pages=counter),
+                truth_ok=zone_watermark_ok(zone, 0, mark, 0, flags, free_pages=buddy),
+            )
+        )
 
     _first_look(zone, reader)
     free_pcppages_bulk(zone, 0, batch, on_page=reader)

@@ -24,9 +24,19 @@ def test_main_run_json_has_required_keys(capsys):
     """--json prints one object with the keys scripts rely on."""
     assert main(["run", "--preset", "large", "--patches", "none", "--seed", "1", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
-    for key in ("livelocked", "livelock_ms", "episodes", "simulated_ms", "cpus", "seed", "patches",
-                "stat_threshold", "drift_mark", "max_counter_minus_buddy",
-                "drain_all_pages_calls"):
+    for key in (
+        "livelocked",
+        "livelock_ms",
+        "episodes",
+        "simulated_ms",
+        "cpus",
+        "seed",
+        "patches",
+        "stat_threshold",
+        "drift_mark",
+        "max_counter_minus_buddy",
+        "drain_all_pages_calls",
+    ):
         assert key in d
     assert d["livelocked"] is True and d["episodes"][0]["length_ms"] >= 1000
     assert set(d["episodes"][0]) == {"start_ms", "length_ms", "onset"}
@@ -34,23 +44,46 @@ def test_main_run_json_has_required_keys(capsys):
 
 def test_main_run_overrides_and_patch_list(capsys):
     """Overrides and a comma list of patches reach the config."""
-    assert main(["run", "--preset", "large", "--cpus", "64", "--zone-mib", "1024",
-                 "--stat-threshold", "1", "--stat-interval-ms", "500", "--seconds", "0.2",
-                 "--patches", "counter_after_free,drain_after_reclaim", "--json"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--preset",
+                "large",
+                "--cpus",
+                "64",
+                "--zone-mib",
+                "1024",
+                "--stat-threshold",
+                "1",
+                "--stat-interval-ms",
+                "500",
+                "--seconds",
+                "0.2",
+                "--patches",
+                "counter_after_free,drain_after_reclaim",
+                "--json",
+            ]
+        )
+        == 0
+    )
     d = json.loads(capsys.readouterr().out)
     assert d["cpus"] == 64 and d["stat_threshold"] == 1 and d["simulated_ms"] == 200
     assert d["patches"] == ["counter_after_free", "drain_after_reclaim"]
 
 
-@pytest.mark.parametrize("argv,word", [
-    (["run", "--cpus", "0"], "cpus"),
-    (["run", "--cpus", "many"], "cpus"),
-    (["run", "--patches", "bogus"], "patches"),
-    (["run", "--preset", "huge"], "preset"),
-    (["run", "--seconds", "-1"], "seconds"),
-    (["run", "--stat-threshold", "x"], "stat_threshold"),
-    (["run", "--nope"], "unrecognized"),
-])
+@pytest.mark.parametrize(
+    "argv,word",
+    [
+        (["run", "--cpus", "0"], "cpus"),
+        (["run", "--cpus", "many"], "cpus"),
+        (["run", "--patches", "bogus"], "patches"),
+        (["run", "--preset", "huge"], "preset"),
+        (["run", "--seconds", "-1"], "seconds"),
+        (["run", "--stat-threshold", "x"], "stat_threshold"),
+        (["run", "--nope"], "unrecognized"),
+    ],
+)
 def test_cli_bad_options_exit_nonzero_with_one_line(argv, word):
     """A bad option exits with status 2 and a one-line reason on stderr."""
     p = subprocess.run([sys.executable, "-m", "allocsim", *argv], capture_output=True, text=True)

@@ -35,13 +35,14 @@ def test_patch_switches_read_only_at_marked_points():
         for i, line in enumerate(lines):
             for name in ("counter_after_free", "drift_mark_snapshot", "drain_after_reclaim"):
                 if f"patches.{name}" in line:
-                    context = "\n".join(lines[max(0, i - 3): i + 1])
+                    context = "\n".join(lines[max(0, i - 3) : i + 1])
                     assert f"PATCH({name})" in context, f"{path.name}:{i + 1} reads {name} unmarked"
 
 
 def test_every_patch_has_a_marker():
     """grep PATCH( finds a decision point for each of the three switches."""
-    out = subprocess.run(["grep", "-rn", "PATCH(", str(ROOT / "allocsim")], capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        ["grep", "-rn", "PATCH(", str(ROOT / "allocsim")], capture_output=True, text=True
+    ).stdout
     for name in ("counter_after_free", "drift_mark_snapshot", "drain_after_reclaim"):
         assert f"PATCH({name})" in out

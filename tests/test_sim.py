@@ -19,7 +19,7 @@ from allocsim.trace import SERIES
 SEEDS = (1, 2, 3, 4, 5)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def run(name: str, **overrides):
     return Simulation(preset(name, **overrides)).run()
 
@@ -27,7 +27,8 @@ def run(name: str, **overrides):
 def _onset_ok(result) -> bool:
     e = result.episodes[0]
     return e.onset["buddy"] <= 0.01 * result.derived["wmark_min"] and (
-        e.onset["counter"] >= result.derived["wmark_min"])
+        e.onset["counter"] >= result.derived["wmark_min"]
+    )
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -108,7 +109,9 @@ def test_same_seed_gives_identical_runs():
 def test_patches_do_not_change_the_workload():
     """Patched and unpatched runs with the same seed see exactly the same requests."""
     base = preset("large", seed=2, duration_ms=1500)
-    runs = [Simulation(base.replace(patches=p)).run() for p in ("none", "all", "drain_after_reclaim")]
+    runs = [
+        Simulation(base.replace(patches=p)).run() for p in ("none", "all", "drain_after_reclaim")
+    ]
     for r in runs[1:]:
         np.testing.assert_array_equal(r["task_demand"], runs[0]["task_demand"])
         np.testing.assert_array_equal(r["atomic_attempted"], runs[0]["atomic_attempted"])
@@ -139,9 +142,16 @@ def test_vector_fast_path_matches_scalar_kernel_path():
             np.testing.assert_array_equal(a[s], b[s], err_msg=f"{name}/{p}: {s}")
 
 
-@pytest.mark.parametrize("name,patches", [("large", "none"), ("large", "all"),
-                                          ("steady", "none"), ("small", "none"),
-                                          ("large", "drain_after_reclaim")])
+@pytest.mark.parametrize(
+    "name,patches",
+    [
+        ("large", "none"),
+        ("large", "all"),
+        ("steady", "none"),
+        ("small", "none"),
+        ("large", "drain_after_reclaim"),
+    ],
+)
 def test_invariants_hold_at_every_step(name, patches):
     """Page conservation, diffs within threshold and exact counter == buddy, after every tick."""
     sim = Simulation(preset(name, seed=1, duration_ms=700, patches=patches))
@@ -163,7 +173,8 @@ def test_livelock_detection_definition():
     before = slice(e.start_ms - 1, e.start_ms - 1 + w)
     assert e.start_ms == 0 or not (
         r["task_ok"][before].sum() < 0.01 * r["task_demand"][before].sum()
-        and r["tasks_in_allocator"][before].mean() > 0.5 * r.config.writer_cpus)
+        and r["tasks_in_allocator"][before].mean() > 0.5 * r.config.writer_cpus
+    )
     quiet = run("large", seed=1, patches="all")
     assert quiet.episodes == []
 
@@ -175,9 +186,19 @@ def test_run_result_carries_config_summary_and_pandas():
     assert len(r.t_ms) == r.config.duration_ms == r.simulated_ms
     assert "LIVELOCK" in r.summary()
     d = r.to_dict()
-    for key in ("livelocked", "livelock_ms", "episodes", "simulated_ms", "cpus", "seed", "patches",
-                "stat_threshold", "drift_mark", "max_counter_minus_buddy",
-                "drain_all_pages_calls"):
+    for key in (
+        "livelocked",
+        "livelock_ms",
+        "episodes",
+        "simulated_ms",
+        "cpus",
+        "seed",
+        "patches",
+        "stat_threshold",
+        "drift_mark",
+        "max_counter_minus_buddy",
+        "drain_all_pages_calls",
+    ):
         assert key in d
     pd = pytest.importorskip("pandas")
     df = r.to_pandas()
@@ -188,8 +209,12 @@ def test_run_result_carries_config_summary_and_pandas():
 def test_event_log_uses_tracepoint_names():
     """The event log names kernel tracepoints: kswapd wakes, direct reclaim, pcp drains."""
     names = {e.name for e in run("large", seed=1, patches="all").events}
-    assert {"mm_vmscan_kswapd_wake", "mm_vmscan_direct_reclaim_begin",
-            "mm_page_pcpu_drain", "mm_vmscan_wakeup_kswapd"} <= names
+    assert {
+        "mm_vmscan_kswapd_wake",
+        "mm_vmscan_direct_reclaim_begin",
+        "mm_page_pcpu_drain",
+        "mm_vmscan_wakeup_kswapd",
+    } <= names
 
 
 def test_drift_mark_set_only_with_patch2():
@@ -201,10 +226,22 @@ def test_drift_mark_set_only_with_patch2():
     assert off.zone.percpu_drift_mark == 0
 
 
-@pytest.mark.parametrize("bad", [dict(cpus=0), dict(cpus=5000), dict(zone_mib=0),
-                                 dict(stat_threshold=200), dict(pcp_batch=0), dict(pcp_high=-1),
-                                 dict(writer_cpus=300), dict(seed=-1), dict(cpus=2.5),
-                                 dict(writer_rate=-1.0), dict(kswapd_cpu=256)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(cpus=0),
+        dict(cpus=5000),
+        dict(zone_mib=0),
+        dict(stat_threshold=200),
+        dict(pcp_batch=0),
+        dict(pcp_high=-1),
+        dict(writer_cpus=300),
+        dict(seed=-1),
+        dict(cpus=2.5),
+        dict(writer_rate=-1.0),
+        dict(kswapd_cpu=256),
+    ],
+)
 def test_simconfig_rejects_bad_values_naming_the_parameter(bad):
     """A bad SimConfig value raises ValueError/TypeError naming the parameter."""
     name = next(iter(bad))
