@@ -91,8 +91,15 @@ _LINE_SHOWN = 120  # longest piece of an offending line quoted in an error messa
 _HEADER_KEYS = ("min", "low", "high", "promo", "spanned", "present", "managed")  # "key   value"
 _PAGESET_KEYS = ("count", "high", "batch", "high_min", "high_max")  # "key: value", in a cpu block
 _TRAILER_KEYS = (  # "key: value" after the pagesets; they end the last cpu block
-    "all_unreclaimable", "prev_priority", "temp_priority", "start_pfn", "inactive_ratio",
-    "anon_scan_ratio", "node_unreclaimable", "reserved_highatomic", "free_highatomic",
+    "all_unreclaimable",
+    "prev_priority",
+    "temp_priority",
+    "start_pfn",
+    "inactive_ratio",
+    "anon_scan_ratio",
+    "node_unreclaimable",
+    "reserved_highatomic",
+    "free_highatomic",
 )
 
 _NODE_RE = re.compile(r"Node\s+([0-9]{1,9}),\s*zone\s+(\S+)")
@@ -285,18 +292,31 @@ class _ZoneBuilder:
             lineno, line = self.field_lines["high"]
             raise ZoneinfoError(lineno, line, f"high watermark {f['high']} is below low {f['low']}")
         if f["present"] > 0 and not self.pagesets:
-            raise ZoneinfoError(self.lineno, self.line,
-                                "zone has present pages but no 'cpu: N' pageset")
+            raise ZoneinfoError(
+                self.lineno, self.line, "zone has present pages but no 'cpu: N' pageset"
+            )
         ncpus = len({p.cpu for p in self.pagesets})
         if ncpus > NR_CPUS:
-            raise ZoneinfoError(self.lineno, self.line,
-                                f"{ncpus} CPUs: allocsim models at most NR_CPUS = {NR_CPUS}")
+            raise ZoneinfoError(
+                self.lineno, self.line, f"{ncpus} CPUs: allocsim models at most NR_CPUS = {NR_CPUS}"
+            )
         return ZoneInfo(
-            node=self.node, name=self.name, pages_free=f["pages free"], min=f["min"],
-            low=f["low"], high=f["high"], promo=f.get("promo"), spanned=f["spanned"],
-            present=f["present"], managed=f.get("managed"), protection=self.protection,
-            pagesets=tuple(self.pagesets), stats=dict(self.stats),
-            node_stats=dict(self.node_stats), line=self.lineno)
+            node=self.node,
+            name=self.name,
+            pages_free=f["pages free"],
+            min=f["min"],
+            low=f["low"],
+            high=f["high"],
+            promo=f.get("promo"),
+            spanned=f["spanned"],
+            present=f["present"],
+            managed=f.get("managed"),
+            protection=self.protection,
+            pagesets=tuple(self.pagesets),
+            stats=dict(self.stats),
+            node_stats=dict(self.node_stats),
+            line=self.lineno,
+        )
 
 
 def _parse_int(text: str, lineno: int, line: str, what: str, lo: int, hi: int) -> int:
@@ -362,8 +382,9 @@ def parse_zoneinfo(text: str) -> ZoneinfoFile:
                 zones.append(zone.finish())
             node, name = int(m.group(1)), m.group(2)
             if (node, name) in seen:
-                raise ZoneinfoError(lineno, line,
-                                    f"zone listed twice (first at line {seen[node, name]})")
+                raise ZoneinfoError(
+                    lineno, line, f"zone listed twice (first at line {seen[node, name]})"
+                )
             seen[node, name] = lineno
             zone = _ZoneBuilder(node, name, lineno, line)
             continue
@@ -382,8 +403,9 @@ def parse_zoneinfo(text: str) -> ZoneinfoFile:
         lineno, line = _first_nonblank(lines)
         raise ZoneinfoError(lineno, line, "no 'Node N, zone NAME' line: not a zoneinfo file")
     if not any(z.populated for z in zones):
-        raise ZoneinfoError(zones[0].line, lines[zones[0].line - 1].rstrip("\r"),
-                            "no zone has present pages")
+        raise ZoneinfoError(
+            zones[0].line, lines[zones[0].line - 1].rstrip("\r"), "no zone has present pages"
+        )
     return ZoneinfoFile(zones=tuple(zones), unrecognised=tuple(unrecognised))
 
 
@@ -402,7 +424,7 @@ def _classify(s: str) -> tuple[str, str, str]:
         return "pagesets", "", ""
     for prefix, kind in (("pages free", "pages_free"), ("vm stats threshold:", "threshold")):
         if s.startswith(prefix):
-            return kind, prefix, s[len(prefix):]
+            return kind, prefix, s[len(prefix) :]
     m = _KEY_RE.fullmatch(s)
     if not m:
         return "unknown", "", ""
@@ -423,8 +445,9 @@ def _classify(s: str) -> tuple[str, str, str]:
     return "unknown", "", ""
 
 
-def _apply(zone: _ZoneBuilder, kind: str, key: str, value: str, lineno: int, line: str,
-           unrecognised: list) -> None:
+def _apply(
+    zone: _ZoneBuilder, kind: str, key: str, value: str, lineno: int, line: str, unrecognised: list
+) -> None:
     """Fold one classified line into the zone being built."""
     if kind == "node_stats":
         if zone.in_node_stats or zone.node_stats or "pages free" in zone.fields:
@@ -441,8 +464,9 @@ def _apply(zone: _ZoneBuilder, kind: str, key: str, value: str, lineno: int, lin
         if not m:
             raise ZoneinfoError(lineno, line, "expected 'protection: (N, N, ...)'")
         values = [v.strip() for v in m.group(1).split(",")]
-        zone.protection = tuple(_parse_int(v, lineno, line, "protection", 0, _MAX_PAGES)
-                                for v in values)
+        zone.protection = tuple(
+            _parse_int(v, lineno, line, "protection", 0, _MAX_PAGES) for v in values
+        )
         zone.seen_protection = True
     elif kind == "pagesets":
         if zone.seen_pagesets:
@@ -486,8 +510,9 @@ def _apply(zone: _ZoneBuilder, kind: str, key: str, value: str, lineno: int, lin
 def _set_once(zone: _ZoneBuilder, name: str, value: int, lineno: int, line: str) -> None:
     if name in zone.fields:
         first = zone.field_lines[name][0]
-        raise ZoneinfoError(lineno, line,
-                            f"second {name!r} line in this zone (first at line {first})")
+        raise ZoneinfoError(
+            lineno, line, f"second {name!r} line in this zone (first at line {first})"
+        )
     zone.fields[name] = value
     zone.field_lines[name] = (lineno, line)
 
@@ -510,7 +535,7 @@ def read_zoneinfo(path: str = DEFAULT_PATH) -> ZoneinfoFile:
         lineno = data.count(b"\n", 0, exc.start) + 1
         start = data.rfind(b"\n", 0, exc.start) + 1
         end = data.find(b"\n", exc.start)
-        shown = data[start:end if end >= 0 else len(data)].decode("utf-8", "replace")
+        shown = data[start : end if end >= 0 else len(data)].decode("utf-8", "replace")
         raise ZoneinfoError(lineno, shown, "not UTF-8 text") from None
     return parse_zoneinfo(text)
 
@@ -661,8 +686,9 @@ def build_report(zoneinfo: ZoneinfoFile, source: str = "") -> ZoneinfoReport:
     """
     zones = tuple(_zone_report(z) for z in zoneinfo.zones)
     main = max(range(len(zones)), key=lambda i: (zones[i].present, -i))
-    return ZoneinfoReport(source=source, zones=zones, main=main,
-                          notes=tuple(_file_notes(zoneinfo, zones)))
+    return ZoneinfoReport(
+        source=source, zones=zones, main=main, notes=tuple(_file_notes(zoneinfo, zones))
+    )
 
 
 def _zone_report(z: ZoneInfo) -> ZoneReport:
@@ -686,23 +712,55 @@ def _zone_report(z: ZoneInfo) -> ZoneReport:
         exposed = max_drift > z.low - z.min
         mark = drift_mark(z.min, z.low, z.high, threshold_used, cpus)
         pressure = calculate_pressure_threshold(z.min, z.low, cpus)
-        notes = _zone_notes(z, cpus, thresholds, threshold_file, threshold_formula,
-                            threshold_formula_managed, pressure)
+        notes = _zone_notes(
+            z,
+            cpus,
+            thresholds,
+            threshold_file,
+            threshold_formula,
+            threshold_formula_managed,
+            pressure,
+        )
     first = z.pagesets[0] if z.pagesets else None
     return ZoneReport(
-        node=z.node, zone=z.name, present=z.present, managed=z.managed, spanned=z.spanned,
-        pages_free=z.pages_free, min=z.min, low=z.low, high=z.high, promo=z.promo, cpus=cpus,
-        threshold_file=threshold_file, threshold_formula=threshold_formula,
-        threshold_formula_managed=threshold_formula_managed, threshold_used=threshold_used,
-        threshold_source=source, tolerate_drift=z.low - z.min, max_drift=max_drift,
-        exposed=exposed, drift_mark=mark, pcp_pages=sum(p.count for p in z.pagesets),
-        pcp_high_total=sum(p.high for p in z.pagesets), pressure_threshold=pressure,
+        node=z.node,
+        zone=z.name,
+        present=z.present,
+        managed=z.managed,
+        spanned=z.spanned,
+        pages_free=z.pages_free,
+        min=z.min,
+        low=z.low,
+        high=z.high,
+        promo=z.promo,
+        cpus=cpus,
+        threshold_file=threshold_file,
+        threshold_formula=threshold_formula,
+        threshold_formula_managed=threshold_formula_managed,
+        threshold_used=threshold_used,
+        threshold_source=source,
+        tolerate_drift=z.low - z.min,
+        max_drift=max_drift,
+        exposed=exposed,
+        drift_mark=mark,
+        pcp_pages=sum(p.count for p in z.pagesets),
+        pcp_high_total=sum(p.high for p in z.pagesets),
+        pressure_threshold=pressure,
         first_pcp_high=first.high if first else None,
-        first_pcp_batch=first.batch if first else None, notes=tuple(notes))
+        first_pcp_batch=first.batch if first else None,
+        notes=tuple(notes),
+    )
 
 
-def _zone_notes(z: ZoneInfo, cpus: int, thresholds: list[int], threshold_file: int | None,
-                formula: int, formula_managed: int | None, pressure: int) -> list[str]:
+def _zone_notes(
+    z: ZoneInfo,
+    cpus: int,
+    thresholds: list[int],
+    threshold_file: int | None,
+    formula: int,
+    formula_managed: int | None,
+    pressure: int,
+) -> list[str]:
     """Where this zone's numbers differ from what 2.6.36 would have set up."""
     notes = []
     if z.managed is not None and z.managed != z.present:
@@ -710,25 +768,32 @@ def _zone_notes(z: ZoneInfo, cpus: int, thresholds: list[int], threshold_file: i
         notes.append(
             f"managed {z.managed} pages is {pct:.0f}% of present {z.present}: this kernel sizes "
             "thresholds, watermarks and pcp lists from managed pages, 2.6.36 from present; "
-            "the simulated zone (zone_mib) uses present.")
+            "the simulated zone (zone_mib) uses present."
+        )
     if threshold_file is not None:
         if len(set(thresholds)) > 1:
-            notes.append(f"CPUs disagree on vm stats threshold "
-                         f"({min(thresholds)}..{max(thresholds)}); the report uses the largest.")
+            notes.append(
+                f"CPUs disagree on vm stats threshold "
+                f"({min(thresholds)}..{max(thresholds)}); the report uses the largest."
+            )
         normal = formula_managed if formula_managed is not None else formula
         if threshold_file == pressure and threshold_file != normal:
             notes.append(
                 f"vm stats threshold {threshold_file} equals the pressure threshold, not the "
                 f"normal {normal}: kswapd was probably awake (since 2.6.38 it switches zones "
-                "with a drift mark to calculate_pressure_threshold while it runs).")
+                "with a drift mark to calculate_pressure_threshold while it runs)."
+            )
         elif formula_managed is not None and threshold_file == formula_managed != formula:
             notes.append(
                 f"vm stats threshold {threshold_file} = calculate_threshold(managed {z.managed}, "
                 f"{cpus} CPUs), as modern calculate_normal_threshold computes it; 2.6.36 "
-                f"(present pages) would give {formula}.")
+                f"(present pages) would give {formula}."
+            )
         elif threshold_file != formula:
-            notes.append(f"vm stats threshold {threshold_file} differs from the 2.6.36 formula "
-                         f"({formula}) and from the pressure threshold ({pressure}).")
+            notes.append(
+                f"vm stats threshold {threshold_file} differs from the 2.6.36 formula "
+                f"({formula}) and from the pressure threshold ({pressure})."
+            )
     if z.min > 0:
         low_gap, high_gap = z.min >> 2, z.min >> 1  # 2.6.36: low = min + tmp/4, high = min + tmp/2
         if (z.low - z.min, z.high - z.min) != (low_gap, high_gap):
@@ -737,7 +802,8 @@ def _zone_notes(z: ZoneInfo, cpus: int, thresholds: list[int], threshold_file: i
                 f"would give {low_gap} and {high_gap} from this min (modern kernels space low "
                 "and high by max(min/4, managed * watermark_scale_factor / 10000)); the "
                 f"simulated zone reproduces min {z.min} but gets low {z.min + low_gap}, "
-                f"high {z.min + high_gap}.")
+                f"high {z.min + high_gap}."
+            )
     first = z.pagesets[0]
     high_2636, batch_2636 = setup_pageset(zone_batchsize(z.present))
     if any(p.high_min is not None or p.high_max is not None for p in z.pagesets):
@@ -745,12 +811,14 @@ def _zone_notes(z: ZoneInfo, cpus: int, thresholds: list[int], threshold_file: i
             f"pcp high is auto-tuned between high_min {first.high_min} and high_max "
             f"{first.high_max} (now {first.high}, batch {first.batch} on the first CPU); 2.6.36 "
             f"would fix high/batch at {high_2636}/{batch_2636} for this zone "
-            "(setup_pageset(zone_batchsize(present)): high = 6 * batch).")
+            "(setup_pageset(zone_batchsize(present)): high = 6 * batch)."
+        )
     elif (first.high, first.batch) != (high_2636, batch_2636):
         notes.append(
             f"pcp high/batch {first.high}/{first.batch} differ from 2.6.36's "
             f"setup_pageset(zone_batchsize(present)) = {high_2636}/{batch_2636} "
-            "(vm.percpu_pagelist_fraction, or another kernel version).")
+            "(vm.percpu_pagelist_fraction, or another kernel version)."
+        )
     boost = z.stats.get("boost", 0)
     if boost:
         notes.append(f"watermarks include a watermark_boost of {boost} pages (temporary, modern).")
@@ -760,46 +828,59 @@ def _zone_notes(z: ZoneInfo, cpus: int, thresholds: list[int], threshold_file: i
 def _file_notes(zoneinfo: ZoneinfoFile, zones: tuple[ZoneReport, ...]) -> list[str]:
     """File-wide remarks: format era and the modern mechanisms 2.6.36 lacks."""
     infos = zoneinfo.zones
-    notes = ["Online CPUs are the pagesets listed per zone (zoneinfo_show_print walks "
-             "for_each_online_cpu)."]
+    notes = [
+        "Online CPUs are the pagesets listed per zone (zoneinfo_show_print walks "
+        "for_each_online_cpu)."
+    ]
     if any(z.managed is not None for z in infos):
         notes.append(
             "Modern format (has 'managed'): this kernel uses managed pages (the pages the buddy "
             "allocator actually manages: present minus reserved) where 2.6.36 used present "
             "pages; 'threshold (2.6.36 formula)' is calculate_threshold on present pages, as "
-            "2.6.36 would compute it.")
+            "2.6.36 would compute it."
+        )
     else:
-        notes.append("Older format (no 'managed'): this kernel sized everything from present "
-                     "pages, as 2.6.36 did.")
+        notes.append(
+            "Older format (no 'managed'): this kernel sized everything from present "
+            "pages, as 2.6.36 did."
+        )
     if any(p.high_min is not None for z in infos for p in z.pagesets):
         notes.append(
             "pcp 'high' is auto-tuned at run time between high_min and high_max, and batch may "
             "reach 63 (2.6.36: high = 6 * batch, batch at most 31); pcp_high in the simulation "
-            "settings is the first CPU's value at capture time.")
+            "settings is the first CPU's value at capture time."
+        )
     if any(z.managed is not None or z.promo is not None for z in infos):
         notes.append(
             "Modern watermarks: low and high are spaced by max(min/4, managed * "
             "watermark_scale_factor / 10000) (2.6.36: min/4 and min/2), and include "
-            "watermark_boost; 'promo' (memory tiering) has no 2.6.36 counterpart and is ignored.")
+            "watermark_boost; 'promo' (memory tiering) has no 2.6.36 counterpart and is ignored."
+        )
     if any(p.vm_stats_threshold is not None for z in infos for p in z.pagesets):
         notes.append(
             "The threshold used is the file's per-CPU 'vm stats threshold'. Since 2.6.38 kswapd "
             "lowers it to the pressure threshold in zones with a drift mark while it is awake, so "
-            "a capture taken under memory pressure may show that value instead of the normal one.")
+            "a capture taken under memory pressure may show that value instead of the normal one."
+        )
     else:
-        notes.append("No 'vm stats threshold' lines (non-SMP kernel?): the drift numbers use "
-                     "2.6.36's calculate_threshold on present pages.")
+        notes.append(
+            "No 'vm stats threshold' lines (non-SMP kernel?): the drift numbers use "
+            "2.6.36's calculate_threshold on present pages."
+        )
     if any(z.managed is not None for z in infos):
         notes.append(
             "Since 2.6.38 ordinary watermark checks read the plain counter again; the drift mark "
             "only switches zone_watermark_ok_safe (kswapd wake/sleep decisions) to the snapshot. "
-            "The drift mark shown is the 2.6.36 rule, which modern kernels still use to set it.")
+            "The drift mark shown is the 2.6.36 rule, which modern kernels still use to set it."
+        )
     if any(p.pcp is not None for z in infos for p in z.pagesets):
         notes.append("Pre-2.6.24 format: two pcp lists (hot, cold) per CPU; CPUs are counted once.")
     if zoneinfo.unrecognised:
         lineno, line = zoneinfo.unrecognised[0]
-        notes.append(f"{len(zoneinfo.unrecognised)} unrecognised line(s) ignored "
-                     f"(first: line {lineno}: {line.strip()[:60]!r}).")
+        notes.append(
+            f"{len(zoneinfo.unrecognised)} unrecognised line(s) ignored "
+            f"(first: line {lineno}: {line.strip()[:60]!r})."
+        )
     empty = [z.label for z in zones if not z.populated]
     if empty:
         notes.append("Empty zones (present 0, no pagesets): " + ", ".join(empty) + ".")
@@ -878,8 +959,9 @@ def format_report(report: ZoneinfoReport) -> str:
     populated = [z for z in report.zones if z.populated]
     nodes = sorted({z.node for z in report.zones})
     src = report.source or "zoneinfo"
-    out.append(f"{src}: {len(report.zones)} zones ({len(populated)} populated) on "
-               f"{len(nodes)} node(s)")
+    out.append(
+        f"{src}: {len(report.zones)} zones ({len(populated)} populated) on {len(nodes)} node(s)"
+    )
     out.append(f"main zone: {report.main_zone.label} (most present pages)")
     for i, z in enumerate(report.zones):
         out.append("")
@@ -889,30 +971,44 @@ def format_report(report: ZoneinfoReport) -> str:
         tag = "  [main]" if i == report.main else ""
         out.append(f"{z.label}{tag}")
         managed = f", managed {z.managed}" if z.managed is not None else ""
-        out.append(f"  pages          present {z.present} ({_mib(z.present)}){managed}, "
-                   f"free {z.pages_free}")
+        out.append(
+            f"  pages          present {z.present} ({_mib(z.present)}){managed}, "
+            f"free {z.pages_free}"
+        )
         promo = f", promo {z.promo}" if z.promo is not None else ""
         out.append(f"  watermarks     min {z.min}, low {z.low}, high {z.high}{promo}")
         out.append(f"  online CPUs    {z.cpus} (pagesets listed)")
         file_t = "none" if z.threshold_file is None else str(z.threshold_file)
-        managed_t = ("" if z.threshold_formula_managed is None
-                     else f", same formula on managed pages {z.threshold_formula_managed}")
-        out.append(f"  threshold      file {file_t}; 2.6.36 calculate_threshold(present) "
-                   f"{z.threshold_formula}{managed_t}")
+        managed_t = (
+            ""
+            if z.threshold_formula_managed is None
+            else f", same formula on managed pages {z.threshold_formula_managed}"
+        )
+        out.append(
+            f"  threshold      file {file_t}; 2.6.36 calculate_threshold(present) "
+            f"{z.threshold_formula}{managed_t}"
+        )
         out.append(f"                 report uses {z.threshold_used} ({z.threshold_source})")
-        verdict = ("EXPOSED: drift can exceed low - min" if z.exposed
-                   else "within low - min")
-        out.append(f"  max drift      {z.cpus} CPUs x {z.threshold_used} = {z.max_drift} pages "
-                   f"({_mib(z.max_drift)}) vs low - min = {z.tolerate_drift}: {verdict}")
+        verdict = "EXPOSED: drift can exceed low - min" if z.exposed else "within low - min"
+        out.append(
+            f"  max drift      {z.cpus} CPUs x {z.threshold_used} = {z.max_drift} pages "
+            f"({_mib(z.max_drift)}) vs low - min = {z.tolerate_drift}: {verdict}"
+        )
         if z.drift_mark:
-            out.append(f"  drift mark     {z.drift_mark} (= high {z.high} + max drift "
-                       f"{z.max_drift}); 2.6.36 takes the snapshot below it while kswapd is awake")
+            out.append(
+                f"  drift mark     {z.drift_mark} (= high {z.high} + max drift "
+                f"{z.max_drift}); 2.6.36 takes the snapshot below it while kswapd is awake"
+            )
         else:
             out.append("  drift mark     0 (2.6.36 would leave it unset: max drift <= low - min)")
-        out.append(f"  pcp lists now  {z.pcp_pages} pages (sum of count; the sum of high is "
-                   f"{z.pcp_high_total})")
-        out.append(f"  2.6.38 pressure threshold  {z.pressure_threshold} per CPU "
-                   f"(max drift under pressure {z.cpus * z.pressure_threshold})")
+        out.append(
+            f"  pcp lists now  {z.pcp_pages} pages (sum of count; the sum of high is "
+            f"{z.pcp_high_total})"
+        )
+        out.append(
+            f"  2.6.38 pressure threshold  {z.pressure_threshold} per CPU "
+            f"(max drift under pressure {z.cpus * z.pressure_threshold})"
+        )
         for note in z.notes:
             out.append(f"  note: {note}")
     out.append("")
@@ -966,9 +1062,11 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Report how exposed this machine's zones would be to the 2.6.36 per-cpu "
-                    "counter drift, and print simulation settings for a machine like it.")
-    p.add_argument("path", nargs="?", default=DEFAULT_PATH,
-                   help=f"a zoneinfo file (default {DEFAULT_PATH})")
+        "counter drift, and print simulation settings for a machine like it.",
+    )
+    p.add_argument(
+        "path", nargs="?", default=DEFAULT_PATH, help=f"a zoneinfo file (default {DEFAULT_PATH})"
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     return p
 

@@ -59,6 +59,7 @@ def error_text(exc: BaseException) -> str:
 
 # --- the machine ----------------------------------------------------------------------------
 
+
 def machine() -> dict:
     """What the numbers were measured on."""
     cpu_model = platform.processor() or "unknown"
@@ -84,8 +85,12 @@ def machine() -> dict:
     import numpy
 
     try:
-        commit = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-                                capture_output=True, text=True, timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return {
@@ -131,14 +136,19 @@ def bench_rtf(quick: bool) -> dict:
                 result = Simulation(cfg).run()  # construction included: a user waits for both
                 wall = time.perf_counter() - start
                 ticks = int(result.simulated_ms)
-                row.update(wall_s=wall, simulated_ms=ticks,
-                           rtf=ticks / 1000 / wall,
-                           us_per_tick=wall * 1e6 / ticks,
-                           ns_per_cpu_tick=wall * 1e9 / (ticks * cfg.cpus))
+                row.update(
+                    wall_s=wall,
+                    simulated_ms=ticks,
+                    rtf=ticks / 1000 / wall,
+                    us_per_tick=wall * 1e6 / ticks,
+                    ns_per_cpu_tick=wall * 1e9 / (ticks * cfg.cpus),
+                )
             except Exception as exc:  # report it in the row and go on
                 row["error"] = error_text(exc)
-            log(f"  rtf {label:>9} patches={patches:<4} "
-                + (f"{row['wall_s']:.2f} s wall" if "wall_s" in row else row["error"]))
+            log(
+                f"  rtf {label:>9} patches={patches:<4} "
+                + (f"{row['wall_s']:.2f} s wall" if "wall_s" in row else row["error"])
+            )
             rows.append(row)
     return {"status": "ok", "duration_ms": duration_ms, "rows": rows}
 
@@ -219,17 +229,21 @@ def bench_widget(quick: bool) -> dict:
         import allocsim.widgets as widgets
     except ModuleNotFoundError as exc:
         if exc.name != "allocsim.widgets":
-            return {"status": "not available",
-                    "reason": f"import allocsim.widgets: {error_text(exc)}"}
+            return {
+                "status": "not available",
+                "reason": f"import allocsim.widgets: {error_text(exc)}",
+            }
         return {"status": "not available", "reason": "allocsim/widgets.py does not exist"}
     except Exception as exc:
         return {"status": "not available", "reason": f"import allocsim.widgets: {error_text(exc)}"}
 
     factory_name, factory = _find_factory(widgets)
     if factory is None:
-        return {"status": "not available",
-                "reason": "no livelock demo factory in allocsim.widgets (looked for "
-                          f"{', '.join(FACTORY_NAMES)} or a name containing 'livelock')"}
+        return {
+            "status": "not available",
+            "reason": "no livelock demo factory in allocsim.widgets (looked for "
+            f"{', '.join(FACTORY_NAMES)} or a name containing 'livelock')",
+        }
     try:
         demo = factory()
     except Exception as exc:
@@ -237,17 +251,27 @@ def bench_widget(quick: bool) -> dict:
 
     fig = getattr(demo, "fig", None) or getattr(demo, "figure", None)
     if not isinstance(fig, Figure):
-        fig = next((v for v in vars(demo).values() if isinstance(v, Figure)), None) \
-            if hasattr(demo, "__dict__") else None
+        fig = (
+            next((v for v in vars(demo).values() if isinstance(v, Figure)), None)
+            if hasattr(demo, "__dict__")
+            else None
+        )
     control_name, control = _find_control(demo)
     wait = next((getattr(demo, n) for n in WAIT_NAMES if callable(getattr(demo, n, None))), None)
-    missing = [what for what, ok in (("a matplotlib Figure at demo.fig", fig is not None),
-                                     ("a seed or cpus control", control is not None),
-                                     ("a wait()/wait_idle()/join() helper", wait is not None))
-               if not ok]
+    missing = [
+        what
+        for what, ok in (
+            ("a matplotlib Figure at demo.fig", fig is not None),
+            ("a seed or cpus control", control is not None),
+            ("a wait()/wait_idle()/join() helper", wait is not None),
+        )
+        if not ok
+    ]
     if missing:
-        return {"status": "not available",
-                "reason": f"{factory_name}() has no " + "; no ".join(missing)}
+        return {
+            "status": "not available",
+            "reason": f"{factory_name}() has no " + "; no ".join(missing),
+        }
 
     # Frame hook: the module's own callback if it has one, else watch the canvas draws. A frame
     # of the new run is a callback whose first argument (simulated ms) is > 0, or a draw that
@@ -311,23 +335,36 @@ def bench_widget(quick: bool) -> dict:
                 shown = [t for t, key in frames if is_new(key, before)]
                 per_run.append(len(frames))
             if not shown:
-                return {"status": "not available", "hook": hook,
-                        "reason": f"changing {control_name} produced no new frame ({hook})"}
+                return {
+                    "status": "not available",
+                    "hook": hook,
+                    "reason": f"changing {control_name} produced no new frame ({hook})",
+                }
             first.append(shown[0] - start)
             whole.append(end - start)
-            log(f"  widget rep {rep + 1}/{reps}: first frame {1000 * first[-1]:.0f} ms, "
-                f"run {whole[-1]:.2f} s, {per_run[-1]} frames")
+            log(
+                f"  widget rep {rep + 1}/{reps}: first frame {1000 * first[-1]:.0f} ms, "
+                f"run {whole[-1]:.2f} s, {per_run[-1]} frames"
+            )
     except Exception as exc:
         return {"status": "error", "error": error_text(exc), "hook": hook}
-    return {"status": "ok", "factory": factory_name, "control": control_name, "hook": hook,
-            "backend": matplotlib.get_backend(), "reps": reps,
-            "first_frame_ms": 1000 * statistics.median(first),
-            "run_s": statistics.median(whole),
-            "first_frame_ms_all": [1000 * x for x in first], "run_s_all": whole,
-            "frames_per_run": per_run}
+    return {
+        "status": "ok",
+        "factory": factory_name,
+        "control": control_name,
+        "hook": hook,
+        "backend": matplotlib.get_backend(),
+        "reps": reps,
+        "first_frame_ms": 1000 * statistics.median(first),
+        "run_s": statistics.median(whole),
+        "first_frame_ms_all": [1000 * x for x in first],
+        "run_s_all": whole,
+        "frames_per_run": per_run,
+    }
 
 
 # --- 3. notebooks -----------------------------------------------------------------------------
+
 
 def bench_notebooks(quick: bool) -> dict:
     if quick:
@@ -344,8 +381,12 @@ def bench_notebooks(quick: bool) -> dict:
     for path in paths:
         row = {"notebook": path.name}
         nb = nbformat.read(path, as_version=4)
-        client = NotebookClient(nb, timeout=120, kernel_name="python3",
-                                resources={"metadata": {"path": str(path.parent)}})
+        client = NotebookClient(
+            nb,
+            timeout=120,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        )
         start = time.perf_counter()
         try:
             client.execute()
@@ -361,8 +402,13 @@ def bench_notebooks(quick: bool) -> dict:
 # --- 4. memory --------------------------------------------------------------------------------
 
 MEMORY_CASES = [  # (kind, GiB, CPUs)
-    ("Zone", 1, 1024), ("Zone", 4, 1024), ("Zone", 16, 1024), ("Zone", 16, 4096),
-    ("Simulation", 1, 1024), ("Simulation", 4, 1024), ("Simulation", 16, 1024),
+    ("Zone", 1, 1024),
+    ("Zone", 4, 1024),
+    ("Zone", 16, 1024),
+    ("Zone", 16, 4096),
+    ("Simulation", 1, 1024),
+    ("Simulation", 4, 1024),
+    ("Simulation", 16, 1024),
     ("Simulation", 16, 4096),  # not asked for, but shows that a Simulation grows with CPUs too
 ]
 
@@ -411,20 +457,32 @@ def memory_case(kind: str, gib: int, cpus: int) -> dict:
     build()
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return {"kind": kind, "gib": gib, "cpus": cpus, "present_pages": gib * PAGES_PER_GIB,
-            "tracemalloc_peak": peak, "rss_delta": rss_delta}
+    return {
+        "kind": kind,
+        "gib": gib,
+        "cpus": cpus,
+        "present_pages": gib * PAGES_PER_GIB,
+        "tracemalloc_peak": peak,
+        "rss_delta": rss_delta,
+    }
 
 
 def bench_memory(quick: bool) -> dict:
     rows = []
     for kind, gib, cpus in MEMORY_CASES:
         row = {"kind": kind, "gib": gib, "cpus": cpus}
-        proc = subprocess.run([sys.executable, __file__, "--memory-case", f"{kind}:{gib}:{cpus}"],
-                              capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--memory-case", f"{kind}:{gib}:{cpus}"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if proc.returncode == 0:
             row.update(json.loads(proc.stdout.strip().splitlines()[-1]))
-            log(f"  memory {kind} {gib} GiB x {cpus} CPUs: peak "
-                f"{row['tracemalloc_peak'] / MIB:.1f} MiB, rss +{row['rss_delta'] / MIB:.1f} MiB")
+            log(
+                f"  memory {kind} {gib} GiB x {cpus} CPUs: peak "
+                f"{row['tracemalloc_peak'] / MIB:.1f} MiB, rss +{row['rss_delta'] / MIB:.1f} MiB"
+            )
         else:
             lines = (proc.stderr or proc.stdout).strip().splitlines()
             row["error"] = lines[-1][:300] if lines else f"exit status {proc.returncode}"
@@ -455,46 +513,85 @@ def bench_memory(quick: bool) -> dict:
 
 # --- report -----------------------------------------------------------------------------------
 
+
 def table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+
     def line(cells):  # the first column and text to the left, numbers to the right
-        return "  ".join(c.rjust(w) if i and c[:1].isdigit() else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths, strict=True))).rstrip()
+        return "  ".join(
+            c.rjust(w) if i and c[:1].isdigit() else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
 def print_rtf(r: dict) -> None:
-    print(f"1. Real-time factor ({r['duration_ms'] / 1000:g} simulated s per case, "
-          "construction included)")
+    print(
+        f"1. Real-time factor ({r['duration_ms'] / 1000:g} simulated s per case, "
+        "construction included)"
+    )
     rows = []
     for row in r["rows"]:
-        head = [row["case"], row["patches"], str(row.get("cpus", "?")),
-                str(row.get("zone_mib", "?"))]
+        head = [
+            row["case"],
+            row["patches"],
+            str(row.get("cpus", "?")),
+            str(row.get("zone_mib", "?")),
+        ]
         if "error" in row:
             rows.append(head + ["ERROR: " + row["error"], "", "", ""])
         else:
-            rows.append(head + [f"{row['wall_s']:.2f}", f"{row['rtf']:.1f}x",
-                                f"{row['us_per_tick']:.0f}", f"{row['ns_per_cpu_tick']:.0f}"])
-    print(table(["case", "patches", "CPUs", "zone MiB", "wall s", "sim s / wall s",
-                 "µs / sim ms", "ns / CPU-tick"], rows))
+            rows.append(
+                head
+                + [
+                    f"{row['wall_s']:.2f}",
+                    f"{row['rtf']:.1f}x",
+                    f"{row['us_per_tick']:.0f}",
+                    f"{row['ns_per_cpu_tick']:.0f}",
+                ]
+            )
+    print(
+        table(
+            [
+                "case",
+                "patches",
+                "CPUs",
+                "zone MiB",
+                "wall s",
+                "sim s / wall s",
+                "µs / sim ms",
+                "ns / CPU-tick",
+            ],
+            rows,
+        )
+    )
 
 
 def print_widget(w: dict) -> None:
     print("2. Widget latency (livelock demo)")
-    print(f"   {w['factory']}(), change {w['control']}, frames by {w['hook']}, "
-          f"backend {w['backend']}, median of {w['reps']}")
-    print(f"   control change -> first frame of the new run: {w['first_frame_ms']:.0f} ms "
-          f"(all: {', '.join(f'{x:.0f}' for x in w['first_frame_ms_all'])})")
-    print(f"   control change -> end of the run:             {w['run_s']:.2f} s "
-          f"(all: {', '.join(f'{x:.2f}' for x in w['run_s_all'])})")
+    print(
+        f"   {w['factory']}(), change {w['control']}, frames by {w['hook']}, "
+        f"backend {w['backend']}, median of {w['reps']}"
+    )
+    print(
+        f"   control change -> first frame of the new run: {w['first_frame_ms']:.0f} ms "
+        f"(all: {', '.join(f'{x:.0f}' for x in w['first_frame_ms_all'])})"
+    )
+    print(
+        f"   control change -> end of the run:             {w['run_s']:.2f} s "
+        f"(all: {', '.join(f'{x:.2f}' for x in w['run_s_all'])})"
+    )
 
 
 def print_notebooks(n: dict) -> None:
     print("3. Notebooks, headless (nbclient, kernel python3, 120 s per cell, inline backend)")
-    rows = [[r["notebook"], f"{r['wall_s']:.1f}",
-             ("ERROR: " + r["error"]) if "error" in r else "ok"] for r in n["rows"]]
+    rows = [
+        [r["notebook"], f"{r['wall_s']:.1f}", ("ERROR: " + r["error"]) if "error" in r else "ok"]
+        for r in n["rows"]
+    ]
     rows.append(["total", f"{n['total_s']:.1f}", ""])
     print(table(["notebook", "wall s", "result"], rows))
 
@@ -507,37 +604,58 @@ def print_memory(mem: dict) -> None:
         if "error" in row:
             rows.append(head + ["ERROR: " + row["error"], ""])
         else:
-            rows.append(head + [f"{row['tracemalloc_peak'] / MIB:.1f}",
-                                f"{row['rss_delta'] / MIB:.1f}"])
+            rows.append(
+                head + [f"{row['tracemalloc_peak'] / MIB:.1f}", f"{row['rss_delta'] / MIB:.1f}"]
+            )
     print(table(["object", "GiB", "CPUs", "tracemalloc MiB", "RSS delta MiB"], rows))
     c = mem["checks"]
     if "zone_growth_1_to_16_gib" in c:
-        print(f"   Zone 1 -> 16 GiB at 1024 CPUs: +{c['zone_growth_1_to_16_gib'] / MIB:.1f} MiB "
-              f"(the page map alone, 1 byte per page: "
-              f"+{c['page_map_growth_1_to_16_gib'] / MIB:.1f} MiB)")
+        print(
+            f"   Zone 1 -> 16 GiB at 1024 CPUs: +{c['zone_growth_1_to_16_gib'] / MIB:.1f} MiB "
+            f"(the page map alone, 1 byte per page: "
+            f"+{c['page_map_growth_1_to_16_gib'] / MIB:.1f} MiB)"
+        )
     if "zone_growth_per_cpu_1024_to_4096" in c:
-        print(f"   Zone 16 GiB, 1024 -> 4096 CPUs: "
-              f"+{c['zone_growth_per_cpu_1024_to_4096'] / 1024:.2f} KiB per added CPU")
+        print(
+            f"   Zone 16 GiB, 1024 -> 4096 CPUs: "
+            f"+{c['zone_growth_per_cpu_1024_to_4096'] / 1024:.2f} KiB per added CPU"
+        )
     if "simulation_growth_1_to_16_gib" in c:
-        print(f"   Simulation 1 -> 16 GiB at 1024 CPUs: "
-              f"{c['simulation_growth_1_to_16_gib'] / MIB:+.1f} MiB (counts only, no page map)")
+        print(
+            f"   Simulation 1 -> 16 GiB at 1024 CPUs: "
+            f"{c['simulation_growth_1_to_16_gib'] / MIB:+.1f} MiB (counts only, no page map)"
+        )
     if "simulation_growth_per_cpu_1024_to_4096" in c:
-        print(f"   Simulation 16 GiB, 1024 -> 4096 CPUs: "
-              f"+{c['simulation_growth_per_cpu_1024_to_4096'] / 1024:.2f} KiB per added CPU")
+        print(
+            f"   Simulation 16 GiB, 1024 -> 4096 CPUs: "
+            f"+{c['simulation_growth_per_cpu_1024_to_4096'] / 1024:.2f} KiB per added CPU"
+        )
 
 
-PRINTERS = {"rtf": print_rtf, "widget": print_widget, "notebooks": print_notebooks,
-            "memory": print_memory}
-TITLES = {"rtf": "1. Real-time factor", "widget": "2. Widget latency (livelock demo)",
-          "notebooks": "3. Notebooks, headless", "memory": "4. Peak memory"}
+PRINTERS = {
+    "rtf": print_rtf,
+    "widget": print_widget,
+    "notebooks": print_notebooks,
+    "memory": print_memory,
+}
+TITLES = {
+    "rtf": "1. Real-time factor",
+    "widget": "2. Widget latency (livelock demo)",
+    "notebooks": "3. Notebooks, headless",
+    "memory": "4. Peak memory",
+}
 
 
 def print_report(report: dict) -> None:
     m = report["machine"]
-    print(f"allocsim benchmarks ({'quick' if report['quick'] else 'full'} mode), "
-          f"commit {m['allocsim_commit']}")
-    print(f"machine: {m['cpu_model']}, {m['cores']} cores ({m['cores_usable']} usable), "
-          f"{m['memory_gib']} GiB RAM; {m['os']}")
+    print(
+        f"allocsim benchmarks ({'quick' if report['quick'] else 'full'} mode), "
+        f"commit {m['allocsim_commit']}"
+    )
+    print(
+        f"machine: {m['cpu_model']}, {m['cores']} cores ({m['cores_usable']} usable), "
+        f"{m['memory_gib']} GiB RAM; {m['os']}"
+    )
     print(f"python {m['python']}, numpy {m['numpy']}, matplotlib {m['matplotlib']}")
     for name in SECTIONS:
         sec = report["sections"].get(name)
@@ -560,12 +678,19 @@ def has_errors(report: dict) -> bool:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON object instead of tables")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke mode: 1 simulated s per case, 2 widget runs, no notebooks")
-    parser.add_argument("--only", default=",".join(SECTIONS),
-                        help=f"comma-separated sections to run (default: {','.join(SECTIONS)})")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of tables"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke mode: 1 simulated s per case, 2 widget runs, no notebooks",
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run (default: {','.join(SECTIONS)})",
+    )
     parser.add_argument("--memory-case", help=argparse.SUPPRESS)  # KIND:GIB:CPUS, internal
     args = parser.parse_args(argv)
 
@@ -581,8 +706,12 @@ def main(argv=None) -> int:
 
     start = time.perf_counter()
     report = {"machine": machine(), "quick": args.quick, "sections": {}}
-    runners = {"rtf": bench_rtf, "widget": bench_widget, "notebooks": bench_notebooks,
-               "memory": bench_memory}
+    runners = {
+        "rtf": bench_rtf,
+        "widget": bench_widget,
+        "notebooks": bench_notebooks,
+        "memory": bench_memory,
+    }
     for name in SECTIONS:
         if name in only:
             log(f"{name} ...")

@@ -54,14 +54,17 @@ def test_fls_rejects_negative():
         fls(-1)
 
 
-@pytest.mark.parametrize("present, cpus, pattern", [
-    (0, 4, rng("present_pages", 1, 1 << 40)),
-    (-1, 4, rng("present_pages", 1, 1 << 40)),
-    ((1 << 40) + 1, 4, rng("present_pages", 1, 1 << 40)),
-    (1024, 0, rng("num_online_cpus", 1, 4096)),
-    (1024, -4, rng("num_online_cpus", 1, 4096)),
-    (1024, 4097, rng("num_online_cpus", 1, 4096)),
-])
+@pytest.mark.parametrize(
+    "present, cpus, pattern",
+    [
+        (0, 4, rng("present_pages", 1, 1 << 40)),
+        (-1, 4, rng("present_pages", 1, 1 << 40)),
+        ((1 << 40) + 1, 4, rng("present_pages", 1, 1 << 40)),
+        (1024, 0, rng("num_online_cpus", 1, 4096)),
+        (1024, -4, rng("num_online_cpus", 1, 4096)),
+        (1024, 4097, rng("num_online_cpus", 1, 4096)),
+    ],
+)
 def test_calculate_threshold_rejects_out_of_range(present, cpus, pattern):
     """calculate_threshold rejects zero/negative sizes and CPU counts outside [1, 4096], naming the
     range."""
@@ -78,15 +81,18 @@ def test_calculate_threshold_rejects_non_integers(value):
         calculate_threshold(262144, value)
 
 
-@pytest.mark.parametrize("args, pattern", [
-    ((-1, 10, 20, 30, 4), rng("min_wmark", 0, 1 << 40)),
-    ((10, 5, 20, 30, 4), rng("low_wmark", 10, 1 << 40)),        # low below min
-    ((10, 15, 12, 30, 4), rng("high_wmark", 15, 1 << 40)),      # high below low
-    ((10, 15, 20, -1, 4), rng("threshold", 0, 125)),
-    ((10, 15, 20, 126, 4), rng("threshold", 0, 125)),
-    ((10, 15, 20, 30, 0), rng("num_online_cpus", 1, 4096)),
-    ((10, 15, 20, 30, 4097), rng("num_online_cpus", 1, 4096)),
-])
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        ((-1, 10, 20, 30, 4), rng("min_wmark", 0, 1 << 40)),
+        ((10, 5, 20, 30, 4), rng("low_wmark", 10, 1 << 40)),  # low below min
+        ((10, 15, 12, 30, 4), rng("high_wmark", 15, 1 << 40)),  # high below low
+        ((10, 15, 20, -1, 4), rng("threshold", 0, 125)),
+        ((10, 15, 20, 126, 4), rng("threshold", 0, 125)),
+        ((10, 15, 20, 30, 0), rng("num_online_cpus", 1, 4096)),
+        ((10, 15, 20, 30, 4097), rng("num_online_cpus", 1, 4096)),
+    ],
+)
 def test_drift_mark_rejects_out_of_range(args, pattern):
     """drift_mark rejects negative or misordered watermarks, thresholds outside [0, 125] and bad CPU
     counts."""
@@ -95,9 +101,16 @@ def test_drift_mark_rejects_out_of_range(args, pattern):
 
 
 @pytest.mark.parametrize("value", NON_INTEGERS)
-@pytest.mark.parametrize("position, name", [
-    (0, "min_wmark"), (1, "low_wmark"), (2, "high_wmark"), (3, "threshold"), (4, "num_online_cpus"),
-])
+@pytest.mark.parametrize(
+    "position, name",
+    [
+        (0, "min_wmark"),
+        (1, "low_wmark"),
+        (2, "high_wmark"),
+        (3, "threshold"),
+        (4, "num_online_cpus"),
+    ],
+)
 def test_drift_mark_rejects_non_integers(value, position, name):
     """drift_mark raises TypeError naming whichever argument is not an integer."""
     args = [1441, 1801, 2161, 98, 64]
@@ -106,12 +119,15 @@ def test_drift_mark_rejects_non_integers(value, position, name):
         drift_mark(*args)
 
 
-@pytest.mark.parametrize("args, pattern", [
-    ((-1, 10, 4), rng("min_wmark", 0, 1 << 40)),
-    ((10, 9, 4), rng("low_wmark", 10, 1 << 40)),
-    ((10, 20, 0), rng("num_online_cpus", 1, 4096)),
-    ((10, 20, 4097), rng("num_online_cpus", 1, 4096)),
-])
+@pytest.mark.parametrize(
+    "args, pattern",
+    [
+        ((-1, 10, 4), rng("min_wmark", 0, 1 << 40)),
+        ((10, 9, 4), rng("low_wmark", 10, 1 << 40)),
+        ((10, 20, 0), rng("num_online_cpus", 1, 4096)),
+        ((10, 20, 4097), rng("num_online_cpus", 1, 4096)),
+    ],
+)
 def test_calculate_pressure_threshold_rejects_out_of_range(args, pattern):
     """calculate_pressure_threshold rejects negative/misordered watermarks and CPU counts outside
     [1, 4096]."""
@@ -155,8 +171,9 @@ def test_rounddown_pow_of_two_rejects_bad_input(value, exc, pattern):
         rounddown_pow_of_two(value)
 
 
-@pytest.mark.parametrize("value, exc, pattern",
-                         _bad_inputs("lowmem_kbytes", [0, -1024, (1 << 42) + 1], 1, 1 << 42))
+@pytest.mark.parametrize(
+    "value, exc, pattern", _bad_inputs("lowmem_kbytes", [0, -1024, (1 << 42) + 1], 1, 1 << 42)
+)
 def test_min_free_kbytes_rejects_bad_input(value, exc, pattern):
     """min_free_kbytes names lowmem_kbytes and its range [1, 2^42] and raises TypeError for
     non-integers."""
@@ -164,8 +181,9 @@ def test_min_free_kbytes_rejects_bad_input(value, exc, pattern):
         min_free_kbytes(value)
 
 
-@pytest.mark.parametrize("value, exc, pattern",
-                         _bad_inputs("present_pages", [0, -1, (1 << 40) + 1], 1, 1 << 40))
+@pytest.mark.parametrize(
+    "value, exc, pattern", _bad_inputs("present_pages", [0, -1, (1 << 40) + 1], 1, 1 << 40)
+)
 def test_zone_batchsize_rejects_bad_input(value, exc, pattern):
     """zone_batchsize names present_pages and its range [1, 2^40] and raises TypeError for
     non-integers."""
@@ -173,27 +191,31 @@ def test_zone_batchsize_rejects_bad_input(value, exc, pattern):
         zone_batchsize(value)
 
 
-@pytest.mark.parametrize("value, exc, pattern",
-                         _bad_inputs("batch", [-1, (1 << 20) + 1], 0, 1 << 20))
+@pytest.mark.parametrize(
+    "value, exc, pattern", _bad_inputs("batch", [-1, (1 << 20) + 1], 0, 1 << 20)
+)
 def test_setup_pageset_rejects_bad_input(value, exc, pattern):
     """setup_pageset names batch and its range [0, 2^20] and raises TypeError for non-integers."""
     with pytest.raises(exc, match=pattern):
         setup_pageset(value)
 
 
-@pytest.mark.parametrize("mfk, sizes, exc, pattern", [
-    (-1, [262144], ValueError, rng("min_free_kbytes", 0, 1 << 42)),
-    (1.5, [262144], TypeError, NOT_INT.format("min_free_kbytes")),
-    (None, [262144], TypeError, NOT_INT.format("min_free_kbytes")),
-    (4096, [], ValueError, "present_pages must name at least one zone"),
-    (4096, [4096, 0], ValueError, rng(r"present_pages\[1\]", 1, 1 << 40)),
-    (4096, [-5], ValueError, rng(r"present_pages\[0\]", 1, 1 << 40)),
-    (4096, [4096.0], TypeError, NOT_INT.format(r"present_pages\[0\]")),
-    (4096, [True], TypeError, NOT_INT.format(r"present_pages\[0\]")),
-    (4096, 262144, TypeError, "present_pages must be a sequence"),
-    (4096, "4096", TypeError, "present_pages must be a sequence"),
-    (4096, None, TypeError, "present_pages must be a sequence"),
-])
+@pytest.mark.parametrize(
+    "mfk, sizes, exc, pattern",
+    [
+        (-1, [262144], ValueError, rng("min_free_kbytes", 0, 1 << 42)),
+        (1.5, [262144], TypeError, NOT_INT.format("min_free_kbytes")),
+        (None, [262144], TypeError, NOT_INT.format("min_free_kbytes")),
+        (4096, [], ValueError, "present_pages must name at least one zone"),
+        (4096, [4096, 0], ValueError, rng(r"present_pages\[1\]", 1, 1 << 40)),
+        (4096, [-5], ValueError, rng(r"present_pages\[0\]", 1, 1 << 40)),
+        (4096, [4096.0], TypeError, NOT_INT.format(r"present_pages\[0\]")),
+        (4096, [True], TypeError, NOT_INT.format(r"present_pages\[0\]")),
+        (4096, 262144, TypeError, "present_pages must be a sequence"),
+        (4096, "4096", TypeError, "present_pages must be a sequence"),
+        (4096, None, TypeError, "present_pages must be a sequence"),
+    ],
+)
 def test_setup_per_zone_wmarks_rejects_bad_input(mfk, sizes, exc, pattern):
     """setup_per_zone_wmarks names min_free_kbytes or the offending present_pages entry and its
     range."""
@@ -201,39 +223,50 @@ def test_setup_per_zone_wmarks_rejects_bad_input(mfk, sizes, exc, pattern):
         setup_per_zone_wmarks(mfk, sizes)
 
 
-@pytest.mark.parametrize("sizes, ratios, exc, pattern", [
-    ([], (256, 256, 32), ValueError, "present_pages must name at least one zone"),
-    ([4096, 0], (256, 256, 32), ValueError, rng(r"present_pages\[1\]", 1, 1 << 40)),
-    ([4096, 1.0], (256, 256, 32), TypeError, NOT_INT.format(r"present_pages\[1\]")),
-    (None, (256, 256, 32), TypeError, "present_pages must be a sequence"),
-    ([4096, 8192, 16384], (256,), ValueError, "ratios needs at least 2 entries"),
-    ([4096, 8192], (256.0,), TypeError, NOT_INT.format(r"ratios\[0\]")),
-    ([4096, 8192], ("a",), TypeError, NOT_INT.format(r"ratios\[0\]")),
-    ([4096, 8192], (None,), TypeError, NOT_INT.format(r"ratios\[0\]")),
-    ([4096, 8192], 256, TypeError, "ratios must be a sequence"),
-    ([4096, 8192], "256", TypeError, "ratios must be a sequence"),
-])
+@pytest.mark.parametrize(
+    "sizes, ratios, exc, pattern",
+    [
+        ([], (256, 256, 32), ValueError, "present_pages must name at least one zone"),
+        ([4096, 0], (256, 256, 32), ValueError, rng(r"present_pages\[1\]", 1, 1 << 40)),
+        ([4096, 1.0], (256, 256, 32), TypeError, NOT_INT.format(r"present_pages\[1\]")),
+        (None, (256, 256, 32), TypeError, "present_pages must be a sequence"),
+        ([4096, 8192, 16384], (256,), ValueError, "ratios needs at least 2 entries"),
+        ([4096, 8192], (256.0,), TypeError, NOT_INT.format(r"ratios\[0\]")),
+        ([4096, 8192], ("a",), TypeError, NOT_INT.format(r"ratios\[0\]")),
+        ([4096, 8192], (None,), TypeError, NOT_INT.format(r"ratios\[0\]")),
+        ([4096, 8192], 256, TypeError, "ratios must be a sequence"),
+        ([4096, 8192], "256", TypeError, "ratios must be a sequence"),
+    ],
+)
 def test_setup_per_zone_lowmem_reserve_rejects_bad_input(sizes, ratios, exc, pattern):
     """setup_per_zone_lowmem_reserve names the offending present_pages or ratios entry."""
     with pytest.raises(exc, match=pattern):
         setup_per_zone_lowmem_reserve(sizes, ratios)
 
 
-@pytest.mark.parametrize("args, kwargs, exc, pattern", [
-    ((100, -1, 10, 0, 0), {}, ValueError, rng("order", 0, 10)),
-    ((100, 11, 10, 0, 0), {}, ValueError, rng("order", 0, 10)),
-    ((100, 0, -1, 0, 0), {}, ValueError, rng("mark", 0)),
-    ((100, 0, 10, -1, 0), {}, ValueError, rng("lowmem_reserve", 0)),
-    ((100, 0, 10, 0, -1), {}, ValueError, rng("alloc_flags", 0)),
-    ((100, 2, 10, 0, 0), {"nr_free": [5]}, ValueError, "nr_free must give .* every order o < 2"),
-    ((100.0, 0, 10, 0, 0), {}, TypeError, NOT_INT.format("free_pages")),
-    (("100", 0, 10, 0, 0), {}, TypeError, NOT_INT.format("free_pages")),
-    ((100, None, 10, 0, 0), {}, TypeError, NOT_INT.format("order")),
-    ((100, True, 10, 0, 0), {}, TypeError, NOT_INT.format("order")),
-    ((100, 0, 10.5, 0, 0), {}, TypeError, NOT_INT.format("mark")),
-    ((100, 0, 10, "0", 0), {}, TypeError, NOT_INT.format("lowmem_reserve")),
-    ((100, 0, 10, 0, None), {}, TypeError, NOT_INT.format("alloc_flags")),
-])
+@pytest.mark.parametrize(
+    "args, kwargs, exc, pattern",
+    [
+        ((100, -1, 10, 0, 0), {}, ValueError, rng("order", 0, 10)),
+        ((100, 11, 10, 0, 0), {}, ValueError, rng("order", 0, 10)),
+        ((100, 0, -1, 0, 0), {}, ValueError, rng("mark", 0)),
+        ((100, 0, 10, -1, 0), {}, ValueError, rng("lowmem_reserve", 0)),
+        ((100, 0, 10, 0, -1), {}, ValueError, rng("alloc_flags", 0)),
+        (
+            (100, 2, 10, 0, 0),
+            {"nr_free": [5]},
+            ValueError,
+            "nr_free must give .* every order o < 2",
+        ),
+        ((100.0, 0, 10, 0, 0), {}, TypeError, NOT_INT.format("free_pages")),
+        (("100", 0, 10, 0, 0), {}, TypeError, NOT_INT.format("free_pages")),
+        ((100, None, 10, 0, 0), {}, TypeError, NOT_INT.format("order")),
+        ((100, True, 10, 0, 0), {}, TypeError, NOT_INT.format("order")),
+        ((100, 0, 10.5, 0, 0), {}, TypeError, NOT_INT.format("mark")),
+        ((100, 0, 10, "0", 0), {}, TypeError, NOT_INT.format("lowmem_reserve")),
+        ((100, 0, 10, 0, None), {}, TypeError, NOT_INT.format("alloc_flags")),
+    ],
+)
 def test___zone_watermark_ok_rejects_bad_input(args, kwargs, exc, pattern):
     """__zone_watermark_ok names the bad argument: order outside [0, 10], negative
     mark/reserve/flags, short nr_free, non-integers."""
@@ -281,26 +314,29 @@ def test_zone_rejects_non_integer_sizes(cls, param, value):
 
 
 @pytest.mark.parametrize("cls", ZONE_CLASSES)
-@pytest.mark.parametrize("kwargs, pattern", [
-    ({"pcp_batch": 0}, rng("pcp_batch", 1, 1 << 20)),
-    ({"pcp_batch": -3}, rng("pcp_batch", 1, 1 << 20)),
-    ({"pcp_batch": (1 << 20) + 1}, rng("pcp_batch", 1, 1 << 20)),
-    ({"pcp_high": -1}, rng("pcp_high", 0, 1 << 30)),
-    ({"stat_threshold": -1}, rng("stat_threshold", 0, 125)),
-    ({"stat_threshold": 126}, rng("stat_threshold", 0, 125)),
-    ({"free_pages": -1}, rng("free_pages", 0, 262144)),
-    ({"free_pages": 262145}, rng("free_pages", 0, 262144)),
-    ({"min_free_kbytes": -1}, rng("min_free_kbytes", 0, 1 << 42)),
-    ({"watermark": (10, 20)}, r"watermark must be \(min, low, high\)"),
-    ({"watermark": (-1, 20, 30)}, rng(r"watermark\[WMARK_MIN\]", 0, 262144)),
-    ({"watermark": (10, 5, 30)}, rng(r"watermark\[WMARK_LOW\]", 10, 262144)),
-    ({"watermark": (10, 20, 15)}, rng(r"watermark\[WMARK_HIGH\]", 20, 262144)),
-    ({"watermark": (10, 20, 262145)}, rng(r"watermark\[WMARK_HIGH\]", 20, 262144)),
-    ({"lowmem_reserve": [0, -1]}, rng(r"lowmem_reserve\[1\]", 0)),
-    ({"name": "HighMem"}, "name must be one of DMA, DMA32, Normal, Movable"),
-    ({"name": "normal"}, "name must be one of DMA, DMA32, Normal, Movable"),
-    ({"name": None}, "name must be one of DMA, DMA32, Normal, Movable"),
-])
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        ({"pcp_batch": 0}, rng("pcp_batch", 1, 1 << 20)),
+        ({"pcp_batch": -3}, rng("pcp_batch", 1, 1 << 20)),
+        ({"pcp_batch": (1 << 20) + 1}, rng("pcp_batch", 1, 1 << 20)),
+        ({"pcp_high": -1}, rng("pcp_high", 0, 1 << 30)),
+        ({"stat_threshold": -1}, rng("stat_threshold", 0, 125)),
+        ({"stat_threshold": 126}, rng("stat_threshold", 0, 125)),
+        ({"free_pages": -1}, rng("free_pages", 0, 262144)),
+        ({"free_pages": 262145}, rng("free_pages", 0, 262144)),
+        ({"min_free_kbytes": -1}, rng("min_free_kbytes", 0, 1 << 42)),
+        ({"watermark": (10, 20)}, r"watermark must be \(min, low, high\)"),
+        ({"watermark": (-1, 20, 30)}, rng(r"watermark\[WMARK_MIN\]", 0, 262144)),
+        ({"watermark": (10, 5, 30)}, rng(r"watermark\[WMARK_LOW\]", 10, 262144)),
+        ({"watermark": (10, 20, 15)}, rng(r"watermark\[WMARK_HIGH\]", 20, 262144)),
+        ({"watermark": (10, 20, 262145)}, rng(r"watermark\[WMARK_HIGH\]", 20, 262144)),
+        ({"lowmem_reserve": [0, -1]}, rng(r"lowmem_reserve\[1\]", 0)),
+        ({"name": "HighMem"}, "name must be one of DMA, DMA32, Normal, Movable"),
+        ({"name": "normal"}, "name must be one of DMA, DMA32, Normal, Movable"),
+        ({"name": None}, "name must be one of DMA, DMA32, Normal, Movable"),
+    ],
+)
 def test_zone_rejects_out_of_range_options(cls, kwargs, pattern):
     """Zone/CountingZone reject pcp batch < 1, negative high, bad thresholds, watermarks, reserves
     and unknown zone names."""
@@ -310,8 +346,9 @@ def test_zone_rejects_out_of_range_options(cls, kwargs, pattern):
 
 @pytest.mark.parametrize("cls", ZONE_CLASSES)
 @pytest.mark.parametrize("value", [v for v in NON_INTEGERS if v is not None])  # None = default
-@pytest.mark.parametrize("param", ["pcp_batch", "pcp_high", "stat_threshold", "free_pages",
-                                   "min_free_kbytes"])
+@pytest.mark.parametrize(
+    "param", ["pcp_batch", "pcp_high", "stat_threshold", "free_pages", "min_free_kbytes"]
+)
 def test_zone_rejects_non_integer_options(cls, param, value):
     """Zone/CountingZone raise TypeError naming an integer option given a float, string or bool."""
     with pytest.raises(TypeError, match=NOT_INT.format(param)):
@@ -319,15 +356,18 @@ def test_zone_rejects_non_integer_options(cls, param, value):
 
 
 @pytest.mark.parametrize("cls", ZONE_CLASSES)
-@pytest.mark.parametrize("kwargs, pattern", [
-    ({"watermark": 1024}, "watermark must be a"),
-    ({"watermark": "abc"}, "watermark must be a"),
-    ({"watermark": (1.0, 2, 3)}, NOT_INT.format(r"watermark\[WMARK_MIN\]")),
-    ({"lowmem_reserve": 5}, "lowmem_reserve must be a sequence"),
-    ({"lowmem_reserve": [0, 1.5]}, NOT_INT.format(r"lowmem_reserve\[1\]")),
-    ({"patches": "all"}, "patches must be an allocsim.Patches"),
-    ({"patches": True}, "patches must be an allocsim.Patches"),
-])
+@pytest.mark.parametrize(
+    "kwargs, pattern",
+    [
+        ({"watermark": 1024}, "watermark must be a"),
+        ({"watermark": "abc"}, "watermark must be a"),
+        ({"watermark": (1.0, 2, 3)}, NOT_INT.format(r"watermark\[WMARK_MIN\]")),
+        ({"lowmem_reserve": 5}, "lowmem_reserve must be a sequence"),
+        ({"lowmem_reserve": [0, 1.5]}, NOT_INT.format(r"lowmem_reserve\[1\]")),
+        ({"patches": "all"}, "patches must be an allocsim.Patches"),
+        ({"patches": True}, "patches must be an allocsim.Patches"),
+    ],
+)
 def test_zone_rejects_wrongly_typed_options(cls, kwargs, pattern):
     """Zone/CountingZone raise TypeError naming watermark, lowmem_reserve or patches when given the
     wrong type."""
@@ -357,8 +397,10 @@ def test_patches_rejects_unknown_switch():
 @pytest.mark.parametrize("text", ["bogus", "all,bogus", "counter_after_free, bogus", "ALL"])
 def test_patches_parse_rejects_unknown_names(text):
     """Patches.parse raises ValueError naming the unknown patch and the valid choices."""
-    pattern = (r"patches: unknown patch name.*use 'all', 'none' or a comma list of "
-               r"counter_after_free, drift_mark_snapshot, drain_after_reclaim")
+    pattern = (
+        r"patches: unknown patch name.*use 'all', 'none' or a comma list of "
+        r"counter_after_free, drift_mark_snapshot, drain_after_reclaim"
+    )
     with pytest.raises(ValueError, match=pattern):
         Patches.parse(text)
 
@@ -370,8 +412,10 @@ def test_patches_parse_rejects_non_strings(text):
         Patches.parse(text)
 
 
-@pytest.mark.parametrize("func", ["rmqueue_bulk", "free_pcppages_bulk", "drain_pages",
-                                  "buffered_rmqueue", "free_hot_cold_page"])
+@pytest.mark.parametrize(
+    "func",
+    ["rmqueue_bulk", "free_pcppages_bulk", "drain_pages", "buffered_rmqueue", "free_hot_cold_page"],
+)
 @pytest.mark.parametrize("cpu", [-1, 4, 1.0, "0"])
 def test_page_alloc_operations_reject_bad_cpu(func, cpu):
     """Operations on a CPU's pcp list reject a CPU that is not online, naming cpu and its range."""
@@ -379,9 +423,13 @@ def test_page_alloc_operations_reject_bad_cpu(func, cpu):
     from allocsim.mmzone import Zone
 
     zone = Zone(8192, 4)
-    args = {"rmqueue_bulk": (zone, cpu, 1), "free_pcppages_bulk": (zone, cpu, 1),
-            "drain_pages": (zone, cpu), "buffered_rmqueue": (zone, cpu),
-            "free_hot_cold_page": (zone, cpu)}[func]
+    args = {
+        "rmqueue_bulk": (zone, cpu, 1),
+        "free_pcppages_bulk": (zone, cpu, 1),
+        "drain_pages": (zone, cpu),
+        "buffered_rmqueue": (zone, cpu),
+        "free_hot_cold_page": (zone, cpu),
+    }[func]
     with pytest.raises((ValueError, TypeError), match="cpu"):
         getattr(page_alloc, func)(*args)
 

@@ -88,8 +88,9 @@ def check_page_level_zone(zone: Zone, allocated) -> None:
             if order < MAX_ORDER - 1:
                 buddy_pfn = pfn ^ size
                 assert not (buddy_pfn < n and zone.page_order[buddy_pfn] == order), (
-                    f"free buddies {pfn} and {buddy_pfn} of order {order} left unmerged")
-            cover[pfn:pfn + size] += 1
+                    f"free buddies {pfn} and {buddy_pfn} of order {order} left unmerged"
+                )
+            cover[pfn : pfn + size] += 1
         nblocks += area.nr_free
         buddy += area.nr_free << order
     # page_order marks exactly the heads of free blocks
@@ -117,8 +118,8 @@ class Allocated:
 
     def add(self, pfn, order=0):
         size = 1 << order
-        assert not self.map[pfn:pfn + size].any(), f"pages {pfn}+{size} handed out twice"
-        self.map[pfn:pfn + size] = 1
+        assert not self.map[pfn : pfn + size].any(), f"pages {pfn}+{size} handed out twice"
+        self.map[pfn : pfn + size] = 1
         if order:
             self.blocks[pfn] = order
         else:
@@ -134,7 +135,7 @@ class Allocated:
     def pop_block(self, pick):
         pfn = sorted(self.blocks)[pick % len(self.blocks)]
         order = self.blocks.pop(pfn)
-        self.map[pfn:pfn + (1 << order)] = 0
+        self.map[pfn : pfn + (1 << order)] = 0
         return pfn, order
 
 
@@ -154,7 +155,7 @@ class ZoneMachine(RuleBasedStateMachine):
         self.label = label
         self.zone_kwargs = zone_kwargs or {}
         self.zone = None
-        self.held = None     # the pages this test has allocated (Allocated)
+        self.held = None  # the pages this test has allocated (Allocated)
 
     def cpu(self, c):
         return c % self.cpus
@@ -165,8 +166,9 @@ class ZoneMachine(RuleBasedStateMachine):
     @initialize(fill=st.sampled_from([1.0, 1.0, 0.5, 0.05, 0.0]))
     def build(self, fill):
         free_pages = int(self.present * fill)
-        self.zone = Zone(self.present, self.cpus, patches=self.patches, free_pages=free_pages,
-                         **self.zone_kwargs)
+        self.zone = Zone(
+            self.present, self.cpus, patches=self.patches, free_pages=free_pages, **self.zone_kwargs
+        )
         self.held = Allocated(self.present, free_pages)
 
     def _take(self, seq_len, pick):
@@ -258,18 +260,18 @@ class ZoneMachine(RuleBasedStateMachine):
 # (present_pages, cpus, extra Zone kwargs): odd sizes, tiny zones (< 32 MiB: batch 1, high 0),
 # the batch-1 boundary, mid-size and 1 GiB zones, at 1, 4, 64 and 256 CPUs.
 ZONE_CONFIGS = [
-    (7, 1, {}),              # tiny and odd: fewer pages than one order-3 block
-    (4097, 4, {}),           # odd, < 32 MiB: zone_batchsize 0 -> high 0, batch 1
-    (8191, 64, {}),          # just under 32 MiB: high 0, batch 1
-    (8192, 256, {}),         # 32 MiB: batch 1, high 6
-    (12345, 4, {}),          # odd: batch 3, high 18
-    (100003, 64, {}),        # odd, not a multiple of 1024: batch 31, high 186
-    (GIB, 1, {}),            # 1 GiB zone
+    (7, 1, {}),  # tiny and odd: fewer pages than one order-3 block
+    (4097, 4, {}),  # odd, < 32 MiB: zone_batchsize 0 -> high 0, batch 1
+    (8191, 64, {}),  # just under 32 MiB: high 0, batch 1
+    (8192, 256, {}),  # 32 MiB: batch 1, high 6
+    (12345, 4, {}),  # odd: batch 3, high 18
+    (100003, 64, {}),  # odd, not a multiple of 1024: batch 31, high 186
+    (GIB, 1, {}),  # 1 GiB zone
     (GIB, 4, {}),
     (GIB, 64, {}),
     (GIB, 256, {}),
-    (5000, 4, {"pcp_batch": 5, "pcp_high": 3}),   # overrides: high below batch
-    (3000, 4, {"stat_threshold": 0}),             # every counter update folds at once
+    (5000, 4, {"pcp_batch": 5, "pcp_high": 3}),  # overrides: high below batch
+    (3000, 4, {"stat_threshold": 0}),  # every counter update folds at once
 ]
 
 PATCH_SETS = [pytest.param(Patches.none(), id="none"), pytest.param(Patches.all(), id="all")]
@@ -288,8 +290,9 @@ def test_zone_invariants_hold_after_every_random_operation(cfg, patches):
     lists are well formed and the exact counter equals the buddy pages."""
     present, cpus, kw = cfg
     label = f"zone-{_cfg_id(cfg)}-{patches.label()}"
-    run_state_machine_as_test(lambda: ZoneMachine(present, cpus, patches, label, kw),
-                              settings=MACHINE_SETTINGS)
+    run_state_machine_as_test(
+        lambda: ZoneMachine(present, cpus, patches, label, kw), settings=MACHINE_SETTINGS
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,8 +350,9 @@ class EquivalenceMachine(RuleBasedStateMachine):
     @rule(cpu=CPU, count=st.integers(0, 200), cold=st.booleans())
     def bulk_refill(self, cpu, count, cold):
         cpu = self.cpu(cpu)
-        assert (page_alloc.rmqueue_bulk(self.zone, cpu, count, cold)
-                == page_alloc.rmqueue_bulk(self.counting, cpu, count, cold))
+        assert page_alloc.rmqueue_bulk(self.zone, cpu, count, cold) == page_alloc.rmqueue_bulk(
+            self.counting, cpu, count, cold
+        )
         self.step()
 
     @rule(cpu=CPU)
@@ -365,8 +369,9 @@ class EquivalenceMachine(RuleBasedStateMachine):
     @rule(cpu=CPU)
     def fold(self, cpu):
         cpu = self.cpu(cpu)
-        assert (vmstat.refresh_cpu_vm_stats(self.zone, cpu)
-                == vmstat.refresh_cpu_vm_stats(self.counting, cpu))
+        assert vmstat.refresh_cpu_vm_stats(self.zone, cpu) == vmstat.refresh_cpu_vm_stats(
+            self.counting, cpu
+        )
         self.step()
 
     @invariant()
@@ -393,8 +398,9 @@ def test_counting_zone_matches_zone_after_every_random_operation(present, cpus, 
     """The same random order-0 sequence gives a Zone and a CountingZone identical buddy, pcp and
     vmstat counts after every operation."""
     label = f"equiv-{present}p-{cpus}cpu-{patches.label()}"
-    run_state_machine_as_test(lambda: EquivalenceMachine(present, cpus, patches, label),
-                              settings=MACHINE_SETTINGS)
+    run_state_machine_as_test(
+        lambda: EquivalenceMachine(present, cpus, patches, label), settings=MACHINE_SETTINGS
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -525,18 +531,18 @@ def test___mod_zone_page_state_folds_only_beyond_threshold():
     vm_stat."""
     zone = CountingZone(GIB, 4, stat_threshold=30)
     start = zone.vm_stat
-    mod_zone_page_state(zone, 2, 30)    # x = 30, not > 30: kept in the diff
+    mod_zone_page_state(zone, 2, 30)  # x = 30, not > 30: kept in the diff
     assert (zone.vm_stat, int(zone.vm_stat_diff[2])) == (start, 30)
-    mod_zone_page_state(zone, 2, 1)     # x = 31 > 30: fold 31, diff 0
+    mod_zone_page_state(zone, 2, 1)  # x = 31 > 30: fold 31, diff 0
     assert (zone.vm_stat, int(zone.vm_stat_diff[2])) == (start + 31, 0)
-    mod_zone_page_state(zone, 2, -30)   # x = -30, not < -30: kept
+    mod_zone_page_state(zone, 2, -30)  # x = -30, not < -30: kept
     assert (zone.vm_stat, int(zone.vm_stat_diff[2])) == (start + 31, -30)
-    mod_zone_page_state(zone, 2, -1)    # x = -31 < -30: fold -31
+    mod_zone_page_state(zone, 2, -1)  # x = -31 < -30: fold -31
     assert (zone.vm_stat, int(zone.vm_stat_diff[2])) == (start, 0)
-    mod_zone_page_state(zone, 2, -31)   # one delta of 31 folds at once
+    mod_zone_page_state(zone, 2, -31)  # one delta of 31 folds at once
     assert (zone.vm_stat, int(zone.vm_stat_diff[2])) == (start - 31, 0)
     mod_zone_page_state(zone, 3, 7)
-    assert vmstat.refresh_cpu_vm_stats(zone, 3) == 7   # the periodic fold moves the diff over
+    assert vmstat.refresh_cpu_vm_stats(zone, 3) == 7  # the periodic fold moves the diff over
     assert (zone.vm_stat, int(zone.vm_stat_diff[3])) == (start - 24, 0)
 
 
@@ -573,7 +579,7 @@ def test_refill_counted_matches_rmqueue_bulk_in_order():
         b = CountingZone(262144, 128, stat_threshold=40, free_pages=free)
         cpus = rng.permutation(128)[:90]
         got = a.refill_counted(cpus)
-        for cpu, g in zip(cpus, got):
+        for cpu, g in zip(cpus, got, strict=True):
             assert rmqueue_bulk(b, int(cpu), int(b.pcp_batch[cpu])) == g
         assert a.buddy_pages() == b.buddy_pages() and a.vm_stat == b.vm_stat
         assert (a.vm_stat_diff == b.vm_stat_diff).all() and (a.pcp_count == b.pcp_count).all()

@@ -67,21 +67,25 @@ def _zone_info(info, node: int, name: str):
 def _mini(extra_header: str = "", pageset: str | None = None, trailer: str = "") -> str:
     """A small valid 2.6.36-style file with one Normal zone and one CPU, to bend in tests."""
     if pageset is None:
-        pageset = ("    cpu: 0\n              count: 3\n              high:  186\n"
-                   "              batch: 31\n  vm stats threshold: 24\n")
-    return ("Node 0, zone   Normal\n"
-            "  pages free     1000\n"
-            "        min      100\n"
-            "        low      125\n"
-            "        high     150\n"
-            "        spanned  262144\n"
-            "        present  262144\n"
-            f"{extra_header}"
-            "    nr_free_pages 1000\n"
-            "        protection: (0, 0, 0, 0)\n"
-            "  pagesets\n"
-            f"{pageset}"
-            f"  all_unreclaimable: 0\n{trailer}")
+        pageset = (
+            "    cpu: 0\n              count: 3\n              high:  186\n"
+            "              batch: 31\n  vm stats threshold: 24\n"
+        )
+    return (
+        "Node 0, zone   Normal\n"
+        "  pages free     1000\n"
+        "        min      100\n"
+        "        low      125\n"
+        "        high     150\n"
+        "        spanned  262144\n"
+        "        present  262144\n"
+        f"{extra_header}"
+        "    nr_free_pages 1000\n"
+        "        protection: (0, 0, 0, 0)\n"
+        "  pagesets\n"
+        f"{pageset}"
+        f"  all_unreclaimable: 0\n{trailer}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -93,18 +97,42 @@ def test_parse_zoneinfo_reads_real_capture():
     """The real 6.18 capture parses into five zones with the values printed in the file."""
     info = read_zoneinfo(str(REAL))
     assert [(z.node, z.name) for z in info.zones] == [
-        (0, "DMA"), (0, "DMA32"), (0, "Normal"), (0, "Movable"), (0, "Device")]
+        (0, "DMA"),
+        (0, "DMA32"),
+        (0, "Normal"),
+        (0, "Movable"),
+        (0, "Device"),
+    ]
     assert info.unrecognised == ()
     normal = info.zones[2]
     assert (normal.pages_free, normal.min, normal.low, normal.high, normal.promo) == (
-        86688, 5678, 7097, 8516, 9935)
+        86688,
+        5678,
+        7097,
+        8516,
+        9935,
+    )
     assert (normal.spanned, normal.present, normal.managed) == (5505024, 5505024, 393216)
     assert normal.protection == (0, 0, 0, 0, 0)
     assert normal.pagesets == (
-        PagesetInfo(cpu=0, count=1220, high=3548, batch=63, high_min=3548, high_max=24576,
-                    vm_stats_threshold=20),
-        PagesetInfo(cpu=1, count=3569, high=3794, batch=63, high_min=3548, high_max=24576,
-                    vm_stats_threshold=20),
+        PagesetInfo(
+            cpu=0,
+            count=1220,
+            high=3548,
+            batch=63,
+            high_min=3548,
+            high_max=24576,
+            vm_stats_threshold=20,
+        ),
+        PagesetInfo(
+            cpu=1,
+            count=3569,
+            high=3794,
+            batch=63,
+            high_min=3548,
+            high_max=24576,
+            vm_stats_threshold=20,
+        ),
     )
     assert normal.stats["nr_free_pages"] == 86688
     assert normal.stats["start_pfn"] == 1048576
@@ -117,7 +145,11 @@ def test_parse_zoneinfo_reads_old_two_node_file():
     """The 2.6.36-format file gives four zones on two nodes with no modern fields."""
     info = read_zoneinfo(str(OLD))
     assert [(z.node, z.name) for z in info.zones] == [
-        (0, "DMA"), (0, "DMA32"), (0, "Normal"), (1, "Normal")]
+        (0, "DMA"),
+        (0, "DMA32"),
+        (0, "Normal"),
+        (1, "Normal"),
+    ]
     for zone in info.zones:
         assert zone.managed is None and zone.promo is None
         assert len(zone.pagesets) == 4
@@ -134,7 +166,13 @@ def test_parse_zoneinfo_keeps_empty_zones_without_pagesets():
     info = read_zoneinfo(str(MODERN))
     empty = [z for z in info.zones if not z.populated]
     assert [(z.node, z.name) for z in empty] == [
-        (0, "Movable"), (0, "Device"), (1, "DMA"), (1, "DMA32"), (1, "Movable"), (1, "Device")]
+        (0, "Movable"),
+        (0, "Device"),
+        (1, "DMA"),
+        (1, "DMA32"),
+        (1, "Movable"),
+        (1, "Device"),
+    ]
     assert all(z.pagesets == () for z in empty)
     assert _zone_info(info, 1, "DMA").protection == (0, 0, 16128, 16128, 16128)
 
@@ -144,8 +182,10 @@ def test_parse_zoneinfo_reads_pre_2_6_24_hot_cold_lists():
     pageset = ""
     for cpu in range(2):
         for pcp, (count, high, batch) in enumerate([(10, 186, 31), (2, 62, 15)]):
-            pageset += (f"    cpu: {cpu} pcp: {pcp}\n              count: {count}\n"
-                        f"              high:  {high}\n              batch: {batch}\n")
+            pageset += (
+                f"    cpu: {cpu} pcp: {pcp}\n              count: {count}\n"
+                f"              high:  {high}\n              batch: {batch}\n"
+            )
         pageset += "  vm stats threshold: 24\n"
     info = parse_zoneinfo(_mini(pageset=pageset))
     zone = info.zones[0]
@@ -160,10 +200,13 @@ def test_parse_zoneinfo_tolerates_unknown_lines():
     """Unknown lines anywhere are skipped and listed; unknown counters become zone stats."""
     text = "some banner\n" + _mini(
         extra_header="        frobs    7\n  <<< a line no kernel prints >>>\n",
-        pageset=("    cpu: 0\n              count: 3\n              high:  186\n"
-                 "              free_factor: 2\n              batch: 31\n"
-                 "  vm stats threshold: 24\n"),
-        trailer="  future_field: 12\n")
+        pageset=(
+            "    cpu: 0\n              count: 3\n              high:  186\n"
+            "              free_factor: 2\n              batch: 31\n"
+            "  vm stats threshold: 24\n"
+        ),
+        trailer="  future_field: 12\n",
+    )
     info = parse_zoneinfo(text.replace("\n", "\r\n"))
     zone = info.zones[0]
     assert zone.stats["frobs"] == 7 and zone.stats["future_field"] == 12
@@ -172,29 +215,54 @@ def test_parse_zoneinfo_tolerates_unknown_lines():
     assert "unrecognised line" in " ".join(build_report(info).notes)
 
 
-@pytest.mark.parametrize("text, lineno, fragment", [
-    (_mini().replace("min      100", "min      abc"), 3, "expected an integer"),
-    (_mini(extra_header="        min      7\n"), 8, "second 'min' line"),
-    (_mini().replace("low      125", "low      99"), 4, "below min"),
-    (_mini().replace("high     150", "high     120"), 5, "below low"),
-    (_mini(extra_header="        present  -5\n"), 8, "outside"),
-    (_mini(extra_header="              count: 3\n"), 8, "outside a 'cpu: N' block"),
-    (_mini().replace("cpu: 0", "cpu: zero"), 11, "expected 'cpu: N'"),
-    (_mini().replace("protection: (0, 0, 0, 0)", "protection: (0, 0"), 9, "protection"),
-    (_mini().replace("threshold: 24", "threshold: 300"), 15, "outside [0, 125]"),
-    (_mini().replace("              batch: 31\n", ""), 11, "no 'batch' line"),
-    (_mini().replace("Node 0, zone   Normal", "Node x, zone Normal"), 1, "Node N, zone NAME"),
-    (_mini().replace("        present  262144\n", ""), 1, "no 'present' line"),
-    (_mini(pageset=""), 1, "no 'cpu: N' pageset"),
-    (_mini() + _mini(), 17, "zone listed twice"),
-    ("        min      100\n" + _mini(), 1, "before the first"),
-    (_mini(pageset="    cpu: 0\n              count: 1\n              high:  1\n"
-                   "              batch: 1\n    cpu: 0\n"), 15, "listed twice"),
-    (_mini().replace("min      100", "min      " + "9" * 30), 3, "expected an integer"),
-], ids=["not-a-number", "duplicate-min", "low-below-min", "high-below-low", "negative-present",
-        "count-outside-cpu", "bad-cpu", "bad-protection", "threshold-too-big", "missing-batch",
-        "bad-node-line", "missing-present", "no-pagesets", "duplicate-zone", "field-before-zone",
-        "duplicate-cpu", "huge-number"])
+@pytest.mark.parametrize(
+    "text, lineno, fragment",
+    [
+        (_mini().replace("min      100", "min      abc"), 3, "expected an integer"),
+        (_mini(extra_header="        min      7\n"), 8, "second 'min' line"),
+        (_mini().replace("low      125", "low      99"), 4, "below min"),
+        (_mini().replace("high     150", "high     120"), 5, "below low"),
+        (_mini(extra_header="        present  -5\n"), 8, "outside"),
+        (_mini(extra_header="              count: 3\n"), 8, "outside a 'cpu: N' block"),
+        (_mini().replace("cpu: 0", "cpu: zero"), 11, "expected 'cpu: N'"),
+        (_mini().replace("protection: (0, 0, 0, 0)", "protection: (0, 0"), 9, "protection"),
+        (_mini().replace("threshold: 24", "threshold: 300"), 15, "outside [0, 125]"),
+        (_mini().replace("              batch: 31\n", ""), 11, "no 'batch' line"),
+        (_mini().replace("Node 0, zone   Normal", "Node x, zone Normal"), 1, "Node N, zone NAME"),
+        (_mini().replace("        present  262144\n", ""), 1, "no 'present' line"),
+        (_mini(pageset=""), 1, "no 'cpu: N' pageset"),
+        (_mini() + _mini(), 17, "zone listed twice"),
+        ("        min      100\n" + _mini(), 1, "before the first"),
+        (
+            _mini(
+                pageset="    cpu: 0\n              count: 1\n              high:  1\n"
+                "              batch: 1\n    cpu: 0\n"
+            ),
+            15,
+            "listed twice",
+        ),
+        (_mini().replace("min      100", "min      " + "9" * 30), 3, "expected an integer"),
+    ],
+    ids=[
+        "not-a-number",
+        "duplicate-min",
+        "low-below-min",
+        "high-below-low",
+        "negative-present",
+        "count-outside-cpu",
+        "bad-cpu",
+        "bad-protection",
+        "threshold-too-big",
+        "missing-batch",
+        "bad-node-line",
+        "missing-present",
+        "no-pagesets",
+        "duplicate-zone",
+        "field-before-zone",
+        "duplicate-cpu",
+        "huge-number",
+    ],
+)
 def test_parse_zoneinfo_rejects_malformed_line(text, lineno, fragment):
     """A malformed line raises ZoneinfoError naming its line number and quoting the line."""
     with pytest.raises(ZoneinfoError) as excinfo:
@@ -215,8 +283,9 @@ def test_parse_zoneinfo_error_survives_pickling():
     assert (copy.lineno, copy.line, str(copy)) == (3, "        min      abc", str(excinfo.value))
 
 
-@pytest.mark.parametrize("text, lineno", [("", 1), ("\n\n", 1), ("hello\nworld\n", 1),
-                                          ("\n   \nnot zoneinfo", 3)])
+@pytest.mark.parametrize(
+    "text, lineno", [("", 1), ("\n\n", 1), ("hello\nworld\n", 1), ("\n   \nnot zoneinfo", 3)]
+)
 def test_parse_zoneinfo_rejects_text_without_zones(text, lineno):
     """Text with no ``Node N, zone NAME`` line is rejected at its first non-blank line."""
     with pytest.raises(ZoneinfoError, match="no 'Node N, zone NAME' line") as excinfo:
@@ -226,9 +295,11 @@ def test_parse_zoneinfo_rejects_text_without_zones(text, lineno):
 
 def test_parse_zoneinfo_rejects_file_of_empty_zones():
     """A file whose zones all have present 0 has nothing to report and is rejected."""
-    empty = ("Node 0, zone  Movable\n  pages free     0\n        min      0\n        low      0\n"
-             "        high     0\n        spanned  0\n        present  0\n"
-             "        protection: (0, 0, 0, 0)\n")
+    empty = (
+        "Node 0, zone  Movable\n  pages free     0\n        min      0\n        low      0\n"
+        "        high     0\n        spanned  0\n        present  0\n"
+        "        protection: (0, 0, 0, 0)\n"
+    )
     with pytest.raises(ZoneinfoError, match="no zone has present pages"):
         parse_zoneinfo(empty)
 
@@ -332,8 +403,13 @@ def test_build_report_gives_none_for_empty_zones():
     assert report.main_zone.label == "Node 1, zone Normal"  # 4194304 present pages
     empty = _zone(report, 1, "DMA")
     assert empty.cpus == 0 and empty.pcp_pages == 0
-    assert (empty.threshold_used, empty.max_drift, empty.drift_mark, empty.exposed,
-            empty.pressure_threshold) == (None, None, None, None, None)
+    assert (
+        empty.threshold_used,
+        empty.max_drift,
+        empty.drift_mark,
+        empty.exposed,
+        empty.pressure_threshold,
+    ) == (None, None, None, None, None)
     with pytest.raises(ValueError, match="empty"):
         report.sim_overrides(empty)
 
@@ -354,8 +430,14 @@ def test_build_report_notes_modern_differences():
     """The modern capture's notes name managed pages, pcp auto-tuning, spacing and pressure."""
     report = _report(MODERN)
     text = " ".join(report.notes)
-    for phrase in ("managed pages", "high_min and high_max", "watermark_scale_factor",
-                   "pressure threshold", "zone_watermark_ok_safe", "Empty zones"):
+    for phrase in (
+        "managed pages",
+        "high_min and high_max",
+        "watermark_scale_factor",
+        "pressure threshold",
+        "zone_watermark_ok_safe",
+        "Empty zones",
+    ):
         assert phrase in text
     dma = _zone(report, 0, "DMA")  # node 0 captured with kswapd awake
     assert dma.threshold_file == 1 and dma.threshold_formula_managed == 6
@@ -404,9 +486,14 @@ def test_sim_overrides_reproduces_min_watermark():
 
 def test_sim_overrides_clamps_batch_and_size():
     """Batch 0 becomes 1, and a zone under 1 MiB still asks for at least 1 MiB."""
-    text = (_mini(pageset="    cpu: 0\n              count: 0\n              high:  0\n"
-                          "              batch: 0\n")
-            .replace("present  262144", "present  100").replace("spanned  262144", "spanned  100"))
+    text = (
+        _mini(
+            pageset="    cpu: 0\n              count: 0\n              high:  0\n"
+            "              batch: 0\n"
+        )
+        .replace("present  262144", "present  100")
+        .replace("spanned  262144", "spanned  100")
+    )
     overrides = build_report(parse_zoneinfo(text)).sim_overrides()
     assert overrides["pcp_batch"] == 1 and overrides["pcp_high"] == 0
     assert overrides["zone_mib"] == 1  # 100 pages = 400 KiB, rounded down 0, raised to 1
@@ -446,7 +533,8 @@ def test_report_to_dict_round_trips_through_json():
         assert data["notes"] == list(report.notes)
     data = report_to_dict(_report(THREAD))
     assert data["zones"][1]["drift_mark"] == 8433 and data["zones"][1]["label"] == (
-        "Node 0, zone Normal")
+        "Node 0, zone Normal"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -480,10 +568,13 @@ def test_main_reports_malformed_file_in_one_line(tmp_path, capsys):
     assert err.startswith(f"{PROG}: {bad}: line 4: '        low      1x5': ")
 
 
-@pytest.mark.parametrize("make", [
-    lambda p: p / "missing",
-    lambda p: p,  # a directory
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: p / "missing",
+        lambda p: p,  # a directory
+    ],
+)
 def test_main_reports_unreadable_file(tmp_path, capsys, make):
     """A missing file or a directory gives exit status 2 and a one-line reason."""
     path = make(tmp_path)
@@ -521,8 +612,14 @@ _SCRIPT = "import sys; from allocsim.zoneinfo import main; sys.exit(main(sys.arg
 
 def _run(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    return subprocess.run([sys.executable, "-c", _SCRIPT, *args], capture_output=True,
-                          text=True, env=env, cwd=str(ROOT), timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", _SCRIPT, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=str(ROOT),
+        timeout=120,
+    )
 
 
 def test_main_runs_as_subprocess():
@@ -566,17 +663,41 @@ def _everything(text: str) -> None:
     report.sim_overrides()
 
 
-_FUZZ = settings(max_examples=300, deadline=None,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+_FUZZ = settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
-_numbers = st.one_of(st.integers(-10, 10), st.integers(-2**70, 2**70)).map(str)
+_numbers = st.one_of(st.integers(-10, 10), st.integers(-(2**70), 2**70)).map(str)
 _line = st.one_of(
     st.text(max_size=60),
     st.sampled_from(_ALL_LINES),
-    st.builds(lambda key, n: f"  {key} {n}", st.sampled_from(
-        ["pages free", "min", "low", "high", "promo", "spanned", "present", "managed",
-         "count:", "high:", "batch:", "cpu:", "vm stats threshold:", "protection:",
-         "high_min:", "high_max:", "nr_free_pages"]), _numbers),
+    st.builds(
+        lambda key, n: f"  {key} {n}",
+        st.sampled_from(
+            [
+                "pages free",
+                "min",
+                "low",
+                "high",
+                "promo",
+                "spanned",
+                "present",
+                "managed",
+                "count:",
+                "high:",
+                "batch:",
+                "cpu:",
+                "vm stats threshold:",
+                "protection:",
+                "high_min:",
+                "high_max:",
+                "nr_free_pages",
+            ]
+        ),
+        _numbers,
+    ),
 )
 
 
@@ -598,9 +719,24 @@ def test_parse_zoneinfo_survives_random_zoneinfo_like_lines(header, lines):
 def _mutated_capture(draw):
     lines = list(_REAL_LINES)
     for _ in range(draw(st.integers(1, 6))):
-        op = draw(st.sampled_from(["delete", "delete", "swap", "duplicate", "number", "number",
-                                   "insert", "char", "char", "shuffle-window", "shuffle-window",
-                                   "shuffle"]))
+        op = draw(
+            st.sampled_from(
+                [
+                    "delete",
+                    "delete",
+                    "swap",
+                    "duplicate",
+                    "number",
+                    "number",
+                    "insert",
+                    "char",
+                    "char",
+                    "shuffle-window",
+                    "shuffle-window",
+                    "shuffle",
+                ]
+            )
+        )
         i = draw(st.integers(0, len(lines) - 1)) if lines else 0
         if not lines:
             lines.append(draw(_line))
@@ -618,7 +754,7 @@ def _mutated_capture(draw):
             lines.insert(i, draw(_line))
         elif op == "char" and lines[i]:
             k = draw(st.integers(0, len(lines[i]) - 1))
-            lines[i] = lines[i][:k] + draw(st.characters()) + lines[i][k + 1:]
+            lines[i] = lines[i][:k] + draw(st.characters()) + lines[i][k + 1 :]
         elif op == "shuffle-window":
             j = min(len(lines), i + draw(st.integers(2, 12)))
             lines[i:j] = draw(st.permutations(lines[i:j]))
@@ -646,16 +782,25 @@ def _generated_zone(draw):
     cpus = draw(st.integers(1, 8))
     threshold = draw(st.one_of(st.none(), st.integers(0, 125)))
     counts = draw(st.lists(st.integers(0, 2**20), min_size=cpus, max_size=cpus))
-    text = [f"Node {draw(st.integers(0, 63))}, zone {draw(st.sampled_from(['DMA', 'Normal']))}",
-            f"  pages free     {draw(st.integers(0, 2**40))}",
-            f"        min      {wmin}", f"        low      {low}", f"        high     {high}",
-            f"        spanned  {present}", f"        present  {present}"]
+    text = [
+        f"Node {draw(st.integers(0, 63))}, zone {draw(st.sampled_from(['DMA', 'Normal']))}",
+        f"  pages free     {draw(st.integers(0, 2**40))}",
+        f"        min      {wmin}",
+        f"        low      {low}",
+        f"        high     {high}",
+        f"        spanned  {present}",
+        f"        present  {present}",
+    ]
     if modern:
         text.append(f"        managed  {draw(st.integers(0, present))}")
     text += ["        protection: (0, 0, 0, 0)", "  pagesets"]
     for cpu, count in enumerate(counts):
-        text += [f"    cpu: {cpu}", f"              count: {count}", "              high:  186",
-                 "              batch: 31"]
+        text += [
+            f"    cpu: {cpu}",
+            f"              count: {count}",
+            "              high:  186",
+            "              batch: 31",
+        ]
         if modern:
             text += ["              high_min: 10", "              high_max: 400"]
         if threshold is not None:
@@ -671,7 +816,13 @@ def test_build_report_generated_zone_numbers(case):
     z = build_report(parse_zoneinfo(text)).main_zone
     used = threshold if threshold is not None else calculate_threshold(present, cpus)
     assert (z.present, z.min, z.low, z.high, z.cpus, z.pcp_pages) == (
-        present, wmin, low, high, cpus, pcp)
+        present,
+        wmin,
+        low,
+        high,
+        cpus,
+        pcp,
+    )
     assert z.threshold_used == used
     assert z.max_drift == cpus * used
     assert z.drift_mark == drift_mark(wmin, low, high, used, cpus)
