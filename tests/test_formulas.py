@@ -283,9 +283,11 @@ def test_min_free_kbytes_matches_hand_computed_formula(lowmem_kbytes, expected):
             [4096, 1000000, 2000000],
             [
                 (2, 2, 3),  # 2000 * 4096 = 8192000 / 3004096 = 2: 2 + 0, 2 + 1
-                # 2000 * 1000000 = 2e9; 2e9 / 3004096 = 665 (665 * 3004096 = 1997723840, remainder 2276160)
+                # 2000 * 1000000 = 2e9; 2e9 / 3004096 = 665
+                # (665 * 3004096 = 1997723840, remainder 2276160)
                 (665, 831, 997),  # 665 + 665/4 = 665 + 166, 665 + 665/2 = 665 + 332
-                # 2000 * 2000000 = 4e9; 4e9 / 3004096 = 1331 (1331 * 3004096 = 3998451776, rem. 1548224)
+                # 2000 * 2000000 = 4e9; 4e9 / 3004096 = 1331
+                # (1331 * 3004096 = 3998451776, rem. 1548224)
                 (1331, 1663, 1996),  # 1331 + 1331/4 = 1331 + 332, 1331 + 1331/2 = 1331 + 665
             ],
         ),
@@ -474,7 +476,8 @@ def test___zone_watermark_ok_adds_lowmem_reserve_to_min(free, reserve, flags, ex
         (40, 2, 16, 0, [21, 6], False),
         # o0: 37 - 20 = 17 > 8; o1: 17 - 12 = 5 > 4 -> pass
         (40, 2, 16, 0, [20, 6], True),
-        # reserve only in the first test: free' = 40 - 2 + 1 = 39 > 16 + 10; o0: 39 - 30 = 9 > 8 -> pass
+        # reserve only in the first test: free' = 40 - 2 + 1 = 39 > 16 + 10;
+        # o0: 39 - 30 = 9 > 8 -> pass
         (40, 1, 16, 10, [30], True),
         # the first test already fails: free' = 26 - 1 = 25 <= 16 + 10 = 26
         (26, 1, 16, 10, [0], False),
@@ -482,7 +485,8 @@ def test___zone_watermark_ok_adds_lowmem_reserve_to_min(free, reserve, flags, ex
         (10, 3, 2, 0, [0, 0, 1], False),
         # order 3 with nothing free: free' = 0 - 7 = -7 <= 0
         (0, 3, 0, 0, [0, 0, 0], False),
-        # the largest order: free' = 2048 - 1024 + 1 = 1025 > 0, min stays 0, every order has 0 blocks
+        # the largest order: free' = 2048 - 1024 + 1 = 1025 > 0, min stays 0,
+        # every order has 0 blocks
         (2048, MAX_ORDER - 1, 0, 0, [0] * (MAX_ORDER - 1) + [2], True),
     ],
 )
