@@ -44,6 +44,7 @@ __all__ = [
     "plot_threshold_vs_zone",
     "plot_drift_vs_gap",
     "plot_gfp_levels",
+    "plot_zone_exposure",
     "plot_window",
     "plot_window_compare",
     "figure_livelock_off_on",
@@ -129,7 +130,7 @@ def _spans(mask: np.ndarray, t: np.ndarray) -> list[tuple[float, float]]:
     edges = np.diff(np.concatenate(([0], mask.astype(np.int8), [0])))
     starts = np.flatnonzero(edges == 1)
     ends = np.flatnonzero(edges == -1)
-    return [(float(t[s]), float(t[e - 1]) + 1.0) for s, e in zip(starts, ends)]
+    return [(float(t[s]), float(t[e - 1]) + 1.0) for s, e in zip(starts, ends, strict=True)]
 
 
 def _rects(spans, y0: float, y1: float) -> list[np.ndarray]:
@@ -205,7 +206,9 @@ class RunPlot:
             self.marks[name] = ax.axhline(0, color=c[name], lw=1.0, ls="--", label=LABELS[name],
                                           visible=False)
         self.mark_note = ax.text(0.995, _STRIP + 0.01, "", transform=ax.transAxes, ha="right",
-                                 va="bottom", fontsize="x-small", color=c["drift_mark"])
+                                 va="bottom", fontsize="x-small", color=c["drift_mark"],
+                                 bbox=dict(facecolor="white", alpha=0.85, edgecolor="none",
+                                           pad=1.5))
 
         self.ticks: dict[str, Line2D] = {}
         if events:
@@ -385,6 +388,11 @@ class TaskPlot:
         if legend:
             ax.legend(loc="upper right", fontsize="x-small", ncols=2, framealpha=0.85)
 
+    def legend_handles(self) -> list:
+        """Proxy artists for a legend of this panel's lines."""
+        return [Line2D([], [], color=line.get_color(), lw=line.get_linewidth(),
+                       label=line.get_label()) for line in self.lines.values()]
+
     def clear(self, config=None) -> None:
         for line in self.lines.values():
             line.set_data([], [])
@@ -421,15 +429,23 @@ class TaskPlot:
 
 def plot_run(result, *, ax=None, envelope: bool = True, pcp: bool = True, snapshot: bool = True,
              read: bool = False, events: bool = True, mib_axis: bool = True,
-             legend: str | None = "inside", zoom: str = "all", xlim=None):
+             legend: str | None = "auto", zoom: str = "all", xlim=None):
     """The memory picture of a run: counter, snapshot and buddy truth against MIN/LOW/HIGH.
 
     See :class:`RunPlot` for the layers. ``xlim=(t0, t1)`` zooms in on a time window (e.g.
-    a livelock onset). Returns the Axes.
+    a livelock onset). ``legend="auto"`` puts the legend under the figure when this function
+    makes the figure, inside the Axes otherwise. Returns the Axes.
     """
-    ax = _new_ax(ax)
+    own = ax is None
+    ax = _new_ax(ax, figsize=(9, 5.2))
+    if legend == "auto":
+        legend = "figure" if own else "inside"
     rp = RunPlot(ax, result.config, envelope=envelope, pcp=pcp, snapshot=snapshot, read=read,
-                 events=events, mib_axis=mib_axis, legend=legend, zoom=zoom)
+                 events=events, mib_axis=mib_axis,
+                 legend=None if legend == "figure" else legend, zoom=zoom)
+    if legend == "figure":
+        ax.figure.legend(handles=rp.legend_handles(), loc="outside lower center", ncols=4,
+                         fontsize="x-small", frameon=False)
     rp.update(result)
     if xlim is not None:
         ax.set_xlim(*xlim)
@@ -489,8 +505,7 @@ def plot_compare(results, *, axes=None, tasks: bool = True, zoom: str = "all",
     if fig_legend:
         handles = plots[0].legend_handles()
         if tasks:
-            handles += [Line2D([], [], color=line.get_color(), lw=line.get_linewidth(),
-                               label=line.get_label()) for line in tp.lines.values()]
+            handles += tp.legend_handles()
         fig.legend(handles=handles, loc="outside lower center", ncols=5, fontsize="small",
                    frameon=False)
     top = max(ax.get_ylim()[1] for ax in axes[0])
@@ -528,7 +543,7 @@ def plot_buddy_lists(zone, *, ax=None, title: str | None = None):
     counts = np.array(zone.nr_free_by_order())
     orders = np.arange(len(counts))
     bars = ax.bar(orders, counts, color=PALETTE["buddy"], alpha=0.75, label="nr_free (blocks)")
-    for o, (bar, n) in enumerate(zip(bars, counts)):
+    for o, (bar, n) in enumerate(zip(bars, counts, strict=True)):
         if n:
             ax.annotate(f"{n}×{1 << o}", (bar.get_x() + bar.get_width() / 2, n),
                         ha="center", va="bottom", fontsize="x-small")
@@ -606,7 +621,9 @@ def plot_threshold_vs_zone(*, ax=None, cpus_list=(4, 16, 64, 256, 1024), zone_mi
                            mark=None):
     """``calculate_threshold`` against the zone size, one step line per CPU count."""
     ax = _new_ax(ax, figsize=(6, 3.5))
-    zone_mibs = np.array([1 << k for k in range(6, 19)]) if zone_mibs is None else np.asarray(zone_mibs)
+    if zone_mibs is None:
+        zone_mibs = np.array([1 << k for k in range(6, 19)])  # 64 MiB .. 256 GiB
+    zone_mibs = np.asarray(zone_mibs)
     for n in cpus_list:
         th = [calculate_threshold(_present(int(zm)), n) for zm in zone_mibs]
         ax.step(zone_mibs, th, where="post", label=f"{n} CPUs")
@@ -678,11 +695,35 @@ def plot_gfp_levels(rows, *, ax=None, wmarks=None, title: str | None = None):
     ax.set_yticks(y, names, fontsize="small")
     ax.invert_yaxis()
     if wmarks is not None:
-        for name, v in zip(("wmark_min", "wmark_low", "wmark_high"), wmarks):
+        for name, v in zip(("wmark_min", "wmark_low", "wmark_high"), wmarks, strict=True):
             ax.axvline(v, color=PALETTE[name], ls="--", lw=1, label=f"{LABELS[name]} {v}")
         ax.legend(fontsize="x-small", loc="lower right")
     ax.set_xlabel("free pages (as read) at or below which the attempt fails")
     ax.set_title(title or "who may go how deep", fontsize="medium")
+    return ax
+
+
+def plot_zone_exposure(report, *, ax=None, title: str | None = None):
+    """Each populated zone of a zoneinfo report: worst-case drift ``cpus × threshold`` against
+    the watermark gap ``low − min`` (log scale). ``report`` comes from
+    ``allocsim.zoneinfo.build_report``. Returns the Axes."""
+    ax = _new_ax(ax, figsize=(7, 3.2))
+    zones = [z for z in report.zones if z.populated]
+    x = np.arange(len(zones))
+    gap = [max(1, z.tolerate_drift) for z in zones]
+    drift = [max(1, z.max_drift or 0) for z in zones]
+    ax.bar(x - 0.2, gap, 0.4, color=PALETTE["wmark_low"], label="low − min (tolerated drift)")
+    ax.bar(x + 0.2, drift, 0.4, color=PALETTE["envelope"], label="CPUs × threshold (max drift)")
+    for i, z in enumerate(zones):
+        if z.exposed:
+            ax.annotate("exposed", (i + 0.2, drift[i]), ha="center", va="bottom",
+                        fontsize="x-small", color=PALETTE["wmark_min"])
+    ax.set_xticks(x, [f"node {z.node}\n{z.zone}" for z in zones], fontsize="small")
+    ax.set_yscale("log")
+    ax.set_ylabel("pages")
+    ax.set_ylim(top=max(gap + drift) * 4)
+    ax.legend(fontsize="x-small", loc="upper left")
+    ax.set_title(title or "drift exposure of each zone", fontsize="medium")
     return ax
 
 
@@ -715,8 +756,8 @@ def plot_window(steps, *, ax=None, title: str | None = None, mark_step: int | No
     if mark_step is not None:
         ax.axvline(mark_step + 0.5, color="grey", lw=1)
     n = len(steps)
-    ticks = [0, n // 2, n - 2, n - 1] if n > 3 else list(range(n))
-    labels = {0: "lock\ntaken", n - 1: "lock\ndropped"}
+    ticks = [0, n // 2, n - 1] if n > 2 else list(range(n))
+    labels = {0: "lock taken", n - 1: f"{steps[-1].linked} linked,\nlock dropped"}
     ax.set_xticks(ticks, [labels.get(i, f"{steps[i].linked}\nlinked") for i in ticks],
                   fontsize="x-small")
     ax.set_xlabel("step of free_pcppages_bulk (one page linked per step)")

@@ -1,0 +1,306 @@
+"""allocsim.widgets: each demo driven in plain Python, asserting on plotted data and readouts."""
+
+import subprocess
+import sys
+import time
+
+import matplotlib
+
+matplotlib.use("Agg", force=True)
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from allocsim import widgets as aw  # noqa: E402
+from allocsim.config import SimConfig, preset  # noqa: E402
+from allocsim.patches import Patches  # noqa: E402
+
+
+def _gap_and_envelope(plotted):
+    gap = plotted["counter"] - plotted["buddy"]
+    width = plotted["envelope_hi"] - plotted["envelope_lo"]
+    return int(gap.max()), int(width.max())
+
+
+# ---------------------------------------------------------------------------------------------
+# controls from metadata
+# ---------------------------------------------------------------------------------------------
+
+
+def test_controls_for_builds_each_control_from_field_metadata():
+    """Labels, units, ranges and values come from SimConfig.parameters() metadata."""
+    cfg = preset("large")
+    meta = {f.name: f.metadata for f in SimConfig.parameters()}
+    controls = aw.controls_for(["cpus", "zone_mib", "stat_interval_ms", "writer_rate", "seed",
+                                "stat_threshold", "min_free_kbytes", "patches"], cfg)
+    assert controls["cpus"].value == 256 and 1024 in controls["cpus"].options
+    assert controls["cpus"].description == meta["cpus"]["label"]
+    assert controls["zone_mib"].description == "zone size (MiB)"
+    assert controls["stat_interval_ms"].value == cfg.stat_interval_ms
+    assert controls["writer_rate"].value == cfg.writer_rate
+    assert controls["seed"].max == meta["seed"]["range"][1]
+    assert isinstance(controls["stat_threshold"], aw.OptionalInt)
+    assert controls["stat_threshold"].value is None
+    assert controls["stat_threshold"].auto.description == "kernel formula"
+    for name in Patches.names():
+        assert controls[name].value is False
+    for name in ("cpus", "zone_mib", "stat_interval_ms", "writer_rate"):
+        assert not controls[name].continuous_update
+
+
+def test_controls_for_rejects_an_unknown_field():
+    """An unknown parameter name is refused with its name in the message."""
+    with pytest.raises(ValueError, match="no_such_field"):
+        aw.controls_for(["no_such_field"])
+
+
+def test_optional_int_switches_between_formula_and_value():
+    """OptionalInt is None while 'kernel formula' is ticked and the number once unticked."""
+    opt = aw.controls_for(["stat_threshold"])["stat_threshold"]
+    seen = []
+    opt.observe(lambda ch: seen.append(ch["new"]), names="value")
+    opt.show_formula(98)
+    assert opt.value is None and opt.number.value == 98 and opt.number.disabled
+    opt.auto.value = False
+    assert opt.value == 98 and not opt.number.disabled
+    opt.number.value = 12
+    opt.value = None
+    assert seen == [98, 12, None]
+    with pytest.raises(ValueError):
+        opt.value = 1000
+
+
+# ---------------------------------------------------------------------------------------------
+# RunDemo
+# ---------------------------------------------------------------------------------------------
+
+
+def test_run_demo_cpu_slider_widens_envelope_and_counter_buddy_gap():
+    """Moving CPUs from 4 to 1024 widens the drift envelope and the counter–buddy gap."""
+    demo = aw.RunDemo("large", cpus=4, duration_ms=1200)
+    demo.run_sync()
+    gap4, env4 = _gap_and_envelope(demo.plotted())
+    demo.controls["cpus"].value = 1024  # starts a new run (synchronously with Agg)
+    assert demo.result.config.cpus == 1024
+    gap1024, env1024 = _gap_and_envelope(demo.plotted())
+    assert env4 <= 4 * 30 < env1024
+    assert env1024 > 100 * env4
+    assert gap1024 > gap4 + 1000
+    assert demo.controls["zone_mib"].value == 16384  # the zone grows with the machine
+
+
+def test_run_demo_patch_checkboxes_remove_the_livelock():
+    """The large machine livelocks with the patches off and not with all three ticked."""
+    demo = aw.RunDemo("large")
+    demo.run_sync()
+    assert demo.plotted()["livelock_spans"], "no livelock with the patches off"
+    assert "LIVELOCK" in demo.readout.value
+    demo.set(patches="all")
+    assert demo.result.config.patches == Patches.all()
+    assert demo.plotted()["livelock_spans"] == []
+    assert demo.plotted()["tasks"]["livelock_spans"] == []
+    assert "no livelock" in demo.readout.value
+
+
+def test_run_demo_toggling_one_patch_reruns_with_it():
+    """Ticking one patch checkbox re-runs with exactly that patch; drains appear with patch 3."""
+    demo = aw.RunDemo("large", duration_ms=1500)
+    demo.run_sync()
+    assert len(demo.plotted()["drain_t"]) == 0
+    demo.controls["drain_after_reclaim"].value = True
+    assert demo.result.config.patches == Patches(drain_after_reclaim=True)
+    assert len(demo.plotted()["drain_t"]) > 0
+
+
+def test_run_demo_readout_shows_the_derived_numbers():
+    """The readout always shows threshold, max drift vs low − min, drift mark, watermarks, pcp."""
+    demo = aw.RunDemo("large", autorun=False)
+    d = demo.config().derived()
+    text = demo.readout.value
+    assert f"{d.stat_threshold} pages per CPU (kernel formula)" in text
+    assert f"{d.max_drift:,} pages vs {d.tolerate_drift:,}" in text
+    assert f"2.6.36 would set {d.drift_mark_if_patched:,}" in text
+    assert f"{d.wmark_min:,} / {d.wmark_low:,} / {d.wmark_high:,} pages" in text
+    assert f"{d.pcp_high} / {d.pcp_batch} per CPU" in text
+    assert "ready" in text and "Static figure" in text
+    demo.controls["drift_mark_snapshot"].value = True
+    assert f"{d.drift_mark_if_patched:,} pages = high + max drift (patch 2 on)" in \
+        demo.readout.value
+
+
+def test_run_demo_fixed_threshold_narrows_the_envelope():
+    """Unticking 'kernel formula' and fixing stat_threshold to 1 shrinks the envelope to CPUs."""
+    demo = aw.RunDemo("large", duration_ms=600)
+    demo.controls["stat_threshold"].value = 1
+    assert demo.result.config.stat_threshold == 1
+    assert "1 pages per CPU (fixed by you)" in demo.readout.value
+    assert _gap_and_envelope(demo.plotted())[1] <= 256
+
+
+def test_run_demo_invalid_settings_land_in_the_error_output():
+    """A rejected config shows its message in the errors Output and keeps the last run."""
+    demo = aw.RunDemo("large", duration_ms=300)
+    demo.run_sync()
+    before = demo.result
+    demo.controls["pcp_batch"].value = 31
+    demo.controls["pcp_high"].value = 5
+    assert isinstance(demo.last_error, ValueError)
+    text = "".join(o["text"] for o in demo.errors.outputs)
+    assert "pcp_high" in text
+    assert "Not applied" in demo.readout.value
+    assert demo.result.config.pcp_high != 5 and demo.result is not before
+
+
+def test_run_demo_callback_exceptions_land_in_the_error_output(monkeypatch):
+    """An unexpected exception in a callback is shown with its traceback, not swallowed."""
+    demo = aw.RunDemo("large", duration_ms=300, autorun=False)
+
+    def boom():
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(demo, "configs", boom)
+    demo.controls["seed"].value = 2
+    text = "".join(o["text"] for o in demo.errors.outputs)
+    assert "RuntimeError: kaboom" in text and "Traceback" in text
+
+
+def test_run_demo_threaded_run_pause_reset():
+    """In a background thread: first frame fast, Pause stops, Run resumes, Reset rebuilds."""
+    demo = aw.RunDemo("large", threaded=True, autorun=False, duration_ms=3000)
+    t0 = time.perf_counter()
+    demo.buttons["run"].click()
+    while demo.stats.get("frames", 0) < 1:
+        assert time.perf_counter() - t0 < 10, "no first frame"
+        time.sleep(0.002)
+    assert demo.stats["first_frame_s"] < 0.5
+    assert len(demo.plotted()["counter"]) == demo.first_chunk_ms
+    time.sleep(0.3)
+    demo.buttons["pause"].click()
+    assert not demo.running
+    t_paused = demo.sims[0].t
+    assert 0 < t_paused < 3000
+    time.sleep(0.2)
+    assert demo.sims[0].t == t_paused
+    assert "paused" in demo.readout.value
+    demo.buttons["run"].click()
+    time.sleep(0.15)
+    demo.buttons["reset"].click()
+    assert not demo.running and demo.sims[0].t == 0
+    assert len(demo.plotted()["counter"]) == 0
+    demo.buttons["run"].click()
+    result = demo.wait(30)
+    assert demo.finished and result.simulated_ms == 3000
+    assert len(demo.plotted()["counter"]) == 3000
+    assert "finished" in demo.readout.value
+
+
+def test_run_demo_threaded_control_change_starts_a_new_run():
+    """Changing a control while a run goes on stops it and starts over with the new setting."""
+    demo = aw.RunDemo("large", threaded=True, duration_ms=2000)
+    demo.run()
+    time.sleep(0.1)
+    demo.controls["seed"].value = 5
+    result = demo.wait(30)
+    assert result.config.seed == 5 and result.simulated_ms == 2000
+
+
+def test_run_demo_default_live_run_is_quick():
+    """The default livelock demo (large preset) finishes within a few seconds of wall time."""
+    demo = aw.RunDemo("large", threaded=True)
+    demo.run()
+    demo.wait(30)
+    assert demo.finished
+    assert demo.stats["first_frame_s"] < 0.5
+    assert demo.stats["run_s"] < 4.0
+
+
+# ---------------------------------------------------------------------------------------------
+# CompareDemo and the demos without simulation
+# ---------------------------------------------------------------------------------------------
+
+
+def test_compare_demo_runs_off_and_on_with_the_same_seed():
+    """Left without patches, right with the ticked ones; same seed; shared y range."""
+    demo = aw.CompareDemo("large", duration_ms=1500)
+    demo.run_sync()
+    off, on = demo.result
+    assert off.config.seed == on.config.seed
+    assert off.config.patches == Patches.none() and on.config.patches == Patches.all()
+    p = demo.plotted()
+    assert set(p) == {"off", "on"}
+    assert np.array_equal(p["off"]["counter"], off["counter"])
+    assert demo.plots[0].ax.get_ylim() == demo.plots[1].ax.get_ylim()
+    demo.controls["drift_mark_snapshot"].value = False
+    assert demo.result[1].config.patches == Patches(counter_after_free=True,
+                                                    drain_after_reclaim=True)
+    assert demo.result[0].config.patches == Patches.none()
+
+
+def test_window_stepper_moves_the_cursor_and_explains_the_step():
+    """The step slider moves the cursor and the readout says what the reader saw."""
+    demo = aw.WindowStepper()
+    demo.controls["step"].value = 3
+    assert demo.plotted()["cursor"] == 3.5
+    assert "passes on pages that are not there" in demo.readout.value
+    step = demo.steps["off"][3]
+    assert f"counter {step.counter}, buddy lists {step.buddy}" in demo.readout.value
+
+
+def test_buddy_demo_splits_and_merges():
+    """Allocating order 0 from a whole zone splits one block per order; freeing merges back."""
+    demo = aw.BuddyDemo(1024)
+    demo.controls["order"].value = 0
+    demo.buttons["alloc"].click()
+    assert demo.plotted()["nr_free"] == [1] * 10 + [0]
+    assert "split an order-10 block" in demo.readout.value
+    demo.buttons["free"].click()
+    assert demo.plotted()["nr_free"] == [0] * 10 + [1]
+    assert "merged" in demo.readout.value
+
+
+def test_threshold_explorer_follows_its_controls():
+    """The dot and the bars follow the CPU and zone controls."""
+    demo = aw.ThresholdExplorer()
+    demo.controls["zone_mib"].value = 16384
+    demo.controls["cpus"].value = 64
+    p = demo.plotted()
+    assert p["cpus"] == 64 and p["threshold"] == 125
+    assert p["max_drift"] == 64 * 125
+    demo.controls["stat_threshold"].value = 10
+    assert demo.plotted()["max_drift"] == 640
+
+
+def test_live_check_updates_its_line():
+    """LiveCheck's slider changes the plotted curve."""
+    demo = aw.LiveCheck()
+    demo.controls["k"].value = 3
+    assert np.allclose(demo.plotted()["y"], np.sin(3 * demo.x))
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def test_ask_checks_numbers_and_text():
+    """Question.check accepts the answer (numbers with commas, text in any case)."""
+    q = aw.ask("drift mark?", 8433)
+    assert q.check("8,433") and q.check(" 8433 ") and not q.check("8432")
+    assert not q.check("lots")
+    assert aw.ask("yes or no?", "yes").check("YES")
+    assert aw.ask("ratio?", 0.5, tolerance=0.01).check("0.505")
+
+
+def test_use_live_plots_outside_ipython_changes_nothing():
+    """Outside IPython use_live_plots leaves matplotlib alone and says so."""
+    before = matplotlib.get_backend()
+    assert aw.use_live_plots() == "script"
+    assert matplotlib.get_backend() == before
+
+
+def test_environment_report_never_imports_ipympl():
+    """The environment check does not import ipympl (which would switch the backend)."""
+    code = ("import sys; import allocsim.widgets as aw; rows = aw.environment_report(); "
+            "assert 'ipympl' not in sys.modules; "
+            "assert any(r['check'] == 'ipympl' for r in rows)")
+    subprocess.run([sys.executable, "-c", code], check=True)
