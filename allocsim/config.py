@@ -454,6 +454,24 @@ def _large(**o):
     return base
 
 
+def _steady(**o):
+    cpus = o.get("cpus", 256)
+    base = dict(
+        cpus=cpus,
+        zone_mib=scaled_zone_mib(cpus),
+        writer_cpus=cpus,  # every CPU writes, whatever the machine's size
+        writer_rate=0.5,
+        dirty_fraction=0.5,
+        task_temp_fraction=0.5,
+        atomic_rate=0.3,
+        quiet_atomic_rate=0.3,
+        burst_start_ms=0,
+        duration_ms=4000,
+    )
+    base.update(o)
+    return base
+
+
 PRESETS = {
     # A workstation: 4 CPUs, 1 GiB. The drift (4 × 30 = 120 pages) fits between LOW and MIN.
     "small": lambda **o: {**dict(cpus=4, zone_mib=1024, writer_cpus=1, duration_ms=4000), **o},
@@ -461,21 +479,7 @@ PRESETS = {
     # the CPUs start a dirty-heavy load while interrupts allocate on every CPU.
     "large": _large,
     # Sustained mixed load on many CPUs: every CPU writes, half the pages are clean or temporary.
-    "steady": lambda **o: {
-        **dict(
-            cpus=256,
-            zone_mib=scaled_zone_mib(256),
-            writer_cpus=256,
-            writer_rate=0.5,
-            dirty_fraction=0.5,
-            task_temp_fraction=0.5,
-            atomic_rate=0.3,
-            quiet_atomic_rate=0.3,
-            burst_start_ms=0,
-            duration_ms=4000,
-        ),
-        **o,
-    },
+    "steady": lambda **o: _steady(**o),
 }
 
 

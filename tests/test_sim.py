@@ -263,3 +263,12 @@ def test_wall_budget_stops_a_run_early():
     sim = Simulation(preset("large", duration_ms=60_000))
     r = sim.run(wall_budget_s=0.05)
     assert not r.finished and r.simulated_ms < 60_000
+
+
+@pytest.mark.parametrize("name", ["small", "large", "steady"])
+@pytest.mark.parametrize("cpus", [1, 2, 4, 1024])
+def test_presets_fit_any_machine_size(name, cpus):
+    """Every preset builds for any CPU count: its workload's CPU numbers follow the machine."""
+    cfg = preset(name, cpus=cpus)
+    assert cfg.cpus == cpus and 0 <= cfg.writer_cpus <= cpus
+    Simulation(cfg.replace(duration_ms=5)).run()
