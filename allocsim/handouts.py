@@ -26,8 +26,14 @@ from pathlib import Path
 __all__ = ["NOTEBOOKS_DIR", "chromium_path", "execute", "to_html", "to_pdf", "build", "main"]
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def chromium_path() -> str | None:
@@ -50,8 +56,12 @@ def execute(path, *, timeout: int = 120):
     old = os.environ.get("ALLOCSIM_STATIC")
     os.environ["ALLOCSIM_STATIC"] = "1"  # the kernel inherits it: static figures, no threads
     try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        ).execute()
     finally:
         if old is None:
             os.environ.pop("ALLOCSIM_STATIC", None)
@@ -100,8 +110,9 @@ def to_pdf(nb, chromium: str | None = None) -> bytes:
     return pdf
 
 
-def build(out="handouts", notebooks=None, *, pdf: bool | None = None, timeout: int = 120,
-          log=print) -> list[Path]:
+def build(
+    out="handouts", notebooks=None, *, pdf: bool | None = None, timeout: int = 120, log=print
+) -> list[Path]:
     """Execute ``notebooks`` (default: every ``notebooks/[0-9]*.ipynb``) and write
     ``<out>/<name>.html`` (and ``.pdf`` when ``pdf`` is true, or by default when chromium is
     present). Returns the files written."""
@@ -113,8 +124,9 @@ def build(out="handouts", notebooks=None, *, pdf: bool | None = None, timeout: i
     if pdf is None:
         pdf = chromium is not None
     elif pdf and chromium is None:
-        raise FileNotFoundError("PDF asked for, but no chromium: set $CHROMIUM or install "
-                                "Debian's chromium package")
+        raise FileNotFoundError(
+            "PDF asked for, but no chromium: set $CHROMIUM or install Debian's chromium package"
+        )
     written = []
     for path in map(Path, notebooks):
         t0 = time.perf_counter()
@@ -136,17 +148,23 @@ def build(out="handouts", notebooks=None, *, pdf: bool | None = None, timeout: i
 
 def main(argv=None) -> int:
     """``python -m allocsim.handouts``: see the module docstring."""
-    p = argparse.ArgumentParser(prog="python -m allocsim.handouts",
-                                description="Execute the notebooks with static figures and write "
-                                            "HTML (and PDF where chromium is present).")
+    p = argparse.ArgumentParser(
+        prog="python -m allocsim.handouts",
+        description="Execute the notebooks with static figures and write "
+        "HTML (and PDF where chromium is present).",
+    )
     p.add_argument("notebooks", nargs="*", help="notebooks to build (default: all)")
     p.add_argument("--out", default="handouts", help="output folder (default: handouts/)")
     p.add_argument("--no-pdf", action="store_true", help="HTML only")
     p.add_argument("--timeout", type=int, default=120, help="seconds per cell (default 120)")
     args = p.parse_args(argv)
     try:
-        files = build(args.out, args.notebooks or None, pdf=False if args.no_pdf else None,
-                      timeout=args.timeout)
+        files = build(
+            args.out,
+            args.notebooks or None,
+            pdf=False if args.no_pdf else None,
+            timeout=args.timeout,
+        )
     except Exception as exc:  # a failing cell: say which, without a wall of traceback
         print(f"handouts: {type(exc).__name__}: {str(exc)[-2000:]}", file=sys.stderr)
         return 1

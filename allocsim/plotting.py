@@ -116,8 +116,10 @@ def _new_ax(ax, figsize=(9, 4.5)):
 
 def run_title(config, *, t_ms: int | None = None) -> str:
     """What produced a figure: CPUs, zone size, patches, seed (and the clock while running)."""
-    text = (f"{config.cpus} CPUs · {config.zone_mib} MiB zone · patches: "
-            f"{config.patches.label()} · seed {config.seed}")
+    text = (
+        f"{config.cpus} CPUs · {config.zone_mib} MiB zone · patches: "
+        f"{config.patches.label()} · seed {config.seed}"
+    )
     if t_ms is not None and t_ms < config.duration_ms:
         text += f" · t = {t_ms} / {config.duration_ms} ms"
     return text
@@ -169,9 +171,20 @@ class RunPlot:
         ``"watermarks"`` limits the y axis to 0 … 3 × WMARK_HIGH.
     """
 
-    def __init__(self, ax, config=None, *, envelope: bool = True, pcp: bool = True,
-                 snapshot: bool = True, read: bool = False, events: bool = True,
-                 mib_axis: bool = True, legend: str | None = "inside", zoom: str = "all"):
+    def __init__(
+        self,
+        ax,
+        config=None,
+        *,
+        envelope: bool = True,
+        pcp: bool = True,
+        snapshot: bool = True,
+        read: bool = False,
+        events: bool = True,
+        mib_axis: bool = True,
+        legend: str | None = "inside",
+        zoom: str = "all",
+    ):
         if zoom not in ("all", "watermarks"):
             raise ValueError(f"zoom must be 'all' or 'watermarks', got {zoom!r}")
         self.ax = ax
@@ -179,15 +192,28 @@ class RunPlot:
         c = PALETTE
         self.envelope = None
         if envelope:
-            self.envelope = PolyCollection([], facecolor=c["envelope"], alpha=0.16,
-                                           edgecolor="none", label=LABELS["envelope"])
+            self.envelope = PolyCollection(
+                [], facecolor=c["envelope"], alpha=0.16, edgecolor="none", label=LABELS["envelope"]
+            )
             ax.add_collection(self.envelope)
         xaxis = ax.get_xaxis_transform()  # x in data, y in axes fraction
-        self.livelock = PolyCollection([], transform=xaxis, facecolor=c["livelock"], alpha=0.12,
-                                       edgecolor="none", label=LABELS["livelock"])
+        self.livelock = PolyCollection(
+            [],
+            transform=xaxis,
+            facecolor=c["livelock"],
+            alpha=0.12,
+            edgecolor="none",
+            label=LABELS["livelock"],
+        )
         ax.add_collection(self.livelock)
-        self.kswapd = PolyCollection([], transform=xaxis, facecolor=c["kswapd"], alpha=0.8,
-                                     edgecolor="none", label=LABELS["kswapd"])
+        self.kswapd = PolyCollection(
+            [],
+            transform=xaxis,
+            facecolor=c["kswapd"],
+            alpha=0.8,
+            edgecolor="none",
+            label=LABELS["kswapd"],
+        )
         ax.add_collection(self.kswapd)
 
         self.lines: dict[str, Line2D] = {}
@@ -203,21 +229,43 @@ class RunPlot:
 
         self.marks: dict[str, Line2D] = {}
         for name in ("wmark_high", "wmark_low", "wmark_min", "drift_mark"):
-            self.marks[name] = ax.axhline(0, color=c[name], lw=1.0, ls="--", label=LABELS[name],
-                                          visible=False)
-        self.mark_note = ax.text(0.995, _STRIP + 0.01, "", transform=ax.transAxes, ha="right",
-                                 va="bottom", fontsize="x-small", color=c["drift_mark"],
-                                 bbox=dict(facecolor="white", alpha=0.85, edgecolor="none",
-                                           pad=1.5))
+            self.marks[name] = ax.axhline(
+                0, color=c[name], lw=1.0, ls="--", label=LABELS[name], visible=False
+            )
+        self.mark_note = ax.text(
+            0.995,
+            _STRIP + 0.01,
+            "",
+            transform=ax.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize="x-small",
+            color=c["drift_mark"],
+            bbox=dict(facecolor="white", alpha=0.85, edgecolor="none", pad=1.5),
+        )
 
         self.ticks: dict[str, Line2D] = {}
         if events:
             (self.ticks["direct_reclaim"],) = ax.plot(
-                [], [], ls="none", marker="|", ms=7, color=c["direct_reclaim"], transform=xaxis,
-                label=LABELS["direct_reclaim"])
+                [],
+                [],
+                ls="none",
+                marker="|",
+                ms=7,
+                color=c["direct_reclaim"],
+                transform=xaxis,
+                label=LABELS["direct_reclaim"],
+            )
             (self.ticks["drain"],) = ax.plot(
-                [], [], ls="none", marker="|", ms=7, color=c["drain"], transform=xaxis,
-                label=LABELS["drain"])
+                [],
+                [],
+                ls="none",
+                marker="|",
+                ms=7,
+                color=c["drain"],
+                transform=xaxis,
+                label=LABELS["drain"],
+            )
 
         ax.set_xlabel("simulated time (ms)")
         ax.set_ylabel("pages")
@@ -230,12 +278,21 @@ class RunPlot:
             ax.set_title(run_title(config), fontsize="medium")
         self.legend = None
         if legend == "inside":
-            self.legend = ax.legend(handles=self.legend_handles(), loc="upper right",
-                                    fontsize="x-small", ncols=2, framealpha=0.85)
+            self.legend = ax.legend(
+                handles=self.legend_handles(),
+                loc="upper right",
+                fontsize="x-small",
+                ncols=2,
+                framealpha=0.85,
+            )
         elif legend == "outside":
-            self.legend = ax.legend(handles=self.legend_handles(), loc="upper left",
-                                    bbox_to_anchor=(1.08, 1.0), fontsize="x-small",
-                                    framealpha=0.85)
+            self.legend = ax.legend(
+                handles=self.legend_handles(),
+                loc="upper left",
+                bbox_to_anchor=(1.08, 1.0),
+                fontsize="x-small",
+                framealpha=0.85,
+            )
         self.data: dict = {}
 
     def legend_handles(self) -> list:
@@ -243,17 +300,31 @@ class RunPlot:
         from matplotlib.patches import Patch
 
         c = PALETTE
-        handles = [Line2D([], [], color=line.get_color(), ls=line.get_linestyle(),
-                          lw=line.get_linewidth(), label=line.get_label())
-                   for line in self.lines.values()]
-        handles += [Line2D([], [], color=c[n], ls="--", lw=1.0, label=LABELS[n])
-                    for n in ("wmark_high", "wmark_low", "wmark_min", "drift_mark")]
+        handles = [
+            Line2D(
+                [],
+                [],
+                color=line.get_color(),
+                ls=line.get_linestyle(),
+                lw=line.get_linewidth(),
+                label=line.get_label(),
+            )
+            for line in self.lines.values()
+        ]
+        handles += [
+            Line2D([], [], color=c[n], ls="--", lw=1.0, label=LABELS[n])
+            for n in ("wmark_high", "wmark_low", "wmark_min", "drift_mark")
+        ]
         if self.envelope is not None:
             handles.append(Patch(facecolor=c["envelope"], alpha=0.25, label=LABELS["envelope"]))
         handles.append(Patch(facecolor=c["kswapd"], alpha=0.8, label=LABELS["kswapd"]))
         handles.append(Patch(facecolor=c["livelock"], alpha=0.2, label=LABELS["livelock"]))
-        handles += [Line2D([], [], ls="none", marker="|", ms=7, color=line.get_color(),
-                           label=line.get_label()) for line in self.ticks.values()]
+        handles += [
+            Line2D(
+                [], [], ls="none", marker="|", ms=7, color=line.get_color(), label=line.get_label()
+            )
+            for line in self.ticks.values()
+        ]
         return handles
 
     def clear(self, config=None) -> None:
@@ -287,8 +358,9 @@ class RunPlot:
         hi = counter
         if self.envelope is not None:
             if len(t):
-                verts = np.concatenate([np.column_stack([tx, hi]),
-                                        np.column_stack([tx[::-1], lo[::-1]])])
+                verts = np.concatenate(
+                    [np.column_stack([tx, hi]), np.column_stack([tx[::-1], lo[::-1]])]
+                )
                 self.envelope.set_verts([verts])
             else:
                 self.envelope.set_verts([])
@@ -338,15 +410,17 @@ class RunPlot:
                 v = paths[0].vertices
                 n = len(out.get("t", ()))
                 out["envelope_hi"] = v[:n, 1]
-                out["envelope_lo"] = v[n:2 * n, 1][::-1]
+                out["envelope_lo"] = v[n : 2 * n, 1][::-1]
             else:
                 out["envelope_hi"] = out["envelope_lo"] = np.zeros(0)
         for name, mark in self.marks.items():
             out[name] = float(mark.get_ydata()[0]) if mark.get_visible() else None
-        out["kswapd_spans"] = [(p.vertices[0, 0], p.vertices[1, 0])
-                               for p in self.kswapd.get_paths()]
-        out["livelock_spans"] = [(p.vertices[0, 0], p.vertices[1, 0])
-                                 for p in self.livelock.get_paths()]
+        out["kswapd_spans"] = [
+            (p.vertices[0, 0], p.vertices[1, 0]) for p in self.kswapd.get_paths()
+        ]
+        out["livelock_spans"] = [
+            (p.vertices[0, 0], p.vertices[1, 0]) for p in self.livelock.get_paths()
+        ]
         for name, line in self.ticks.items():
             out[f"{name}_t"] = np.asarray(line.get_xdata(), dtype=float)
         out["title"] = self.ax.get_title()
@@ -373,12 +447,21 @@ class TaskPlot:
         self.bin_ms = bin_ms
         c = PALETTE
         xaxis = ax.get_xaxis_transform()
-        self.livelock = PolyCollection([], transform=xaxis, facecolor=c["livelock"], alpha=0.12,
-                                       edgecolor="none", label=LABELS["livelock"])
+        self.livelock = PolyCollection(
+            [],
+            transform=xaxis,
+            facecolor=c["livelock"],
+            alpha=0.12,
+            edgecolor="none",
+            label=LABELS["livelock"],
+        )
         ax.add_collection(self.livelock)
         self.lines = {}
-        for name, style in (("task_ok", dict(lw=1.4)), ("tasks_stuck", dict(lw=1.2)),
-                            ("atomic_failed", dict(lw=1.0, alpha=0.8))):
+        for name, style in (
+            ("task_ok", dict(lw=1.4)),
+            ("tasks_stuck", dict(lw=1.2)),
+            ("atomic_failed", dict(lw=1.0, alpha=0.8)),
+        ):
             (self.lines[name],) = ax.plot([], [], color=c[name], label=LABELS[name], **style)
         ax.set_ylim(-0.03, 1.05)
         ax.set_ylabel("share")
@@ -390,8 +473,10 @@ class TaskPlot:
 
     def legend_handles(self) -> list:
         """Proxy artists for a legend of this panel's lines."""
-        return [Line2D([], [], color=line.get_color(), lw=line.get_linewidth(),
-                       label=line.get_label()) for line in self.lines.values()]
+        return [
+            Line2D([], [], color=line.get_color(), lw=line.get_linewidth(), label=line.get_label())
+            for line in self.lines.values()
+        ]
 
     def clear(self, config=None) -> None:
         for line in self.lines.values():
@@ -422,14 +507,26 @@ class TaskPlot:
     def plotted(self) -> dict:
         out = {name: np.asarray(line.get_ydata(), dtype=float) for name, line in self.lines.items()}
         out["t"] = np.asarray(self.lines["task_ok"].get_xdata(), dtype=float)
-        out["livelock_spans"] = [(p.vertices[0, 0], p.vertices[1, 0])
-                                 for p in self.livelock.get_paths()]
+        out["livelock_spans"] = [
+            (p.vertices[0, 0], p.vertices[1, 0]) for p in self.livelock.get_paths()
+        ]
         return out
 
 
-def plot_run(result, *, ax=None, envelope: bool = True, pcp: bool = True, snapshot: bool = True,
-             read: bool = False, events: bool = True, mib_axis: bool = True,
-             legend: str | None = "auto", zoom: str = "all", xlim=None):
+def plot_run(
+    result,
+    *,
+    ax=None,
+    envelope: bool = True,
+    pcp: bool = True,
+    snapshot: bool = True,
+    read: bool = False,
+    events: bool = True,
+    mib_axis: bool = True,
+    legend: str | None = "auto",
+    zoom: str = "all",
+    xlim=None,
+):
     """The memory picture of a run: counter, snapshot and buddy truth against MIN/LOW/HIGH.
 
     See :class:`RunPlot` for the layers. ``xlim=(t0, t1)`` zooms in on a time window (e.g.
@@ -440,12 +537,26 @@ def plot_run(result, *, ax=None, envelope: bool = True, pcp: bool = True, snapsh
     ax = _new_ax(ax, figsize=(9, 5.2))
     if legend == "auto":
         legend = "figure" if own else "inside"
-    rp = RunPlot(ax, result.config, envelope=envelope, pcp=pcp, snapshot=snapshot, read=read,
-                 events=events, mib_axis=mib_axis,
-                 legend=None if legend == "figure" else legend, zoom=zoom)
+    rp = RunPlot(
+        ax,
+        result.config,
+        envelope=envelope,
+        pcp=pcp,
+        snapshot=snapshot,
+        read=read,
+        events=events,
+        mib_axis=mib_axis,
+        legend=None if legend == "figure" else legend,
+        zoom=zoom,
+    )
     if legend == "figure":
-        ax.figure.legend(handles=rp.legend_handles(), loc="outside lower center", ncols=4,
-                         fontsize="x-small", frameon=False)
+        ax.figure.legend(
+            handles=rp.legend_handles(),
+            loc="outside lower center",
+            ncols=4,
+            fontsize="x-small",
+            frameon=False,
+        )
     rp.update(result)
     if xlim is not None:
         ax.set_xlim(*xlim)
@@ -470,8 +581,7 @@ def _verdict(result) -> str:
     return "no livelock"
 
 
-def plot_compare(results, *, axes=None, tasks: bool = True, zoom: str = "all",
-                 titles=None):
+def plot_compare(results, *, axes=None, tasks: bool = True, zoom: str = "all", titles=None):
     """Runs side by side, one column each, with the same y range (e.g. patches off vs on).
 
     ``axes`` is a 2-D array (rows: memory, then tasks if ``tasks``; one column per result)
@@ -482,9 +592,15 @@ def plot_compare(results, *, axes=None, tasks: bool = True, zoom: str = "all",
     if axes is None:
         import matplotlib.pyplot as plt
 
-        _, axes = plt.subplots(nrows, len(results), figsize=(6 * len(results), 5.5 if tasks else 4),
-                               sharex="col", squeeze=False, layout="constrained",
-                               gridspec_kw={"height_ratios": (3, 1)} if tasks else None)
+        _, axes = plt.subplots(
+            nrows,
+            len(results),
+            figsize=(min(9.2, 4.6 * len(results)), 5.5 if tasks else 4),
+            sharex="col",
+            squeeze=False,
+            layout="constrained",
+            gridspec_kw={"height_ratios": (3, 1)} if tasks else None,
+        )
     axes = np.asarray(axes).reshape(nrows, len(results))
     fig = axes[0, 0].figure
     engine = fig.get_layout_engine()
@@ -492,8 +608,9 @@ def plot_compare(results, *, axes=None, tasks: bool = True, zoom: str = "all",
     plots = []
     for i, res in enumerate(results):
         last = i == len(results) - 1
-        rp = RunPlot(axes[0, i], res.config, legend="inside" if last and not fig_legend else None,
-                     zoom=zoom)
+        rp = RunPlot(
+            axes[0, i], res.config, legend="inside" if last and not fig_legend else None, zoom=zoom
+        )
         rp.update(res)
         title = titles[i] if titles is not None else run_title(res.config)
         axes[0, i].set_title(f"{title}\n{_verdict(res)}", fontsize="medium")
@@ -506,8 +623,9 @@ def plot_compare(results, *, axes=None, tasks: bool = True, zoom: str = "all",
         handles = plots[0].legend_handles()
         if tasks:
             handles += tp.legend_handles()
-        fig.legend(handles=handles, loc="outside lower center", ncols=5, fontsize="small",
-                   frameon=False)
+        fig.legend(
+            handles=handles, loc="outside lower center", ncols=5, fontsize="small", frameon=False
+        )
     top = max(ax.get_ylim()[1] for ax in axes[0])
     for ax in axes[0]:
         ax.set_ylim(0, top)
@@ -545,15 +663,22 @@ def plot_buddy_lists(zone, *, ax=None, title: str | None = None):
     bars = ax.bar(orders, counts, color=PALETTE["buddy"], alpha=0.75, label="nr_free (blocks)")
     for o, (bar, n) in enumerate(zip(bars, counts, strict=True)):
         if n:
-            ax.annotate(f"{n}×{1 << o}", (bar.get_x() + bar.get_width() / 2, n),
-                        ha="center", va="bottom", fontsize="x-small")
+            ax.annotate(
+                f"{n}×{1 << o}",
+                (bar.get_x() + bar.get_width() / 2, n),
+                ha="center",
+                va="bottom",
+                fontsize="x-small",
+            )
     ax.set_xticks(orders)
     ax.set_xlabel("order (block of 2^order pages)")
     ax.set_ylabel("free blocks (nr_free)")
     ax.set_ylim(0, max(1, counts.max()) * 1.25)
     pages = int(sum(int(n) << o for o, n in enumerate(counts)))
-    ax.set_title(title or f"free_area of zone {zone.name}: {pages} pages free on the buddy lists",
-                 fontsize="medium")
+    ax.set_title(
+        title or f"free_area of zone {zone.name}: {pages} pages free on the buddy lists",
+        fontsize="medium",
+    )
     return ax
 
 
@@ -576,9 +701,14 @@ def plot_pcp_lists(zone, *, ax=None, title: str | None = None):
     if len(cpus) <= 32:
         ax.set_xticks(cpus)
     ax.legend(fontsize="x-small", loc="upper right")
-    ax.set_title(title or (
-        f"counter {zone_page_state(zone)} · snapshot {zone_page_state_snapshot(zone)} · "
-        f"buddy {zone.buddy_pages()} · on pcp lists {zone.pcp_pages()}"), fontsize="medium")
+    ax.set_title(
+        title
+        or (
+            f"counter {zone_page_state(zone)} · snapshot {zone_page_state_snapshot(zone)} · "
+            f"buddy {zone.buddy_pages()} · on pcp lists {zone.pcp_pages()}"
+        ),
+        fontsize="medium",
+    )
     return ax
 
 
@@ -593,8 +723,9 @@ def _present(zone_mib: int) -> int:
     return int(zone_mib) << (20 - PAGE_SHIFT)
 
 
-def plot_threshold_vs_cpus(*, ax=None, zone_mibs=(256, 1024, 4096, 16384, 65536), cpus=None,
-                           mark=None):
+def plot_threshold_vs_cpus(
+    *, ax=None, zone_mibs=(256, 1024, 4096, 16384, 65536), cpus=None, mark=None
+):
     """``calculate_threshold`` against the number of CPUs, one step line per zone size.
 
     ``mark=(cpus, zone_mib)`` puts a dot on the curves. Returns the Axes.
@@ -607,8 +738,14 @@ def plot_threshold_vs_cpus(*, ax=None, zone_mibs=(256, 1024, 4096, 16384, 65536)
     ax.axhline(STAT_THRESHOLD_MAX, color="grey", ls=":", lw=1, label="cap 125 (s8 delta)")
     if mark is not None:
         n, zm = mark
-        ax.plot([n], [calculate_threshold(_present(zm), n)], "o", color="black", ms=7,
-                label=f"{n} CPUs, {zm} MiB")
+        ax.plot(
+            [n],
+            [calculate_threshold(_present(zm), n)],
+            "o",
+            color="black",
+            ms=7,
+            label=f"{n} CPUs, {zm} MiB",
+        )
     ax.set_xscale("log", base=2)
     ax.set_xlabel("online CPUs")
     ax.set_ylabel("stat_threshold (pages per CPU)")
@@ -617,8 +754,7 @@ def plot_threshold_vs_cpus(*, ax=None, zone_mibs=(256, 1024, 4096, 16384, 65536)
     return ax
 
 
-def plot_threshold_vs_zone(*, ax=None, cpus_list=(4, 16, 64, 256, 1024), zone_mibs=None,
-                           mark=None):
+def plot_threshold_vs_zone(*, ax=None, cpus_list=(4, 16, 64, 256, 1024), zone_mibs=None, mark=None):
     """``calculate_threshold`` against the zone size, one step line per CPU count."""
     ax = _new_ax(ax, figsize=(6, 3.5))
     if zone_mibs is None:
@@ -630,8 +766,14 @@ def plot_threshold_vs_zone(*, ax=None, cpus_list=(4, 16, 64, 256, 1024), zone_mi
     ax.axhline(STAT_THRESHOLD_MAX, color="grey", ls=":", lw=1, label="cap 125")
     if mark is not None:
         n, zm = mark
-        ax.plot([zm], [calculate_threshold(_present(zm), n)], "o", color="black", ms=7,
-                label=f"{n} CPUs, {zm} MiB")
+        ax.plot(
+            [zm],
+            [calculate_threshold(_present(zm), n)],
+            "o",
+            color="black",
+            ms=7,
+            label=f"{n} CPUs, {zm} MiB",
+        )
     ax.set_xscale("log", base=2)
     ax.set_xlabel("zone size (MiB)")
     ax.set_ylabel("stat_threshold (pages per CPU)")
@@ -662,13 +804,24 @@ def plot_drift_vs_gap(*, ax=None, zone_mib: int | None = None, cpus=None, mark: 
     drift, gap = np.array(drift), np.array(gap)
     ax.plot(cpus, drift, "o-", color=PALETTE["envelope"], label="max drift = CPUs × threshold")
     ax.plot(cpus, gap, "s-", color=PALETTE["wmark_low"], label="tolerated drift = low − min")
-    ax.fill_between(cpus, gap, drift, where=drift > gap, color=PALETTE["livelock"], alpha=0.12,
-                    label="drift > low − min: drift mark set")
+    ax.fill_between(
+        cpus,
+        gap,
+        drift,
+        where=drift > gap,
+        color=PALETTE["livelock"],
+        alpha=0.12,
+        label="drift > low − min: drift mark set",
+    )
     if mark is not None:
         i = int(np.argmin(np.abs(cpus - mark)))
-        ax.annotate(f"{int(cpus[i])} CPUs: drift {drift[i]:,} vs gap {gap[i]:,}",
-                    (cpus[i], drift[i]), xytext=(8, -14), textcoords="offset points",
-                    fontsize="x-small")
+        ax.annotate(
+            f"{int(cpus[i])} CPUs: drift {drift[i]:,} vs gap {gap[i]:,}",
+            (cpus[i], drift[i]),
+            xytext=(8, -14),
+            textcoords="offset points",
+            fontsize="x-small",
+        )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("online CPUs")
@@ -716,8 +869,14 @@ def plot_zone_exposure(report, *, ax=None, title: str | None = None):
     ax.bar(x + 0.2, drift, 0.4, color=PALETTE["envelope"], label="CPUs × threshold (max drift)")
     for i, z in enumerate(zones):
         if z.exposed:
-            ax.annotate("exposed", (i + 0.2, drift[i]), ha="center", va="bottom",
-                        fontsize="x-small", color=PALETTE["wmark_min"])
+            ax.annotate(
+                "exposed",
+                (i + 0.2, drift[i]),
+                ha="center",
+                va="bottom",
+                fontsize="x-small",
+                color=PALETTE["wmark_min"],
+            )
     ax.set_xticks(x, [f"node {z.node}\n{z.zone}" for z in zones], fontsize="small")
     ax.set_yscale("log")
     ax.set_ylabel("pages")
@@ -744,22 +903,37 @@ def plot_window(steps, *, ax=None, title: str | None = None, mark_step: int | No
     x = np.arange(len(steps))
     counter = np.array([s.counter for s in steps])
     buddy = np.array([s.buddy for s in steps])
-    ax.fill_between(x, buddy, np.maximum(counter, buddy), step="post", color=PALETTE["envelope"],
-                    alpha=0.2, label="counted, not on the lists (in flight)")
+    ax.fill_between(
+        x,
+        buddy,
+        np.maximum(counter, buddy),
+        step="post",
+        color=PALETTE["envelope"],
+        alpha=0.2,
+        label="counted, not on the lists (in flight)",
+    )
     ax.step(x, counter, where="post", color=PALETTE["counter"], lw=1.6, label=LABELS["counter"])
     ax.step(x, buddy, where="post", color=PALETTE["buddy"], lw=1.6, label=LABELS["buddy"])
     lie = np.array([s.watermark_ok and not s.truth_ok for s in steps])
     if lie.any():
-        ax.plot(x[lie] + 0.5, np.full(lie.sum(), 0.03), ls="none", marker="|", ms=10,
-                color=PALETTE["livelock"], transform=ax.get_xaxis_transform(),
-                label="reader passes a check the truth fails")
+        ax.plot(
+            x[lie] + 0.5,
+            np.full(lie.sum(), 0.03),
+            ls="none",
+            marker="|",
+            ms=10,
+            color=PALETTE["livelock"],
+            transform=ax.get_xaxis_transform(),
+            label="reader passes a check the truth fails",
+        )
     if mark_step is not None:
         ax.axvline(mark_step + 0.5, color="grey", lw=1)
     n = len(steps)
     ticks = [0, n // 2, n - 1] if n > 2 else list(range(n))
     labels = {0: "lock taken", n - 1: f"{steps[-1].linked} linked,\nlock dropped"}
-    ax.set_xticks(ticks, [labels.get(i, f"{steps[i].linked}\nlinked") for i in ticks],
-                  fontsize="x-small")
+    ax.set_xticks(
+        ticks, [labels.get(i, f"{steps[i].linked}\nlinked") for i in ticks], fontsize="x-small"
+    )
     ax.set_xlabel("step of free_pcppages_bulk (one page linked per step)")
     ax.set_ylabel("pages")
     ax.set_title(title or "patch 1's window, as another CPU sees it", fontsize="medium")
@@ -803,9 +977,11 @@ def figure_livelock_off_on(seed: int = 1, path=None, *, config=None, dpi: int = 
     fig = Figure(figsize=(13, 6.2), layout="constrained")
     axes = fig.subplots(2, 2, sharex="col", gridspec_kw={"height_ratios": (3, 1)})
     compare_off_on(config, axes=axes)
-    fig.suptitle("The 2010 per-cpu counter drift livelock in allocsim: "
-                 "2.6.36-rc3 (left) and with Mel Gorman's three patches (right), same seed",
-                 fontsize="large")
+    fig.suptitle(
+        "The 2010 per-cpu counter drift livelock in allocsim: "
+        "2.6.36-rc3 (left) and with Mel Gorman's three patches (right), same seed",
+        fontsize="large",
+    )
     fig.savefig(path, dpi=dpi)
     return path
 
@@ -814,9 +990,10 @@ def main(argv=None) -> int:
     """``python -m allocsim.plotting [--seed N] [--out PATH]``: write the README figure."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m allocsim.plotting",
-                                description="Write the README figure of the livelock, "
-                                            "patches off and on.")
+    p = argparse.ArgumentParser(
+        prog="python -m allocsim.plotting",
+        description="Write the README figure of the livelock, patches off and on.",
+    )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", default=str(DEFAULT_FIGURE))
     args = p.parse_args(argv)

@@ -73,14 +73,18 @@ class Table(list):
     def _repr_html_(self) -> str:
         head = "".join(f"<th>{html.escape(str(c))}</th>" for c in self.columns)
         body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(self._fmt(r.get(c)))}</td>" for c in self.columns)
-            + "</tr>" for r in self)
+            "<tr>"
+            + "".join(f"<td>{html.escape(self._fmt(r.get(c)))}</td>" for c in self.columns)
+            + "</tr>"
+            for r in self
+        )
         cap = f"<caption>{html.escape(self.caption)}</caption>" if self.caption else ""
         return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
     def __str__(self) -> str:
-        cells = [[str(c) for c in self.columns]] + [[self._fmt(r.get(c)) for c in self.columns]
-                                                    for r in self]
+        cells = [[str(c) for c in self.columns]] + [
+            [self._fmt(r.get(c)) for c in self.columns] for r in self
+        ]
         widths = [max(len(row[i]) for row in cells) for i in range(len(self.columns))]
         lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
         if self.caption:
@@ -97,8 +101,11 @@ class Table(list):
 # ---------------------------------------------------------------------------------------------
 
 # Workload fields that must stay within the machine: (field, largest value for `cpus` CPUs).
-_FIT_TO_CPUS = (("writer_cpus", lambda n: n), ("io_irq_cpus", lambda n: n),
-                ("kswapd_cpu", lambda n: n - 1))
+_FIT_TO_CPUS = (
+    ("writer_cpus", lambda n: n),
+    ("io_irq_cpus", lambda n: n),
+    ("kswapd_cpu", lambda n: n - 1),
+)
 
 
 def fitted_preset(name: str, **overrides) -> SimConfig:
@@ -129,8 +136,11 @@ def _flag_names(flags: int) -> str:
     names = [("ALLOC_WMARK_MIN", "ALLOC_WMARK_LOW", "ALLOC_WMARK_HIGH")[flags & ALLOC_WMARK_MASK]]
     if flags & ALLOC_NO_WATERMARKS:
         names = ["ALLOC_NO_WATERMARKS"]
-    for bit, name in ((ALLOC_HARDER, "ALLOC_HARDER"), (ALLOC_HIGH, "ALLOC_HIGH"),
-                      (ALLOC_CPUSET, "ALLOC_CPUSET")):
+    for bit, name in (
+        (ALLOC_HARDER, "ALLOC_HARDER"),
+        (ALLOC_HIGH, "ALLOC_HIGH"),
+        (ALLOC_CPUSET, "ALLOC_CPUSET"),
+    ):
         if flags & bit:
             names.append(name)
     return " | ".join(names)
@@ -168,28 +178,55 @@ def gfp_contexts(config: SimConfig | None = None) -> Table:
     d = cfg.derived()
     wm = (d.wmark_min, d.wmark_low, d.wmark_high)
     contexts = [
-        ("every allocation, fast path", "any", ALLOC_WMARK_LOW | ALLOC_CPUSET,
-         "get_page_from_freelist", "–"),
-        ("task, slow path", "GFP_KERNEL", gfp_to_alloc_flags(GFP_KERNEL),
-         "__alloc_pages_slowpath", "yes: direct reclaim, then retry for ever (order 0)"),
-        ("interrupt, slow path", "GFP_ATOMIC",
-         gfp_to_alloc_flags(GFP_ATOMIC, in_interrupt=True), "__alloc_pages_slowpath",
-         "no: fails"),
-        ("reclaim itself (PF_MEMALLOC)", "GFP_NOIO + PF_MEMALLOC",
-         gfp_to_alloc_flags(GFP_NOIO, pf_memalloc=True), "__alloc_pages_slowpath",
-         "no: fails (must not recurse into reclaim)"),
+        (
+            "every allocation, fast path",
+            "any",
+            ALLOC_WMARK_LOW | ALLOC_CPUSET,
+            "get_page_from_freelist",
+            "–",
+        ),
+        (
+            "task, slow path",
+            "GFP_KERNEL",
+            gfp_to_alloc_flags(GFP_KERNEL),
+            "__alloc_pages_slowpath",
+            "yes: direct reclaim, then retry for ever (order 0)",
+        ),
+        (
+            "interrupt, slow path",
+            "GFP_ATOMIC",
+            gfp_to_alloc_flags(GFP_ATOMIC, in_interrupt=True),
+            "__alloc_pages_slowpath",
+            "no: fails",
+        ),
+        (
+            "reclaim itself (PF_MEMALLOC)",
+            "GFP_NOIO + PF_MEMALLOC",
+            gfp_to_alloc_flags(GFP_NOIO, pf_memalloc=True),
+            "__alloc_pages_slowpath",
+            "no: fails (must not recurse into reclaim)",
+        ),
     ]
     rows = []
     for who, gfp, flags, where, sleeps in contexts:
         idx = flags & ALLOC_WMARK_MASK
         mark = 0 if flags & ALLOC_NO_WATERMARKS else wm[idx]
         wname = ("WMARK_MIN", "WMARK_LOW", "WMARK_HIGH")[idx]
-        rows.append({"who": who, "gfp": gfp, "alloc_flags": _flag_names(flags),
-                     "watermark": "none" if flags & ALLOC_NO_WATERMARKS else f"{wname} = {mark}",
-                     "fails_at_or_below": _fails_at_or_below(mark, flags),
-                     "may sleep and reclaim": sleeps, "kernel function": where})
-    return Table(rows, caption=f"GFP contexts on a {cfg.zone_mib} MiB zone "
-                               f"(min/low/high {wm[0]}/{wm[1]}/{wm[2]})")
+        rows.append(
+            {
+                "who": who,
+                "gfp": gfp,
+                "alloc_flags": _flag_names(flags),
+                "watermark": "none" if flags & ALLOC_NO_WATERMARKS else f"{wname} = {mark}",
+                "fails_at_or_below": _fails_at_or_below(mark, flags),
+                "may sleep and reclaim": sleeps,
+                "kernel function": where,
+            }
+        )
+    return Table(
+        rows,
+        caption=f"GFP contexts on a {cfg.zone_mib} MiB zone (min/low/high {wm[0]}/{wm[1]}/{wm[2]})",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,10 +265,12 @@ def kswapd_when_truth_below_min(result) -> dict:
     s = result.series
     low = s["buddy"] < result.derived["wmark_min"]
     state = s["kswapd_state"][low]
-    return {"ms_truth_below_min": int(low.sum()),
-            "sleeping": int((state == 0).sum()),
-            "napping": int((state == 1).sum()),
-            "balancing": int((state == 2).sum())}
+    return {
+        "ms_truth_below_min": int(low.sum()),
+        "sleeping": int((state == 0).sum()),
+        "napping": int((state == 1).sum()),
+        "balancing": int((state == 2).sum()),
+    }
 
 
 def _row(result, label=None) -> dict:
@@ -261,8 +300,10 @@ def ablation(config: SimConfig, subsets=None):
 
     if subsets is None:
         names = Patches.names()
-        subsets = [Patches(**dict(zip(names, bits, strict=True)))
-                   for bits in itertools.product((False, True), repeat=len(names))]
+        subsets = [
+            Patches(**dict(zip(names, bits, strict=True)))
+            for bits in itertools.product((False, True), repeat=len(names))
+        ]
         subsets.sort(key=lambda p: (len(p.enabled()), [not getattr(p, n) for n in names]))
     results = {}
     rows = []
@@ -270,8 +311,11 @@ def ablation(config: SimConfig, subsets=None):
         res = Simulation(config.replace(patches=p)).run()
         results[p.label()] = res
         rows.append(_row(res))
-    return Table(rows, caption=f"ablation: {config.cpus} CPUs, {config.zone_mib} MiB, "
-                               f"seed {config.seed}, {config.duration_ms} ms"), results
+    return Table(
+        rows,
+        caption=f"ablation: {config.cpus} CPUs, {config.zone_mib} MiB, "
+        f"seed {config.seed}, {config.duration_ms} ms",
+    ), results
 
 
 def diagnose(result) -> str:
@@ -283,27 +327,37 @@ def diagnose(result) -> str:
         e = result.episodes[0]
         o = e.onset
         out.append(f"Livelock from {e.start_ms} ms for {e.length_ms} ms.")
-        out.append(f"At its onset the counter said {o['counter']} pages free "
-                   f"(WMARK_MIN is {d['wmark_min']}), but the buddy lists held {o['buddy']} "
-                   f"and the snapshot (counter + every CPU's delta) was {o['snapshot']}.")
-        out.append(f"{o['pcp']} free pages sat on per-cpu lists, {o['pcp_stranded']} of them on "
-                   f"CPUs that run no task (only their interrupts can use them).")
+        out.append(
+            f"At its onset the counter said {o['counter']} pages free "
+            f"(WMARK_MIN is {d['wmark_min']}), but the buddy lists held {o['buddy']} "
+            f"and the snapshot (counter + every CPU's delta) was {o['snapshot']}."
+        )
+        out.append(
+            f"{o['pcp']} free pages sat on per-cpu lists, {o['pcp_stranded']} of them on "
+            f"CPUs that run no task (only their interrupts can use them)."
+        )
         out.append(f"kswapd was {o['kswapd']}.")
         s = result.series
         sl = slice(e.start_ms, e.start_ms + e.length_ms)
         demand = int(s["task_demand"][sl].sum())
         ok = int(s["task_ok"][sl].sum())
-        out.append(f"During the episode the tasks got {ok} of the {demand} pages they asked "
-                   f"for; {int(s['direct_reclaim'][sl].sum())} direct-reclaim entries, "
-                   f"{int(s['memalloc_ok'][sl].sum())} of {int(s['memalloc_attempted'][sl].sum())} "
-                   f"writeback allocations succeeded.")
+        out.append(
+            f"During the episode the tasks got {ok} of the {demand} pages they asked "
+            f"for; {int(s['direct_reclaim'][sl].sum())} direct-reclaim entries, "
+            f"{int(s['memalloc_ok'][sl].sum())} of {int(s['memalloc_attempted'][sl].sum())} "
+            f"writeback allocations succeeded."
+        )
     else:
         r = result.to_dict()
-        out.append(f"No livelock in {r['simulated_ms']} ms: the tasks got "
-                   f"{100 * (r['task_throughput'] or 0):.1f}% of the pages they asked for.")
-        out.append(f"Largest counter − buddy gap {r['max_counter_minus_buddy']} pages; "
-                   f"{r['drain_all_pages_calls']} drain_all_pages calls; kswapd in "
-                   f"balance_pgdat for {r['kswapd_awake_ms']} ms.")
+        out.append(
+            f"No livelock in {r['simulated_ms']} ms: the tasks got "
+            f"{100 * (r['task_throughput'] or 0):.1f}% of the pages they asked for."
+        )
+        out.append(
+            f"Largest counter − buddy gap {r['max_counter_minus_buddy']} pages; "
+            f"{r['drain_all_pages_calls']} drain_all_pages calls; kswapd in "
+            f"balance_pgdat for {r['kswapd_awake_ms']} ms."
+        )
     return " ".join(out)
 
 
@@ -326,18 +380,21 @@ PATCH_NOTES = {
         "raised the counter before the pages were on the free lists, a check could pass on "
         "pages that were not there yet; with many GFP_ATOMIC callers the min watermark can be "
         "breached and, in extreme cases, the machine livelocks. Update the counter afterwards.",
-        "1282550442-15193-2-git-send-email-mel@csn.ul.ie"),
+        "1282550442-15193-2-git-send-email-mel@csn.ul.ie",
+    ),
     "drift_mark_snapshot": (
         "On many-CPU machines the global counter can differ a lot from the real number of free "
         "pages. Below percpu_drift_mark, and only while kswapd is awake (memory is low), the "
         "watermark checks add every CPU's unfolded delta: more cache lines touched, but cheaper "
         "than IPIs to fold the counters.",
-        "1282550442-15193-3-git-send-email-mel@csn.ul.ie"),
+        "1282550442-15193-3-git-send-email-mel@csn.ul.ie",
+    ),
     "drain_after_reclaim": (
         "After direct reclaim a task may still fail to allocate because the pages it freed, and "
         "many others, sit on per-cpu lists it cannot use. If reclaim made progress but the "
         "allocation fails, drain every CPU's per-cpu lists and try once more.",
-        "1282550442-15193-4-git-send-email-mel@csn.ul.ie"),
+        "1282550442-15193-4-git-send-email-mel@csn.ul.ie",
+    ),
 }
 
 
@@ -349,16 +406,20 @@ class _Card:
 
     def _repr_html_(self) -> str:
         e = html.escape
-        return (f"<div style='border-left:4px solid #1f77b4;padding-left:8px'>"
-                f"<b>{e(self.name)}</b> — commit <code>{e(self.commit)}</code>, changes "
-                f"<code>{e(self.function)}</code><br>"
-                f"<i>“{e(self.subject)}”</i> (commit subject)<br>"
-                f"{e(self.note)} <small>(changelog, paraphrased; posted as "
-                f"&lt;{e(self.message_id)}&gt;)</small></div>")
+        return (
+            f"<div style='border-left:4px solid #1f77b4;padding-left:8px'>"
+            f"<b>{e(self.name)}</b> — commit <code>{e(self.commit)}</code>, changes "
+            f"<code>{e(self.function)}</code><br>"
+            f"<i>“{e(self.subject)}”</i> (commit subject)<br>"
+            f"{e(self.note)} <small>(changelog, paraphrased; posted as "
+            f"&lt;{e(self.message_id)}&gt;)</small></div>"
+        )
 
     def __str__(self) -> str:
-        return (f"{self.name}: commit {self.commit}, changes {self.function}\n"
-                f"  \"{self.subject}\"\n  {self.note}\n  (posted as <{self.message_id}>)")
+        return (
+            f"{self.name}: commit {self.commit}, changes {self.function}\n"
+            f'  "{self.subject}"\n  {self.note}\n  (posted as <{self.message_id}>)'
+        )
 
     __repr__ = __str__
 
@@ -388,7 +449,8 @@ def load_zoneinfo(path=None):
     tried = []
     candidates = [Path(path)] if path is not None else [Path(zi.DEFAULT_PATH)]
     candidates += sorted(BUNDLED_ZONEINFO.glob("2.6.36-64cpu*.txt")) + sorted(
-        BUNDLED_ZONEINFO.glob("*.txt"))
+        BUNDLED_ZONEINFO.glob("*.txt")
+    )
     for cand in candidates:
         try:
             parsed = zi.read_zoneinfo(str(cand))
@@ -420,10 +482,14 @@ def config_like(overrides: dict, name: str = "large", **extra):
         if v != value:
             notes.append(f"{key} {value} is outside [{lo}, {hi}]: using {v}")
         fitted[key] = v
-    if fitted.get("pcp_high") is not None and fitted.get("pcp_batch") is not None \
-            and fitted["pcp_high"] < fitted["pcp_batch"]:
-        notes.append(f"pcp_high {fitted['pcp_high']} < pcp_batch {fitted['pcp_batch']}: "
-                     f"using high = batch")
+    if (
+        fitted.get("pcp_high") is not None
+        and fitted.get("pcp_batch") is not None
+        and fitted["pcp_high"] < fitted["pcp_batch"]
+    ):
+        notes.append(
+            f"pcp_high {fitted['pcp_high']} < pcp_batch {fitted['pcp_batch']}: using high = batch"
+        )
         fitted["pcp_high"] = fitted["pcp_batch"]
     return fitted_preset(name, **fitted), fitted, notes
 

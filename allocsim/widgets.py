@@ -168,14 +168,18 @@ def plot_mode() -> str:
     if is_live_backend():
         return "Live plot (ipympl): the figure follows the run as simulated time advances."
     reason = _MODE["reason"] or f"matplotlib backend is {_current_backend() or 'not chosen'}"
-    return (f"Static figure ({html.escape(reason)}): the picture is redrawn after each run. "
-            "For live plots run <code>allocsim.widgets.use_live_plots()</code> in JupyterLab "
-            "with ipympl (see notebook 00).")
+    return (
+        f"Static figure ({html.escape(reason)}): the picture is redrawn after each run. "
+        "For live plots run <code>allocsim.widgets.use_live_plots()</code> in JupyterLab "
+        "with ipympl (see notebook 00)."
+    )
 
 
 def _labextension(name: str) -> bool:
-    return any(os.path.isdir(os.path.join(p, "share", "jupyter", "labextensions", name))
-               for p in {sys.prefix, sys.base_prefix})
+    return any(
+        os.path.isdir(os.path.join(p, "share", "jupyter", "labextensions", name))
+        for p in {sys.prefix, sys.base_prefix}
+    )
 
 
 def environment_report() -> list[dict]:
@@ -193,17 +197,23 @@ def environment_report() -> list[dict]:
     add("allocsim", True, f"{allocsim.__version__} from {os.path.dirname(allocsim.__file__)}")
     backend = _current_backend() or "(not chosen yet)"
     add("matplotlib", True, f"{matplotlib.__version__}, backend {backend}")
-    for mod, ext in (("ipywidgets", "@jupyter-widgets/jupyterlab-manager"),
-                     ("ipympl", "jupyter-matplotlib")):
+    for mod, ext in (
+        ("ipywidgets", "@jupyter-widgets/jupyterlab-manager"),
+        ("ipympl", "jupyter-matplotlib"),
+    ):
         # Never import ipympl here: importing it switches matplotlib to its backend.
         if importlib.util.find_spec(mod) is None:
             add(mod, False, "not installed in this kernel's environment")
         else:
             add(mod, True, f"{importlib.metadata.version(mod)} installed")
         found = _labextension(ext)
-        add(f"JupyterLab extension {ext}", found,
-            "installed in this environment" if found
-            else "not found next to this kernel (fine if your Jupyter runs elsewhere)")
+        add(
+            f"JupyterLab extension {ext}",
+            found,
+            "installed in this environment"
+            if found
+            else "not found next to this kernel (fine if your Jupyter runs elsewhere)",
+        )
     ip = _ipython()
     kernel = type(ip).__name__ if ip is not None else "none (plain Python)"
     add("running in a Jupyter kernel", kernel == "ZMQInteractiveShell", kernel)
@@ -213,21 +223,31 @@ def environment_report() -> list[dict]:
 
 
 ADVICE = [
-    ("The sliders show as text such as <code>IntSlider(value=4, ...)</code> or "
-     "“Loading widget...”",
-     "Your front end has no widget manager. Start the kit with <code>make lab</code> (JupyterLab "
-     "with everything installed). In VS Code install the Jupyter extension; in Colab run "
-     "<code>from google.colab import output; output.enable_custom_widget_manager()</code>. "
-     "Then restart the kernel and run all cells."),
-    ("The figures are still pictures that change only after a run ends",
-     "ipympl is not active: the demos fall back to static pictures (they still work). Run "
-     "<code>allocsim.widgets.use_live_plots()</code> again, or <code>%matplotlib widget</code>, "
-     "then re-run the demo cell. If that fails, <code>pip install ipympl</code> into the kernel's "
-     "environment and restart JupyterLab (not only the kernel)."),
-    ("A figure area stays blank or says “Error displaying widget: model not found”",
-     "The kernel was restarted under an old page: reload the browser tab, then Run All."),
-    ("Running headless (the tests, <code>make handouts</code>)",
-     "Static figures are chosen on purpose there, so nothing waits for a browser."),
+    (
+        "The sliders show as text such as <code>IntSlider(value=4, ...)</code> or "
+        "“Loading widget...”",
+        "Your front end has no widget manager. Start the kit with <code>make lab</code> "
+        "(JupyterLab "
+        "with everything installed). In VS Code install the Jupyter extension; in Colab run "
+        "<code>from google.colab import output; output.enable_custom_widget_manager()</code>. "
+        "Then restart the kernel and run all cells.",
+    ),
+    (
+        "The figures are still pictures that change only after a run ends",
+        "ipympl is not active: the demos fall back to static pictures (they still work). Run "
+        "<code>allocsim.widgets.use_live_plots()</code> again, or <code>%matplotlib widget</code>, "
+        "then re-run the demo cell. If that fails, <code>pip install ipympl</code> "
+        "into the kernel's "
+        "environment and restart JupyterLab (not only the kernel).",
+    ),
+    (
+        "A figure area stays blank or says “Error displaying widget: model not found”",
+        "The kernel was restarted under an old page: reload the browser tab, then Run All.",
+    ),
+    (
+        "Running headless (the tests, <code>make handouts</code>)",
+        "Static figures are chosen on purpose there, so nothing waits for a browser.",
+    ),
 ]
 
 
@@ -237,10 +257,13 @@ def show_environment() -> None:
 
     rows = "".join(
         f"<tr><td>{'✅' if r['ok'] else '⚠️'}</td><td>{html.escape(r['check'])}</td>"
-        f"<td>{html.escape(str(r['detail']))}</td></tr>" for r in environment_report())
+        f"<td>{html.escape(str(r['detail']))}</td></tr>"
+        for r in environment_report()
+    )
     advice = "".join(f"<li><b>{a}</b>: {b}</li>" for a, b in ADVICE)
-    display(HTML(f"<table>{rows}</table><p><b>If something does not render</b></p>"
-                 f"<ul>{advice}</ul>"))
+    display(
+        HTML(f"<table>{rows}</table><p><b>If something does not render</b></p><ul>{advice}</ul>")
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,14 +312,32 @@ class OptionalInt:
         style = {"description_width": "initial"}
         start = lo if value is None else value
         if hi - lo <= 1000:
-            self.number = w.IntSlider(value=start, min=lo, max=hi, description=description,
-                                      continuous_update=False, style=style, tooltip=tooltip)
+            self.number = w.IntSlider(
+                value=start,
+                min=lo,
+                max=hi,
+                description=description,
+                continuous_update=False,
+                style=style,
+                tooltip=tooltip,
+            )
         else:
-            self.number = w.BoundedIntText(value=start, min=lo, max=hi, description=description,
-                                           style=style, tooltip=tooltip,
-                                           layout=w.Layout(width="260px"))
-        self.auto = w.Checkbox(value=value is None, description="kernel formula", indent=False,
-                               tooltip=tooltip, layout=w.Layout(width="130px"))
+            self.number = w.BoundedIntText(
+                value=start,
+                min=lo,
+                max=hi,
+                description=description,
+                style=style,
+                tooltip=tooltip,
+                layout=w.Layout(width="260px"),
+            )
+        self.auto = w.Checkbox(
+            value=value is None,
+            description="kernel formula",
+            indent=False,
+            tooltip=tooltip,
+            layout=w.Layout(width="130px"),
+        )
         self.number.disabled = value is None
         self.widget = w.HBox([self.number, self.auto])
         self._syncing = False
@@ -381,17 +422,45 @@ def _control_for(f, value, hint):
         lo, hi = min(lo, value), max(hi, value)
     if not m.get("integer", True):
         step = max((hi - lo) / 200, 0.01)
-        return w.FloatSlider(value=value, min=lo, max=hi, step=step, description=desc,
-                             continuous_update=False, readout_format=".2f", style=style,
-                             tooltip=tip)
+        return w.FloatSlider(
+            value=value,
+            min=lo,
+            max=hi,
+            step=step,
+            description=desc,
+            continuous_update=False,
+            readout_format=".2f",
+            style=style,
+            tooltip=tip,
+        )
     if hi - lo <= 1000:
-        return w.IntSlider(value=value, min=lo, max=hi, description=desc,
-                           continuous_update=False, style=style, tooltip=tip)
+        return w.IntSlider(
+            value=value,
+            min=lo,
+            max=hi,
+            description=desc,
+            continuous_update=False,
+            style=style,
+            tooltip=tip,
+        )
     if lo >= 1 and hi <= 10**6:
-        return w.SelectionSlider(options=_log_grid(lo, hi, value), value=value, description=desc,
-                                 continuous_update=False, style=style, tooltip=tip)
-    return w.BoundedIntText(value=value, min=lo, max=hi, description=desc, style=style,
-                            tooltip=tip, layout=w.Layout(width="260px"))
+        return w.SelectionSlider(
+            options=_log_grid(lo, hi, value),
+            value=value,
+            description=desc,
+            continuous_update=False,
+            style=style,
+            tooltip=tip,
+        )
+    return w.BoundedIntText(
+        value=value,
+        min=lo,
+        max=hi,
+        description=desc,
+        style=style,
+        tooltip=tip,
+        layout=w.Layout(width="260px"),
+    )
 
 
 def controls_for(field_names, config: SimConfig | None = None, *, hints=None) -> dict:
@@ -424,8 +493,13 @@ def patch_controls(patches: Patches | None = None) -> dict:
     out = {}
     for name in Patches.names():
         commit, _function, subject = PATCH_INFO[name]
-        out[name] = w.Checkbox(value=getattr(patches, name), description=f"{commit} {name}",
-                               tooltip=subject, indent=False, layout=w.Layout(width="auto"))
+        out[name] = w.Checkbox(
+            value=getattr(patches, name),
+            description=f"{commit} {name}",
+            tooltip=subject,
+            indent=False,
+            layout=w.Layout(width="auto"),
+        )
     return out
 
 
@@ -456,8 +530,11 @@ class _FigureHost:
             with plt.ioff():
                 self.fig = plt.figure(figsize=figsize, layout="constrained")
             canvas = self.fig.canvas
-            for attr, val in (("header_visible", False), ("footer_visible", False),
-                              ("toolbar_position", "right")):
+            for attr, val in (
+                ("header_visible", False),
+                ("footer_visible", False),
+                ("toolbar_position", "right"),
+            ):
                 if hasattr(canvas, attr):
                     setattr(canvas, attr, val)
             render = canvas.draw
@@ -560,8 +637,9 @@ class LiveCheck(_FigureHost):
         self._init_host(live, (5, 2.2))
         ax = self.fig.subplots()
         self.x = np.linspace(0, 2 * np.pi, 200)
-        self.controls = {"k": w.IntSlider(value=1, min=1, max=8, description="periods",
-                                          continuous_update=True)}
+        self.controls = {
+            "k": w.IntSlider(value=1, min=1, max=8, description="periods", continuous_update=True)
+        }
         (self.line,) = ax.plot(self.x, np.sin(self.x), color=PALETTE["counter"])
         ax.set_title("move the slider: the curve should follow", fontsize="medium")
         self.controls["k"].observe(self._guard(self._update), names="value")
@@ -595,72 +673,127 @@ def _derived_rows(cfg: SimConfig, *, show_mark_for_off: bool = True) -> list[tup
     d = cfg.derived()
     th_src = "kernel formula" if cfg.stat_threshold is None else "fixed by you"
     ratio = d.max_drift / d.tolerate_drift if d.tolerate_drift else float("inf")
-    verdict = (f"<b style='color:{PALETTE['wmark_min']}'>drift can exceed the gap "
-               f"{ratio:,.0f}×</b>" if d.max_drift > d.tolerate_drift else "drift fits in the gap")
+    verdict = (
+        f"<b style='color:{PALETTE['wmark_min']}'>drift can exceed the gap {ratio:,.0f}×</b>"
+        if d.max_drift > d.tolerate_drift
+        else "drift fits in the gap"
+    )
     if d.percpu_drift_mark:
         mark = f"{_fmt(d.percpu_drift_mark)} pages = high + max drift (patch 2 on)"
     elif d.drift_mark_if_patched:
-        mark = (f"not set: patch 2 is off (2.6.36 would set {_fmt(d.drift_mark_if_patched)})"
-                if show_mark_for_off else "not set")
+        mark = (
+            f"not set: patch 2 is off (2.6.36 would set {_fmt(d.drift_mark_if_patched)})"
+            if show_mark_for_off
+            else "not set"
+        )
     else:
         mark = "0: max drift ≤ low − min, never needed"
     mfk_src = "kernel formula" if cfg.min_free_kbytes is None else "fixed by you"
     return [
-        ("zone", f"{cfg.zone_mib:,} MiB = {_fmt(d.present_pages)} pages; {cfg.cpus} CPUs; "
-                 f"writers on {cfg.writer_cpus} CPUs"),
+        (
+            "zone",
+            f"{cfg.zone_mib:,} MiB = {_fmt(d.present_pages)} pages; {cfg.cpus} CPUs; "
+            f"writers on {cfg.writer_cpus} CPUs",
+        ),
         ("stat_threshold", f"{d.stat_threshold} pages per CPU ({th_src})"),
-        ("max drift vs low − min", f"{cfg.cpus} × {d.stat_threshold} = {_fmt(d.max_drift)} pages "
-                                   f"vs {_fmt(d.tolerate_drift)}: {verdict}"),
+        (
+            "max drift vs low − min",
+            f"{cfg.cpus} × {d.stat_threshold} = {_fmt(d.max_drift)} pages "
+            f"vs {_fmt(d.tolerate_drift)}: {verdict}",
+        ),
         ("percpu_drift_mark", mark),
-        ("watermarks min / low / high", f"{_fmt(d.wmark_min)} / {_fmt(d.wmark_low)} / "
-                                        f"{_fmt(d.wmark_high)} pages ({_mib(d.wmark_min)} / "
-                                        f"{_mib(d.wmark_low)} / {_mib(d.wmark_high)}); "
-                                        f"min_free_kbytes {_fmt(d.min_free_kbytes)} ({mfk_src})"),
-        ("pcp high / batch", f"{d.pcp_high} / {d.pcp_batch} per CPU: up to "
-                             f"{_fmt(cfg.cpus * d.pcp_high)} pages may hide on pcp lists"),
+        (
+            "watermarks min / low / high",
+            f"{_fmt(d.wmark_min)} / {_fmt(d.wmark_low)} / "
+            f"{_fmt(d.wmark_high)} pages ({_mib(d.wmark_min)} / "
+            f"{_mib(d.wmark_low)} / {_mib(d.wmark_high)}); "
+            f"min_free_kbytes {_fmt(d.min_free_kbytes)} ({mfk_src})",
+        ),
+        (
+            "pcp high / batch",
+            f"{d.pcp_high} / {d.pcp_batch} per CPU: up to "
+            f"{_fmt(cfg.cpus * d.pcp_high)} pages may hide on pcp lists",
+        ),
         ("stat_interval", f"{cfg.stat_interval_ms} ms between each CPU's vmstat_update"),
     ]
 
 
 def _rows_html(rows) -> str:
-    body = "".join(f"<tr><td style='padding-right:1em;white-space:nowrap'><b>{k}</b></td>"
-                   f"<td>{v}</td></tr>" for k, v in rows)
+    body = "".join(
+        f"<tr><td style='padding-right:1em;white-space:nowrap'><b>{k}</b></td><td>{v}</td></tr>"
+        for k, v in rows
+    )
     return f"<table style='font-size:90%'>{body}</table>"
 
 
 class _SimDemo(_FigureHost):
     """Shared machinery of the simulation demos: controls → configs → Simulations → frames."""
 
-    FIELDS = ("cpus", "zone_mib", "stat_threshold", "stat_interval_ms", "min_free_kbytes",
-              "pcp_high", "pcp_batch", "writer_rate", "atomic_rate", "seed", "duration_ms")
-    figsize = (10, 6)
+    FIELDS = (
+        "cpus",
+        "zone_mib",
+        "stat_threshold",
+        "stat_interval_ms",
+        "min_free_kbytes",
+        "pcp_high",
+        "pcp_batch",
+        "writer_rate",
+        "atomic_rate",
+        "seed",
+        "duration_ms",
+    )
+    figsize = (9.2, 6)  # fits a JupyterLab output area (about 9.7 in at 100 dpi)
 
-    def __init__(self, preset: str = "large", *, fields=None, live=None, threaded=None,
-                 autorun: bool = True, first_chunk_ms: int = 50, frame_s: float = 0.1,
-                 max_chunk_ms: int = 250, patches=None, zoom: str = "all", **overrides):
+    def __init__(
+        self,
+        preset: str = "large",
+        *,
+        fields=None,
+        live=None,
+        threaded=None,
+        autorun: bool = True,
+        first_chunk_ms: int = 50,
+        frame_s: float = 0.1,
+        max_chunk_ms: int = 250,
+        patches=None,
+        zoom: str = "all",
+        **overrides,
+    ):
         w = _widgets()
         self.preset = preset
         self.overrides = dict(overrides)  # fixed settings that have no control
         self.fields = tuple(self.FIELDS if fields is None else fields)
         base = fitted_preset(preset, **overrides)
         if patches is not None:
-            base = base.replace(patches=Patches.parse(patches) if isinstance(patches, str)
-                                else patches)
+            base = base.replace(
+                patches=Patches.parse(patches) if isinstance(patches, str) else patches
+            )
         self.controls = controls_for(self.fields, base)
         self.controls.update(patch_controls(self._initial_patches(base)))
         self.scale_zone = w.Checkbox(
             value=preset == "large" and "zone_mib" not in overrides and "zone_mib" in self.controls,
-            description="zone grows with CPUs (16 MiB per CPU, at least 1 GiB)", indent=False,
-            layout=w.Layout(width="auto"))
-        self.zoom = w.ToggleButtons(options=[("whole range", "all"),
-                                             ("zoom on watermarks", "watermarks")], value=zoom,
-                                    style={"button_width": "auto"})
+            description="zone grows with CPUs (16 MiB per CPU, at least 1 GiB)",
+            indent=False,
+            layout=w.Layout(width="auto"),
+        )
+        self.zoom = w.ToggleButtons(
+            options=[("whole range", "all"), ("zoom on watermarks", "watermarks")],
+            value=zoom,
+            style={"button_width": "auto"},
+        )
         self.buttons = {
-            "run": w.Button(description="Run", icon="play", button_style="success",
-                            tooltip="start, or go on after a pause"),
+            "run": w.Button(
+                description="Run",
+                icon="play",
+                button_style="success",
+                tooltip="start, or go on after a pause",
+            ),
             "pause": w.Button(description="Pause", icon="pause", tooltip="stop after this frame"),
-            "reset": w.Button(description="Reset", icon="refresh",
-                              tooltip="rebuild the machine from the controls, back to t = 0"),
+            "reset": w.Button(
+                description="Reset",
+                icon="refresh",
+                tooltip="rebuild the machine from the controls, back to t = 0",
+            ),
         }
         self.autorun = autorun
         self.first_chunk_ms = int(first_chunk_ms)
@@ -710,8 +843,9 @@ class _SimDemo(_FigureHost):
 
     def config(self) -> SimConfig:
         """The SimConfig the controls describe (validated; raises with a clear message)."""
-        values = {name: ctrl.value for name, ctrl in self.controls.items()
-                  if name not in Patches.names()}
+        values = {
+            name: ctrl.value for name, ctrl in self.controls.items() if name not in Patches.names()
+        }
         if self.scale_zone.value:
             cpus = values.get("cpus", self.overrides.get("cpus", 256))
             values["zone_mib"] = scaled_zone_mib(cpus)
@@ -723,8 +857,10 @@ class _SimDemo(_FigureHost):
         patches = values.pop("patches", None)
         unknown = set(values) - set(self.controls)
         if unknown:
-            raise ValueError(f"no control named {', '.join(sorted(unknown))}; controls: "
-                             f"{', '.join(self.controls)}")
+            raise ValueError(
+                f"no control named {', '.join(sorted(unknown))}; controls: "
+                f"{', '.join(self.controls)}"
+            )
         self._suspend = True
         try:
             if patches is not None:
@@ -747,8 +883,11 @@ class _SimDemo(_FigureHost):
             return
         zone.disabled = bool(self.scale_zone.value)
         if self.scale_zone.value:
-            cpus = self.controls["cpus"].value if "cpus" in self.controls else \
-                self.overrides.get("cpus", 256)
+            cpus = (
+                self.controls["cpus"].value
+                if "cpus" in self.controls
+                else self.overrides.get("cpus", 256)
+            )
             target = scaled_zone_mib(cpus)
             was, self._suspend = self._suspend, True
             try:
@@ -827,8 +966,9 @@ class _SimDemo(_FigureHost):
         self._stop.clear()
         gen = self._gen
         self._state = "running"
-        self._thread = threading.Thread(target=self._worker, args=(gen,), daemon=True,
-                                        name="allocsim-demo")
+        self._thread = threading.Thread(
+            target=self._worker, args=(gen,), daemon=True, name="allocsim-demo"
+        )
         self._thread.start()
 
     def pause(self) -> None:
@@ -932,11 +1072,15 @@ class _SimDemo(_FigureHost):
             return ""
         cfg = self.sims[0].config
         t = min(s.t for s in self.sims)
-        state = {"ready": "ready: press Run", "running": "running", "paused": "paused",
-                 "finished": "finished"}[self._state]
+        state = {
+            "ready": "ready: press Run",
+            "running": "running",
+            "paused": "paused",
+            "finished": "finished",
+        }[self._state]
         wall = self.stats.get("run_s")
         extra = f", {wall:.2f} s wall" if wall is not None and self._state == "finished" else ""
-        return (f"<p><b>Run</b>: t = {t:,} / {cfg.duration_ms:,} ms simulated — {state}{extra}</p>")
+        return f"<p><b>Run</b>: t = {t:,} / {cfg.duration_ms:,} ms simulated — {state}{extra}</p>"
 
     def _readout_html(self, error=None) -> str:
         raise NotImplementedError
@@ -944,17 +1088,25 @@ class _SimDemo(_FigureHost):
     def _error_html(self, error) -> str:
         if error is None:
             return ""
-        return (f"<p style='color:{PALETTE['wmark_min']}'><b>Not applied:</b> "
-                f"{html.escape(str(error))} (the last valid run is still shown)</p>")
+        return (
+            f"<p style='color:{PALETTE['wmark_min']}'><b>Not applied:</b> "
+            f"{html.escape(str(error))} (the last valid run is still shown)</p>"
+        )
 
     # -- layout ---------------------------------------------------------------------------------
     def _panel(self):
         w = _widgets()
         plain = [_view(c) for n, c in self.controls.items() if n not in Patches.names()]
-        grid = w.GridBox(plain, layout=w.Layout(
-            grid_template_columns="repeat(2, minmax(300px, 1fr))", grid_gap="2px 16px"))
-        patches = w.HBox([w.HTML(f"<b>{self._patch_caption}</b>&nbsp;")]
-                         + [self.controls[n] for n in Patches.names()])
+        grid = w.GridBox(
+            plain,
+            layout=w.Layout(
+                grid_template_columns="repeat(2, minmax(300px, 1fr))", grid_gap="2px 16px"
+            ),
+        )
+        patches = w.HBox(
+            [w.HTML(f"<b>{self._patch_caption}</b>&nbsp;")]
+            + [self.controls[n] for n in Patches.names()]
+        )
         buttons = w.HBox(list(self.buttons.values()) + [self.zoom])
         return w.VBox([grid, self.scale_zone, patches, buttons])
 
@@ -1004,8 +1156,13 @@ class RunDemo(_SimDemo):
         self.plot = RunPlot(ax, cfg, legend=None, zoom=self.zoom.value)
         ax.set_xlabel("")
         self.tasks = TaskPlot(ax2, cfg, legend=False)
-        self.fig.legend(handles=self.plot.legend_handles() + self.tasks.legend_handles(),
-                        loc="outside lower center", ncols=5, fontsize="x-small", frameon=False)
+        self.fig.legend(
+            handles=self.plot.legend_handles() + self.tasks.legend_handles(),
+            loc="outside lower center",
+            ncols=5,
+            fontsize="x-small",
+            frameon=False,
+        )
 
     def _run_plots(self) -> list:
         return [self.plot]
@@ -1045,11 +1202,16 @@ class RunDemo(_SimDemo):
         res = self.result
         if res is not None and self._state == "finished":
             color = PALETTE["wmark_min"] if res.livelocked else PALETTE["wmark_high"]
-            head = (f"LIVELOCK: {len(res.episodes)} episode(s), {res.livelock_ms} ms"
-                    if res.livelocked else "no livelock")
-            parts.append(f"<p style='color:{color}'><b>{head}</b></p>"
-                         f"<pre style='font-size:85%;font-family:monospace'>"
-                         f"{html.escape(res.summary())}</pre>")
+            head = (
+                f"LIVELOCK: {len(res.episodes)} episode(s), {res.livelock_ms} ms"
+                if res.livelocked
+                else "no livelock"
+            )
+            parts.append(
+                f"<p style='color:{color}'><b>{head}</b></p>"
+                f"<pre style='font-size:85%;font-family:monospace'>"
+                f"{html.escape(res.summary())}</pre>"
+            )
         parts.append(f"<p style='font-size:85%;color:#555'>{plot_mode()}</p>")
         return "".join(parts)
 
@@ -1058,23 +1220,31 @@ class CompareDemo(_SimDemo):
     """The same machine and seed twice, side by side: no patch (left) and the patches the
     checkboxes select (right, all three by default)."""
 
-    figsize = (12, 6)
+    figsize = (9.2, 6)  # two panels, still inside the output area
     _patch_caption = "right-hand side runs with:"
 
     def _initial_patches(self, base: SimConfig) -> Patches:
         return base.patches if base.patches.enabled() else Patches.all()
 
     def _build_plots(self) -> None:
-        axes = self.fig.subplots(2, 2, sharex=True, sharey="row",
-                                 gridspec_kw={"height_ratios": (3, 1)})
+        axes = self.fig.subplots(
+            2, 2, sharex=True, sharey="row", gridspec_kw={"height_ratios": (3, 1)}
+        )
         cfg = fitted_preset(self.preset, **self.overrides)
-        self.plots = [RunPlot(axes[0, i], cfg, legend=None, zoom=self.zoom.value,
-                              mib_axis=i == 1) for i in range(2)]
+        self.plots = [
+            RunPlot(axes[0, i], cfg, legend=None, zoom=self.zoom.value, mib_axis=i == 1)
+            for i in range(2)
+        ]
         self.tasks = [TaskPlot(axes[1, i], cfg, legend=False) for i in range(2)]
         for ax in axes[0]:
             ax.set_xlabel("")
-        self.fig.legend(handles=self.plots[0].legend_handles() + self.tasks[0].legend_handles(),
-                        loc="outside lower center", ncols=5, fontsize="x-small", frameon=False)
+        self.fig.legend(
+            handles=self.plots[0].legend_handles() + self.tasks[0].legend_handles(),
+            loc="outside lower center",
+            ncols=5,
+            fontsize="x-small",
+            frameon=False,
+        )
 
     def _run_plots(self) -> list:
         return self.plots
@@ -1104,8 +1274,10 @@ class CompareDemo(_SimDemo):
         return tuple(self.results) if self.results else None
 
     def plotted(self) -> dict:
-        return {side: {**p.plotted(), "tasks": t.plotted()}
-                for side, p, t in zip(("off", "on"), self.plots, self.tasks, strict=True)}
+        return {
+            side: {**p.plotted(), "tasks": t.plotted()}
+            for side, p, t in zip(("off", "on"), self.plots, self.tasks, strict=True)
+        }
 
     def _readout_html(self, error=None) -> str:
         try:
@@ -1121,10 +1293,12 @@ class CompareDemo(_SimDemo):
             for r in self.results:
                 color = PALETTE["wmark_min"] if r.livelocked else PALETTE["wmark_high"]
                 head = f"LIVELOCK {r.livelock_ms} ms" if r.livelocked else "no livelock"
-                cells.append(f"<td style='vertical-align:top'><b style='color:{color}'>"
-                             f"patches {html.escape(r.config.patches.label())}: {head}</b>"
-                             f"<pre style='font-size:80%;font-family:monospace'>"
-                             f"{html.escape(r.summary())}</pre></td>")
+                cells.append(
+                    f"<td style='vertical-align:top'><b style='color:{color}'>"
+                    f"patches {html.escape(r.config.patches.label())}: {head}</b>"
+                    f"<pre style='font-size:80%;font-family:monospace'>"
+                    f"{html.escape(r.summary())}</pre></td>"
+                )
             parts.append(f"<table><tr>{''.join(cells)}</tr></table>")
         parts.append(f"<p style='font-size:85%;color:#555'>{plot_mode()}</p>")
         return "".join(parts)
@@ -1150,8 +1324,11 @@ class WindowStepper(_FigureHost):
             "on": free_pcppages_bulk_window(Patches(counter_after_free=True), **window_kwargs),
         }
         n = len(self.steps["off"])
-        self.controls = {"step": w.IntSlider(value=0, min=0, max=n - 1, description="step",
-                                             continuous_update=self.live)}
+        self.controls = {
+            "step": w.IntSlider(
+                value=0, min=0, max=n - 1, description="step", continuous_update=self.live
+            )
+        }
         axes = self.fig.subplots(1, 2, sharey=True)
         plot_window_compare(self.steps["off"], self.steps["on"], axes=axes)
         self.cursors = [ax.axvline(0.5, color="grey", lw=1.5) for ax in axes]
@@ -1167,11 +1344,19 @@ class WindowStepper(_FigureHost):
             s = self.steps[side][i]
             verdict = "passes" if s.watermark_ok else "fails"
             truth = "passes" if s.truth_ok else "fails"
-            lie = (" <b style='color:#d62728'>← passes on pages that are not there</b>"
-                   if s.watermark_ok and not s.truth_ok else "")
-            rows.append((label, f"{s.linked} linked; counter {s.counter}, buddy lists {s.buddy}, "
-                                f"in flight {s.in_flight}; the reader's GFP_ATOMIC check "
-                                f"{verdict} (on the truth it {truth}){lie}"))
+            lie = (
+                " <b style='color:#d62728'>← passes on pages that are not there</b>"
+                if s.watermark_ok and not s.truth_ok
+                else ""
+            )
+            rows.append(
+                (
+                    label,
+                    f"{s.linked} linked; counter {s.counter}, buddy lists {s.buddy}, "
+                    f"in flight {s.in_flight}; the reader's GFP_ATOMIC check "
+                    f"{verdict} (on the truth it {truth}){lie}",
+                )
+            )
         mode = f"<p style='font-size:85%;color:#555'>{plot_mode()}</p>"
         self._set_readout(_rows_html(rows) + mode)
         self._redraw()
@@ -1195,19 +1380,25 @@ class BuddyDemo(_FigureHost):
         self._init_host(live, (7, 3.2))
         self.zone = Zone(present_pages, 1)
         self.allocated: list[tuple[int, int]] = []
-        self.controls = {"order": w.IntSlider(value=0, min=0, max=MAX_ORDER - 1,
-                                              description="order", continuous_update=False)}
-        self.buttons = {"alloc": w.Button(description="allocate", icon="minus"),
-                        "free": w.Button(description="free the last block", icon="plus"),
-                        "free_all": w.Button(description="free all", icon="refresh")}
+        self.controls = {
+            "order": w.IntSlider(
+                value=0, min=0, max=MAX_ORDER - 1, description="order", continuous_update=False
+            )
+        }
+        self.buttons = {
+            "alloc": w.Button(description="allocate", icon="minus"),
+            "free": w.Button(description="free the last block", icon="plus"),
+            "free_all": w.Button(description="free all", icon="refresh"),
+        }
         self.buttons["alloc"].on_click(self._guard(lambda _b: self.allocate()))
         self.buttons["free"].on_click(self._guard(lambda _b: self.free()))
         self.buttons["free_all"].on_click(self._guard(lambda _b: self.free_all()))
         ax = self.fig.subplots()
         orders = np.arange(MAX_ORDER)
         self.bars = ax.bar(orders, np.zeros(MAX_ORDER), color=PALETTE["buddy"], alpha=0.75)
-        self.labels = [ax.text(o, 0, "", ha="center", va="bottom", fontsize="x-small")
-                       for o in orders]
+        self.labels = [
+            ax.text(o, 0, "", ha="center", va="bottom", fontsize="x-small") for o in orders
+        ]
         ax.set_xticks(orders)
         ax.set_xlabel("order (block of 2^order pages)")
         ax.set_ylabel("free blocks (nr_free)")
@@ -1226,8 +1417,11 @@ class BuddyDemo(_FigureHost):
             self.allocated.append((pfn, order))
             after = self.zone.nr_free_by_order()
             took = next((o for o in range(order, len(before)) if after[o] < before[o]), order)
-            split = (f"; split an order-{took} block, halves went to orders "
-                     f"{order}–{took - 1}" if took > order else "")
+            split = (
+                f"; split an order-{took} block, halves went to orders {order}–{took - 1}"
+                if took > order
+                else ""
+            )
             self.message = f"allocated order {order} at pfn {pfn}{split}"
         self._update()
         return pfn
@@ -1242,8 +1436,11 @@ class BuddyDemo(_FigureHost):
             self.zone.free_one_block(pfn, order)
             after = self.zone.nr_free_by_order()
             grew = [o for o in range(len(after)) if after[o] > before[o]]
-            merged = (f"; merged with free buddies into an order-{grew[0]} block"
-                      if grew and grew[0] > order else "")
+            merged = (
+                f"; merged with free buddies into an order-{grew[0]} block"
+                if grew and grew[0] > order
+                else ""
+            )
             self.message = f"freed order {order} at pfn {pfn}{merged}"
         self._update()
 
@@ -1263,10 +1460,14 @@ class BuddyDemo(_FigureHost):
             label.set_position((o, n))
             label.set_text(f"{n}×{1 << o}" if n else "")
         self.ax.set_ylim(0, max(2, max(counts)) * 1.3)
-        self.ax.set_title(f"free_area: {self.zone.buddy_pages()} of {self.zone.present_pages} "
-                          f"pages free", fontsize="medium")
-        self._set_readout(f"<p>{html.escape(self.message)}</p><pre>/proc/buddyinfo:\n"
-                          f"{html.escape(buddyinfo(self.zone))}</pre>")
+        self.ax.set_title(
+            f"free_area: {self.zone.buddy_pages()} of {self.zone.present_pages} pages free",
+            fontsize="medium",
+        )
+        self._set_readout(
+            f"<p>{html.escape(self.message)}</p><pre>/proc/buddyinfo:\n"
+            f"{html.escape(buddyinfo(self.zone))}</pre>"
+        )
         self._redraw()
 
     def _panel(self):
@@ -1301,8 +1502,11 @@ class ThresholdExplorer(_FigureHost):
         ax1.set_xlabel("online CPUs")
         ax1.set_ylabel("stat_threshold")
         self.ax1 = ax1
-        self.bars = ax2.bar(["low − min\n(tolerated)", "CPUs × threshold\n(max drift)"], [1, 1],
-                            color=[PALETTE["wmark_low"], PALETTE["envelope"]])
+        self.bars = ax2.bar(
+            ["low − min\n(tolerated)", "CPUs × threshold\n(max drift)"],
+            [1, 1],
+            color=[PALETTE["wmark_low"], PALETTE["envelope"]],
+        )
         ax2.set_yscale("log")
         ax2.set_ylabel("pages")
         self.ax2 = ax2
@@ -1326,8 +1530,10 @@ class ThresholdExplorer(_FigureHost):
         for bar, v in zip(self.bars, (d.tolerate_drift, d.max_drift), strict=True):
             bar.set_height(max(v, 1))
         self.ax2.set_ylim(1, max(d.tolerate_drift, d.max_drift, 10) * 3)
-        self.ax2.set_title(f"{cfg.cpus} CPUs: max drift {d.max_drift:,} vs gap "
-                           f"{d.tolerate_drift:,}", fontsize="medium")
+        self.ax2.set_title(
+            f"{cfg.cpus} CPUs: max drift {d.max_drift:,} vs gap {d.tolerate_drift:,}",
+            fontsize="medium",
+        )
         for name, key in _FORMULA_OF.items():
             ctrl = self.controls.get(name)
             if isinstance(ctrl, OptionalInt):
@@ -1336,16 +1542,22 @@ class ThresholdExplorer(_FigureHost):
         self._redraw()
 
     def _on_error(self, exc) -> None:
-        self._set_readout(f"<p style='color:{PALETTE['wmark_min']}'><b>Not applied:</b> "
-                          f"{html.escape(str(exc))}</p>")
+        self._set_readout(
+            f"<p style='color:{PALETTE['wmark_min']}'><b>Not applied:</b> "
+            f"{html.escape(str(exc))}</p>"
+        )
 
     def _panel(self):
         w = _widgets()
         return w.VBox([_view(c) for c in self.controls.values()])
 
     def plotted(self) -> dict:
-        return {"cpus": float(self.dot.get_xdata()[0]), "threshold": float(self.dot.get_ydata()[0]),
-                "tolerate_drift": self.bars[0].get_height(), "max_drift": self.bars[1].get_height()}
+        return {
+            "cpus": float(self.dot.get_xdata()[0]),
+            "threshold": float(self.dot.get_ydata()[0]),
+            "tolerate_drift": self.bars[0].get_height(),
+            "max_drift": self.bars[1].get_height(),
+        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1371,7 +1583,8 @@ class Question:
     def check(self, text) -> bool:
         """Is ``text`` the answer (numbers within ``tolerance``, text case-insensitively)?"""
         if isinstance(self.answer, (int, float, np.integer, np.floating)) and not isinstance(
-                self.answer, bool):
+            self.answer, bool
+        ):
             try:
                 value = float(str(text).replace(",", "").replace("_", "").strip())
             except ValueError:
@@ -1382,15 +1595,18 @@ class Question:
     def _answer_html(self) -> str:
         a = self.answer
         shown = f"{a:,}" if isinstance(a, (int, np.integer)) and not isinstance(a, bool) else a
-        return (f"<b>{html.escape(str(shown))}</b>"
-                + (f" — {self.explain}" if self.explain else ""))
+        return f"<b>{html.escape(str(shown))}</b>" + (f" — {self.explain}" if self.explain else "")
 
     def _ipython_display_(self):
         from IPython.display import HTML, display
 
         if _headless():
-            display(HTML(f"<p><b>Question.</b> {self.question}</p><details><summary>Answer"
-                         f"</summary><p>{self._answer_html()}</p></details>"))
+            display(
+                HTML(
+                    f"<p><b>Question.</b> {self.question}</p><details><summary>Answer"
+                    f"</summary><p>{self._answer_html()}</p></details>"
+                )
+            )
             return
         w = _widgets()
         box = w.Text(placeholder="your answer", layout=w.Layout(width="14em"))
@@ -1401,15 +1617,22 @@ class Question:
         def on_check(_b):
             ok = self.check(box.value)
             self.feedback = ok
-            shown.value = ("✅ right" if ok else "❌ not quite: try again, or reveal")
+            shown.value = "✅ right" if ok else "❌ not quite: try again, or reveal"
 
         def on_reveal(_b):
             shown.value = self._answer_html()
 
         check.on_click(on_check)
         reveal.on_click(on_reveal)
-        display(w.VBox([w.HTML(f"<p><b>Question.</b> {self.question}</p>"),
-                        w.HBox([box, check, reveal]), shown]))
+        display(
+            w.VBox(
+                [
+                    w.HTML(f"<p><b>Question.</b> {self.question}</p>"),
+                    w.HBox([box, check, reveal]),
+                    shown,
+                ]
+            )
+        )
 
 
 def ask(question: str, answer, explain: str = "", tolerance: float = 0.0) -> Question:

@@ -84,8 +84,12 @@ def test_notebook_executes_headless_without_errors(path, monkeypatch):
     monkeypatch.setenv("ALLOCSIM_STATIC", "1")  # the kernel inherits it
     nb = nbformat.read(path, as_version=4)
     t0 = time.perf_counter()
-    NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
-                   resources={"metadata": {"path": str(NB_DIR)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NB_DIR)}},
+    ).execute()
     _timings[path.name] = time.perf_counter() - t0
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
@@ -101,8 +105,10 @@ def test_notebooks_run_in_under_two_minutes_together():
     if len(_timings) < len(NOTEBOOKS):
         pytest.skip("needs every notebook test to have run in this session")
     total = sum(_timings.values())
-    print(f"notebook execution: {total:.1f} s total; "
-          + ", ".join(f"{k[:2]} {v:.1f}s" for k, v in _timings.items()))
+    print(
+        f"notebook execution: {total:.1f} s total; "
+        + ", ".join(f"{k[:2]} {v:.1f}s" for k, v in _timings.items())
+    )
     assert total < TOTAL_BUDGET
 
 
@@ -129,8 +135,16 @@ def test_handouts_contain_figures_and_pdf_where_chromium_exists(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+BROWSER_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 def _free_port() -> int:
@@ -151,31 +165,59 @@ def live_lab(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     nb = nbformat.v4.new_notebook()
-    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
-                                  "language": "python"}}
-    nb.cells = [nbformat.v4.new_code_cell(s) for s in (
-        "import allocsim\nfrom allocsim import widgets as aw\nmode = aw.use_live_plots()",
-        "demo = aw.RunDemo('large')\ndemo.show()")]
+    nb.metadata = {
+        "kernelspec": {
+            "name": "python3",
+            "display_name": "Python 3 (ipykernel)",
+            "language": "python",
+        }
+    }
+    nb.cells = [
+        nbformat.v4.new_code_cell(s)
+        for s in (
+            "import allocsim\nfrom allocsim import widgets as aw\nmode = aw.use_live_plots()",
+            "demo = aw.RunDemo('large')\ndemo.show()",
+        )
+    ]
     nbformat.write(nb, work / "live.ipynb")
     home = tmp_path / "jhome"
     settings = home / "lab-settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(home / "config"),
-               JUPYTER_RUNTIME_DIR=str(home / "rt"), IPYTHONDIR=str(home / "ipython"),
-               JUPYTERLAB_SETTINGS_DIR=str(home / "lab-settings"),
-               JUPYTERLAB_WORKSPACES_DIR=str(home / "ws"))
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(home / "config"),
+        JUPYTER_RUNTIME_DIR=str(home / "rt"),
+        IPYTHONDIR=str(home / "ipython"),
+        JUPYTERLAB_SETTINGS_DIR=str(home / "lab-settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(home / "ws"),
+    )
     for var in ("PYTEST_CURRENT_TEST", "ALLOCSIM_STATIC"):  # this kernel must go live
         env.pop(var, None)
     port, token = _free_port(), "allocsim-test"
     log = open(tmp_path / "lab.log", "wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ip=127.0.0.1",
-         f"--port={port}", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
-         "--LabApp.news_url=None", "--LabApp.expose_app_in_browser=True",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--allow-root",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={work}",
+            "--LabApp.news_url=None",
+            "--LabApp.expose_app_in_browser=True",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        cwd=work,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     try:

@@ -48,8 +48,17 @@ def test_plot_run_returns_axes_with_every_layer(off):
     ax = plotting.plot_run(off)
     assert isinstance(ax, matplotlib.axes.Axes)
     labels = _labels(ax)
-    for name in ("counter", "snapshot", "buddy", "pcp", "wmark_min", "wmark_low", "wmark_high",
-                 "direct_reclaim", "drain"):
+    for name in (
+        "counter",
+        "snapshot",
+        "buddy",
+        "pcp",
+        "wmark_min",
+        "wmark_low",
+        "wmark_high",
+        "direct_reclaim",
+        "drain",
+    ):
         assert plotting.LABELS[name] in labels
     p = ax._allocsim_plot.plotted()
     assert np.array_equal(p["counter"], off["counter"])
@@ -85,7 +94,8 @@ def test_plot_run_shades_livelock_and_kswapd_spans(off, on):
     p_off = plotting.plot_run(off)._allocsim_plot.plotted()
     p_on = plotting.plot_run(on)._allocsim_plot.plotted()
     assert [(a, b) for a, b in p_off["livelock_spans"]] == [
-        (e.start_ms, e.start_ms + e.length_ms) for e in off.episodes]
+        (e.start_ms, e.start_ms + e.length_ms) for e in off.episodes
+    ]
     assert len(p_on["livelock_spans"]) == len(on.episodes)
     awake = int((off["kswapd_state"] == 2).sum())
     assert sum(b - a for a, b in p_off["kswapd_spans"]) == awake
@@ -94,8 +104,10 @@ def test_plot_run_shades_livelock_and_kswapd_spans(off, on):
 def test_plot_run_drift_mark_only_when_set(off, on):
     """The drift-mark line shows only when patch 2 set percpu_drift_mark."""
     assert plotting.plot_run(off)._allocsim_plot.plotted()["drift_mark"] is None
-    assert plotting.plot_run(on)._allocsim_plot.plotted()["drift_mark"] == \
-        on.derived["percpu_drift_mark"]
+    assert (
+        plotting.plot_run(on)._allocsim_plot.plotted()["drift_mark"]
+        == on.derived["percpu_drift_mark"]
+    )
 
 
 def test_plot_run_zoom_watermarks_limits_the_y_axis(off):
@@ -180,8 +192,9 @@ def test_plot_threshold_vs_zone_follows_the_formula():
     """Each step line is calculate_threshold over zone sizes for one CPU count."""
     ax = plotting.plot_threshold_vs_zone(cpus_list=(64,))
     line = ax.get_lines()[0]
-    assert list(line.get_ydata()) == [calculate_threshold(int(m) * 256, 64)
-                                      for m in line.get_xdata()]
+    assert list(line.get_ydata()) == [
+        calculate_threshold(int(m) * 256, 64) for m in line.get_xdata()
+    ]
 
 
 def test_plot_drift_vs_gap_compares_drift_with_low_minus_min():
@@ -211,8 +224,9 @@ def test_plot_window_marks_the_lie_only_without_patch_1():
     assert len(axes) == 2
     assert "reader passes a check the truth fails" in _labels(axes[0])
     assert "reader passes a check the truth fails" not in _labels(axes[1])
-    counter_line = next(ln for ln in axes[0].get_lines()
-                        if ln.get_label() == plotting.LABELS["counter"])
+    counter_line = next(
+        ln for ln in axes[0].get_lines() if ln.get_label() == plotting.LABELS["counter"]
+    )
     assert list(counter_line.get_ydata()) == [s.counter for s in off]
 
 
@@ -230,8 +244,9 @@ def test_plot_zone_exposure_two_bars_per_zone():
 
 def test_figure_livelock_off_on_writes_a_png(tmp_path):
     """figure_livelock_off_on runs the large preset off and on and writes a PNG."""
-    path = plotting.figure_livelock_off_on(seed=1, path=tmp_path / "f" / "livelock.png",
-                                           config=preset("large", duration_ms=800))
+    path = plotting.figure_livelock_off_on(
+        seed=1, path=tmp_path / "f" / "livelock.png", config=preset("large", duration_ms=800)
+    )
     assert path.exists() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

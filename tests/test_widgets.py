@@ -31,8 +31,19 @@ def test_controls_for_builds_each_control_from_field_metadata():
     """Labels, units, ranges and values come from SimConfig.parameters() metadata."""
     cfg = preset("large")
     meta = {f.name: f.metadata for f in SimConfig.parameters()}
-    controls = aw.controls_for(["cpus", "zone_mib", "stat_interval_ms", "writer_rate", "seed",
-                                "stat_threshold", "min_free_kbytes", "patches"], cfg)
+    controls = aw.controls_for(
+        [
+            "cpus",
+            "zone_mib",
+            "stat_interval_ms",
+            "writer_rate",
+            "seed",
+            "stat_threshold",
+            "min_free_kbytes",
+            "patches",
+        ],
+        cfg,
+    )
     assert controls["cpus"].value == 256 and 1024 in controls["cpus"].options
     assert controls["cpus"].description == meta["cpus"]["label"]
     assert controls["zone_mib"].description == "zone size (MiB)"
@@ -124,8 +135,9 @@ def test_run_demo_readout_shows_the_derived_numbers():
     assert f"{d.pcp_high} / {d.pcp_batch} per CPU" in text
     assert "ready" in text and "Static figure" in text
     demo.controls["drift_mark_snapshot"].value = True
-    assert f"{d.drift_mark_if_patched:,} pages = high + max drift (patch 2 on)" in \
-        demo.readout.value
+    assert (
+        f"{d.drift_mark_if_patched:,} pages = high + max drift (patch 2 on)" in demo.readout.value
+    )
 
 
 def test_run_demo_fixed_threshold_narrows_the_envelope():
@@ -231,8 +243,9 @@ def test_compare_demo_runs_off_and_on_with_the_same_seed():
     assert np.array_equal(p["off"]["counter"], off["counter"])
     assert demo.plots[0].ax.get_ylim() == demo.plots[1].ax.get_ylim()
     demo.controls["drift_mark_snapshot"].value = False
-    assert demo.result[1].config.patches == Patches(counter_after_free=True,
-                                                    drain_after_reclaim=True)
+    assert demo.result[1].config.patches == Patches(
+        counter_after_free=True, drain_after_reclaim=True
+    )
     assert demo.result[0].config.patches == Patches.none()
 
 
@@ -300,7 +313,9 @@ def test_use_live_plots_outside_ipython_changes_nothing():
 
 def test_environment_report_never_imports_ipympl():
     """The environment check does not import ipympl (which would switch the backend)."""
-    code = ("import sys; import allocsim.widgets as aw; rows = aw.environment_report(); "
-            "assert 'ipympl' not in sys.modules; "
-            "assert any(r['check'] == 'ipympl' for r in rows)")
+    code = (
+        "import sys; import allocsim.widgets as aw; rows = aw.environment_report(); "
+        "assert 'ipympl' not in sys.modules; "
+        "assert any(r['check'] == 'ipympl' for r in rows)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
