@@ -54,6 +54,7 @@ __all__ = [
     "OptionalInt",
     "LiveCheck",
     "RunDemo",
+    "livelock_demo",
     "CompareDemo",
     "WindowStepper",
     "BuddyDemo",
@@ -1214,6 +1215,15 @@ class RunDemo(_SimDemo):
             )
         parts.append(f"<p style='font-size:85%;color:#555'>{plot_mode()}</p>")
         return "".join(parts)
+
+
+def livelock_demo(**kwargs) -> RunDemo:
+    """The livelock notebook's main demo: the ``large`` machine, live, patches as given.
+
+    The same object notebook 05 builds; the benchmark script uses it to time a control change
+    to the first frame of the new run.
+    """
+    return RunDemo("large", **kwargs)
 
 
 class CompareDemo(_SimDemo):

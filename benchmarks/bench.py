@@ -245,7 +245,10 @@ def bench_widget(quick: bool) -> dict:
             f"{', '.join(FACTORY_NAMES)} or a name containing 'livelock')",
         }
     try:
-        demo = factory()
+        # Live and threaded, as in a notebook with ipympl: frames come from a background run.
+        params = inspect.signature(factory).parameters
+        accepts = "live" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+        demo = factory(live=True, threaded=True) if accepts else factory()
     except Exception as exc:
         return {"status": "not available", "reason": f"{factory_name}(): {error_text(exc)}"}
 
@@ -279,8 +282,8 @@ def bench_widget(quick: bool) -> dict:
     # that only clears the axes, or repaints the old run, does not count).
     frames: list[tuple[float, object]] = []
     lock = threading.Lock()
-    inside = threading.local()
 
+    closing = threading.Event()  # ends the emulated front end below
     if callable(getattr(demo, "on_frame", None)):
         hook = "demo.on_frame callback"
 
@@ -293,23 +296,34 @@ def bench_widget(quick: bool) -> dict:
         def is_new(key, _before) -> bool:
             return not isinstance(key, (int, float)) or key > 0
     else:
-        hook = "wrapped fig.canvas.draw_idle/draw"
+        # Behave like ipympl: draw_idle only asks the front end for a picture, and the front end
+        # (here a "browser" thread) has the kernel render one when it is ready for it, skipping
+        # requests that arrive while a picture is on its way. A frame is counted when a picture
+        # of the new run has been rendered: plotted lines not empty and not those of before.
+        hook = "ipympl-like front end: draw_idle requests, a browser thread renders"
         canvas = fig.canvas
-        for meth in ("draw_idle", "draw"):
-            original = getattr(canvas, meth)
+        render = canvas.draw
+        requested = threading.Event()
+        demo_lock = getattr(demo, "_lock", None) or threading.Lock()
 
-            def wrapped(*a, _original=original, **kw):
-                if getattr(inside, "drawing", False):  # draw_idle may call draw: count once
-                    return _original(*a, **kw)
+        def draw_idle(*_a, **_kw):
+            requested.set()
+
+        def browser():
+            while not closing.is_set():
+                if not requested.wait(0.05):
+                    continue
+                requested.clear()
+                with demo_lock:
+                    render()
+                    key = _plotted(fig)
                 with lock:
-                    frames.append((time.perf_counter(), _plotted(fig)))
-                inside.drawing = True
-                try:
-                    return _original(*a, **kw)
-                finally:
-                    inside.drawing = False
+                    frames.append((time.perf_counter(), key))
 
-            setattr(canvas, meth, wrapped)
+        canvas.draw_idle = draw_idle
+        canvas.draw = draw_idle  # a final draw() is a push of the same picture
+        front_end = threading.Thread(target=browser, daemon=True)
+        front_end.start()
 
         def is_new(key, before) -> bool:
             return key != before and any(n for n, _ in key)
@@ -331,6 +345,7 @@ def bench_widget(quick: bool) -> dict:
             control.value = value
             _call_wait(wait, 60)
             end = time.perf_counter()
+            time.sleep(0.3)  # let the front end fetch the last picture
             with lock:
                 shown = [t for t, key in frames if is_new(key, before)]
                 per_run.append(len(frames))
@@ -348,6 +363,8 @@ def bench_widget(quick: bool) -> dict:
             )
     except Exception as exc:
         return {"status": "error", "error": error_text(exc), "hook": hook}
+    finally:
+        closing.set()
     return {
         "status": "ok",
         "factory": factory_name,
