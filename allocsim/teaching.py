@@ -435,7 +435,7 @@ def patch_card(name: str) -> _Card:
 # Your machine: /proc/zoneinfo -> a simulation
 # ---------------------------------------------------------------------------------------------
 
-BUNDLED_ZONEINFO = Path(__file__).resolve().parents[1] / "tests" / "data" / "zoneinfo"
+BUNDLED_ZONEINFO = Path(__file__).resolve().parent / "data" / "zoneinfo"
 
 
 def load_zoneinfo(path=None):

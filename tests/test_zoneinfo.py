@@ -1,6 +1,6 @@
 """``allocsim.zoneinfo``: parsing /proc/zoneinfo and the 2.6.36 drift-exposure report.
 
-Captures in ``tests/data/zoneinfo/``:
+Captures in ``allocsim/data/zoneinfo/`` (shipped with the package: notebook 07 falls back on them):
 
 * ``6.18.44-fc-v669.txt``: this development machine's real ``/proc/zoneinfo`` (``uname -r``
   gave 6.18.44-fc-v669): 1 node, 2 CPUs, DMA/DMA32/Normal plus empty Movable and Device.
@@ -28,6 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import allocsim
 from allocsim.page_alloc import setup_per_zone_wmarks
 from allocsim.vmstat import calculate_pressure_threshold, calculate_threshold, drift_mark
 from allocsim.zoneinfo import (
@@ -44,7 +45,7 @@ from allocsim.zoneinfo import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).resolve().parent / "data" / "zoneinfo"
+DATA = Path(__file__).resolve().parents[1] / "allocsim" / "data" / "zoneinfo"
 REAL = DATA / "6.18.44-fc-v669.txt"
 OLD = DATA / "2.6.36-two-nodes.txt"
 THREAD = DATA / "2.6.36-64cpu-thread.txt"
@@ -827,3 +828,37 @@ def test_build_report_generated_zone_numbers(case):
     assert z.max_drift == cpus * used
     assert z.drift_mark == drift_mark(wmin, low, high, used, cpus)
     assert z.pressure_threshold == calculate_pressure_threshold(wmin, low, cpus)
+
+
+@pytest.mark.parametrize("capture", [REAL, OLD, THREAD, MODERN])
+def test_config_like_builds_a_runnable_machine_from_each_capture(capture):
+    """Every capture's main zone becomes a valid SimConfig (values clamped, each clamp noted)."""
+    from allocsim.sim import Simulation
+    from allocsim.teaching import config_like
+
+    report = build_report(read_zoneinfo(str(capture)))
+    overrides = report.sim_overrides()
+    cfg, fitted, notes = config_like(overrides, duration_ms=50)
+    assert cfg.cpus == overrides["cpus"]
+    for key, value in fitted.items():
+        if value != overrides.get(key, value):
+            assert any(key in n for n in notes), (key, notes)
+    Simulation(cfg).run()
+
+
+def test_config_like_reproduces_the_thread_machine():
+    """The 64-CPU capture from the 2010 thread gives its min watermark and threshold back."""
+    from allocsim.teaching import config_like
+
+    cfg, _, notes = config_like(build_report(read_zoneinfo(str(THREAD))).sim_overrides())
+    d = cfg.derived()
+    assert cfg.cpus == 64 and d.stat_threshold == 98 and d.wmark_min == 1441, notes
+
+
+def test_bundled_captures_ship_with_the_package():
+    """The captures notebook 07 falls back on are package data, found without the tests/."""
+    from allocsim.teaching import BUNDLED_ZONEINFO, load_zoneinfo
+
+    assert BUNDLED_ZONEINFO.is_relative_to(Path(allocsim.__file__).parent)
+    parsed, source = load_zoneinfo(BUNDLED_ZONEINFO / "2.6.36-64cpu-thread.txt")
+    assert "64cpu" in source
