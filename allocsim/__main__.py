@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import fields
 
@@ -161,4 +162,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # `python -m allocsim ... | head`: the reader left, nothing is wrong
+        sys.stdout = open(os.devnull, "w")  # silence the flush at exit
+        sys.exit(0)
