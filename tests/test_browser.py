@@ -49,21 +49,15 @@ from pathlib import Path
 
 import pytest
 
+from allocsim import handouts
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 NOTEBOOK_GLOB = "*livelock*.ipynb"
 OUT = ROOT / "test-output" / "browser"
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+# the flags that keep Debian's chromium quiet on a closed network (shared with make handouts)
+CHROMIUM_ARGS = ["--headless", *handouts.CHROMIUM_ARGS, "--disable-quic"]
 VIEWPORT = {"width": 1400, "height": 1800}  # tall enough to show the whole demo at once
 SERVER_START_S = 60
 STOP_S = 15  # for the server to exit after SIGTERM, and for leftovers to go
@@ -739,3 +733,57 @@ def test_livelock_notebook_in_jupyterlab(chromium, lab, capsys):
             print(f"  browser console errors ({len(console_errors)}): {console_errors[:5]}")
         for s in nb.shots:
             print(f"  screenshot: {s}")
+
+
+LIVE_CELLS = (
+    "import allocsim\nfrom allocsim import widgets as aw\nmode = aw.use_live_plots()",
+    "demo = aw.RunDemo('large')\ndemo.show()",
+)
+
+
+@pytest.mark.browser
+def test_live_demo_animates_and_its_buttons_work_in_jupyterlab(chromium, lab):
+    """In JupyterLab the ipympl figure changes while the run goes on; ticking the patches
+    re-runs without the livelock; Pause and Reset work."""
+    import nbformat
+    from playwright.sync_api import sync_playwright
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {
+        "kernelspec": {
+            "name": "python3",
+            "display_name": "Python 3 (ipykernel)",
+            "language": "python",
+        }
+    }
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in LIVE_CELLS]
+    nbformat.write(nb, lab["tmp"] / "notebooks" / "live.ipynb")
+    url = lab["url"].replace(lab["source"].name, "live.ipynb")
+    browser_home = lab["tmp"] / "browser-home-live"  # chromium's profile and crash handlers
+    browser_env = {**os.environ, "HOME": str(browser_home)}
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, env=browser_env)
+        page = browser.new_page(viewport={"width": 1400, "height": 1300})
+        page.goto(url)
+        page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=60_000)
+        page.get_by_text("Python 3 (ipykernel) | Idle").wait_for(timeout=60_000)
+        page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        fig = page.locator(".jupyter-matplotlib").first
+        fig.wait_for(timeout=60_000)
+        frames = set()
+        for _ in range(12):
+            frames.add(hashlib.sha1(fig.screenshot()).hexdigest())
+            page.wait_for_timeout(150)
+        assert len(frames) >= 3, "the live figure did not move during the run"
+        page.get_by_text("LIVELOCK").first.wait_for(timeout=30_000)
+        for name in ("counter_after_free", "drift_mark_snapshot", "drain_after_reclaim"):
+            page.locator(f".widget-checkbox:has-text('{name}') input").click()
+        page.get_by_text("no livelock").first.wait_for(timeout=30_000)
+        page.locator(".widget-button:has-text('Run')").first.click()  # a finished run restarts
+        page.wait_for_timeout(300)
+        page.locator(".widget-button:has-text('Pause')").first.click()
+        page.get_by_text("— paused").first.wait_for(timeout=10_000)
+        page.locator(".widget-button:has-text('Reset')").first.click()
+        page.get_by_text("ready: press Run").first.wait_for(timeout=10_000)
+        browser.close()
