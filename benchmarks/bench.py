@@ -111,6 +111,7 @@ def machine() -> dict:
 RTF_CASES = [  # (label, preset name, overrides); "large" scales the zone with the CPUs
     ("small", "small", {}),
     ("large", "large", {}),
+    ("steady", "steady", {}),
     ("1024 CPUs", "large", {"cpus": 1024}),
     ("4096 CPUs", "large", {"cpus": 4096}),
 ]
