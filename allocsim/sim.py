@@ -245,9 +245,6 @@ class Simulation:
         self._tick["reclaimed"] += reclaimed
         self._tick["scanned"] += scanned
 
-    def note_kswapd_reclaim(self, reclaimed: int) -> None:
-        pass
-
     def note_memalloc(self, wanted: int, got: int) -> None:
         self._tick["memalloc_attempted"] += wanted
         self._tick["memalloc_ok"] += got

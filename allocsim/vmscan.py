@@ -197,7 +197,6 @@ def balance_pgdat(sim, order: int):
             total_scanned += scanned
             if scanned == 0:
                 break
-        sim.note_kswapd_reclaim(nr_reclaimed)
         has_under_min = not sim.watermark_ok(zone.watermark[ALLOC_WMARK_MIN], 0)
         if total_scanned and nr_reclaimed < SWAP_CLUSTER_MAX and not has_under_min:
             yield HZ // 10  # congestion_wait(BLK_RW_ASYNC, HZ/10)
