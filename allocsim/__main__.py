@@ -3,6 +3,7 @@
     python -m allocsim run --preset large --patches none --seed 1
     python -m allocsim run --preset large --patches all --json
     python -m allocsim run --preset small --cpus 64 --stat-threshold 1 --seconds 2
+    python -m allocsim compare --preset large --seed 1 [--json]
     python -m allocsim zoneinfo [PATH] [--json]
 
 Every ``SimConfig`` field is an option (``--zone-mib``, ``--stat-interval-ms``, ...), generated
@@ -31,18 +32,61 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _optional_int(name):
+def _optional(name, integer: bool):
     def parse(text: str):
         if text.lower() in ("none", "kernel", "formula", "default"):
             return None
         try:
-            return int(text)
+            return int(text) if integer else float(text)
         except ValueError:
+            kind = "a whole number" if integer else "a number"
             raise argparse.ArgumentTypeError(
-                f"{name} must be a whole number or 'kernel', got {text!r}"
+                f"{name} must be {kind} or 'kernel', got {text!r}"
             ) from None
 
     return parse
+
+
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    """The options every simulating subcommand shares: a preset and every SimConfig field."""
+    p.add_argument(
+        "--preset",
+        default="large",
+        choices=sorted(PRESETS),
+        help="scenario to start from (default: large)",
+    )
+    p.add_argument(
+        "--seconds", type=float, default=None, help="simulated seconds (sets duration_ms)"
+    )
+    p.add_argument(
+        "--counterfactual",
+        action="store_true",
+        help="allow settings no 2.6.36 kernel can have (a stat_interval that is not whole "
+        "seconds); the output says so",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--quiet", action="store_true", help="do not print the parameters first")
+    for f in fields(SimConfig):
+        meta = f.metadata
+        if f.name in ("patches",) or "range" not in meta:
+            continue
+        lo, hi = meta["range"]
+        unit = f" {meta['unit']}" if meta.get("unit") else ""
+        # argparse formats help texts with %: a literal percent sign must be doubled.
+        help_text = f"{meta['help']} [{lo}..{hi}{unit}]".replace("%", "%%")
+        opt = "--" + f.name.replace("_", "-")
+        if meta["optional"]:
+            p.add_argument(
+                opt,
+                dest=f.name,
+                type=_optional(f.name, meta["integer"]),
+                default=argparse.SUPPRESS,
+                help=help_text + " or 'kernel'",
+            )
+        elif meta["integer"]:
+            p.add_argument(opt, dest=f.name, type=int, default=argparse.SUPPRESS, help=help_text)
+        else:
+            p.add_argument(opt, dest=f.name, type=float, default=argparse.SUPPRESS, help=help_text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,43 +97,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_OneLineParser)
     run = sub.add_parser("run", help="simulate a scenario and print what happened")
     run.add_argument(
-        "--preset",
-        default="large",
-        choices=sorted(PRESETS),
-        help="scenario to start from (default: large)",
-    )
-    run.add_argument(
         "--patches",
         default="none",
         help="'all', 'none' or a comma list of " + ", ".join(Patches.names()),
     )
-    run.add_argument(
-        "--seconds", type=float, default=None, help="simulated seconds (sets duration_ms)"
+    _add_config_options(run)
+    cmp_ = sub.add_parser(
+        "compare",
+        help="run one seed unpatched, patched and with exact counters; print one table",
     )
-    run.add_argument("--json", action="store_true", help="print one JSON object instead")
-    run.add_argument("--quiet", action="store_true", help="do not print the parameters first")
-    for f in fields(SimConfig):
-        meta = f.metadata
-        if f.name in ("patches",) or "range" not in meta:
-            continue
-        lo, hi = meta["range"]
-        unit = f" {meta['unit']}" if meta.get("unit") else ""
-        help_text = f"{meta['help']} [{lo}..{hi}{unit}]"
-        opt = "--" + f.name.replace("_", "-")
-        if meta["optional"]:
-            run.add_argument(
-                opt,
-                dest=f.name,
-                type=_optional_int(f.name),
-                default=argparse.SUPPRESS,
-                help=help_text + " or 'kernel'",
-            )
-        elif meta["integer"]:
-            run.add_argument(opt, dest=f.name, type=int, default=argparse.SUPPRESS, help=help_text)
-        else:
-            run.add_argument(
-                opt, dest=f.name, type=float, default=argparse.SUPPRESS, help=help_text
-            )
+    cmp_.add_argument(
+        "--labels",
+        default="none,all,exact",
+        help="the variants, comma-separated: 'exact' (exact counters) or any --patches value "
+        "(default: none,all,exact)",
+    )
+    _add_config_options(cmp_)
     zi = sub.add_parser(
         "zoneinfo", help="read /proc/zoneinfo and report the drift exposure", add_help=False
     )
@@ -100,10 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _config_from(args) -> SimConfig:
     overrides = {f.name: getattr(args, f.name) for f in fields(SimConfig) if hasattr(args, f.name)}
     overrides.pop("patches", None)
-    overrides["patches"] = Patches.parse(args.patches)
+    overrides["patches"] = Patches.parse(getattr(args, "patches", "none"))
+    if args.counterfactual:
+        overrides["counterfactual"] = True
     if args.seconds is not None:
-        if not args.seconds > 0:
-            raise ValueError(f"seconds must be > 0, got {args.seconds}")
+        if not 0 < args.seconds <= 3600:
+            raise ValueError(f"seconds must be in (0, 3600], got {args.seconds}")
         overrides["duration_ms"] = int(round(args.seconds * 1000))
     return preset(args.preset, **overrides)
 
@@ -131,14 +156,24 @@ def main(argv: list[str] | None = None) -> int:
         return zoneinfo_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command != "run":
+    if args.command not in ("run", "compare"):
         parser.print_help()
         return 2
     try:
         cfg = _config_from(args)
+        if args.command == "compare":
+            from .compare import variant
+
+            labels = [x.strip() for x in args.labels.split(",") if x.strip()]
+            if not labels:
+                raise ValueError("labels must name at least one variant, e.g. none,all,exact")
+            for label in labels:
+                variant(cfg, label)
     except (ValueError, TypeError) as e:
-        print(f"python -m allocsim run: error: {e}", file=sys.stderr)
+        print(f"python -m allocsim {args.command}: error: {e}", file=sys.stderr)
         return 2
+    if args.command == "compare":
+        return _compare(cfg, labels, args)
     from .sim import Simulation
 
     sim = Simulation(cfg)
@@ -158,6 +193,28 @@ def main(argv: list[str] | None = None) -> int:
     if sys.stderr.isatty():
         print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
     print(result.summary())
+    return 0
+
+
+def _compare(cfg: SimConfig, labels: list[str], args) -> int:
+    from .compare import compare, table
+
+    def progress(i, n, label):
+        if sys.stderr.isatty():
+            print(f"\r  run {i + 1} of {n}: {label:<20}", end="", file=sys.stderr, flush=True)
+
+    rows = compare(cfg, labels, progress=progress)
+    if sys.stderr.isatty():
+        print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"runs": rows}))
+        return 0
+    if not args.quiet:
+        _print_parameters(cfg, sys.stdout)
+    print(table(rows))
+    reasons = cfg.counterfactual_reasons()
+    if reasons:
+        print("COUNTERFACTUAL: " + "; ".join(reasons))
     return 0
 
 

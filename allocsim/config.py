@@ -81,7 +81,8 @@ class SimConfig:
         unit="ms",
         range=(10, 60_000),
         help="vm.stat_interval: how often each CPU's vmstat_update folds "
-        "its deltas (staggered by 3 ms per CPU)",
+        "its deltas (staggered by 3 ms per CPU); whole seconds on 2.6.36, "
+        "anything else needs counterfactual",
     )
     min_free_kbytes: int | None = _f(
         None,
@@ -170,6 +171,16 @@ class SimConfig:
         help="share of written pages (and of the LRU at start) that are "
         "dirty: reclaiming one needs an allocation for writeback",
     )
+    start_dirty_fraction: float | None = _f(
+        None,
+        label="dirty at start",
+        range=(0.0, 1.0),
+        optional=True,
+        group="workload",
+        integer=False,
+        help="share of the LRU that is dirty at t=0 (the newest pages; the older "
+        "ones are clean); None = dirty_fraction",
+    )
     task_temp_fraction: float = _f(
         0.0,
         label="temporary pages",
@@ -253,6 +264,37 @@ class SimConfig:
         "CPUs in turn and free the pages that carried the "
         "writeback there; None = min(8, cpus)",
     )
+    writeback_alloc_ratio: float = _f(
+        1.0,
+        label="writeback allocations",
+        unit="pages/page",
+        range=(0.0, 4.0),
+        group="memory",
+        integer=False,
+        help="pages allocated to send one dirty page to the device: 1 for a network "
+        "filesystem (socket buffers), 0 for a block device whose requests come from "
+        "mempools",
+    )
+    # SCENARIO: the 2.6.36 defaults of vm.dirty_ratio / vm.dirty_background_ratio. Writers are
+    # throttled in balance_dirty_pages above the first; the flusher writes back above the second.
+    dirty_ratio: int = _f(
+        20,
+        label="dirty_ratio",
+        unit="%",
+        range=(1, 100),
+        group="memory",
+        help="vm.dirty_ratio: above this share of dirtyable memory (free + LRU) dirty and "
+        "writeback pages, writers wait in balance_dirty_pages",
+    )
+    dirty_background_ratio: int = _f(
+        10,
+        label="dirty_background_ratio",
+        unit="%",
+        range=(0, 100),
+        group="memory",
+        help="vm.dirty_background_ratio: above this share the flusher thread writes "
+        "back the oldest dirty pages; 100 = no flusher",
+    )
     writeback_limit: int = _f(
         4096,
         label="writeback queue",
@@ -278,14 +320,14 @@ class SimConfig:
         group="memory",
         help="LRU pages kswapd can scan per ms",
     )
-    livelock_window_ms: int = _f(
-        1000,
-        label="livelock window",
-        unit="ms",
-        range=(10, 600_000),
-        group="run",
-        help="a livelock is a window this long in which tasks get < 1% "
-        "of the pages they ask for while most sit in the allocator",
+    counterfactual: bool = field(
+        default=False,
+        metadata=dict(
+            label="counterfactual",
+            group="run",
+            help="allow settings no 2.6.36 kernel can have (a stat_interval that is not "
+            "whole seconds); results say so",
+        ),
     )
     record_events: bool = field(
         default=True,
@@ -307,8 +349,17 @@ class SimConfig:
                 object.__setattr__(self, f.name, check_float(f.name, value, lo, hi))
         if not isinstance(self.patches, Patches):
             raise TypeError(f"patches must be an allocsim.Patches, got {self.patches!r}")
-        if not isinstance(self.record_events, bool):
-            raise TypeError(f"record_events must be True or False, got {self.record_events!r}")
+        for name in ("record_events", "counterfactual"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.stat_interval_ms % 1000 and not self.counterfactual:
+            # vm.stat_interval is whole seconds (proc_dointvec_jiffies) and vmstat_update re-arms
+            # with round_jiffies_relative: a 2.6.36 machine cannot fold more often than 1/s.
+            raise ValueError(
+                "stat_interval_ms must be whole seconds (1000, 2000, ...) as vm.stat_interval "
+                f"is on 2.6.36, got {self.stat_interval_ms}; pass counterfactual=True "
+                "(--counterfactual) to simulate a machine no 2.6.36 kernel can be"
+            )
         if self.writer_cpus > self.cpus:
             raise ValueError(
                 f"writer_cpus must be in [0, cpus={self.cpus}], got {self.writer_cpus}"
@@ -385,6 +436,17 @@ class SimConfig:
             initial_free_pages=free0,
         )
 
+    def counterfactual_reasons(self) -> list[str]:
+        """What in this config no real 2.6.36 machine can have (empty for a kernel-true run)."""
+        reasons = []
+        if self.stat_interval_ms % 1000:
+            reasons.append(
+                f"stat_interval {self.stat_interval_ms} ms: vm.stat_interval is whole seconds"
+            )
+        if self.stat_threshold == 0:
+            reasons.append("stat_threshold 0: exact counters, every update folds at once")
+        return reasons
+
     def replace(self, **changes) -> SimConfig:
         """A copy with some fields changed (validated again)."""
         if "patches" in changes and isinstance(changes["patches"], str):
@@ -448,7 +510,20 @@ def scaled_zone_mib(cpus: int) -> int:
 def _large(**o):
     cpus = o.get("cpus", 256)
     base = dict(
-        cpus=cpus, zone_mib=scaled_zone_mib(cpus), writer_cpus=max(1, cpus // 4), duration_ms=4000
+        cpus=cpus,
+        zone_mib=scaled_zone_mib(cpus),
+        writer_cpus=max(1, cpus // 4),
+        # SCENARIO: the writers together ask for 3 pages/ms per writer CPU, just under what the
+        # device takes (writeback_limit / io_latency_ms = 204 pages/ms at 64 writers), so a
+        # machine with exact counters keeps up: it delivers about nine tenths of what is asked.
+        writer_rate=3.0,
+        # SCENARIO: no dirty throttling (vm.dirty_ratio 100, a tunable write-heavy servers raise)
+        # and a page cache that is all dirty at the start: reclaim meets dirty pages first, and
+        # writing them back needs memory (writeback_alloc_ratio 1, a network filesystem). With
+        # the 2.6.36 defaults (20 / 10) the flusher keeps the LRU tail clean and the model shows
+        # a loss of throughput instead of a stall: docs/results.md, "Sensitivity".
+        dirty_ratio=100,
+        duration_ms=4000,
     )
     base.update(o)
     return base

@@ -46,6 +46,7 @@ from .page_alloc import (
     gfp_to_alloc_flags,
     wake_all_kswapd,
 )
+from .page_writeback import balance_dirty_pages_pause, bdi_writeback_thread, over_dirty_limit
 from .trace import Event, Recorder, RunResult
 from .vmscan import LRU, KswapdState, kswapd
 from .vmstat import refresh_cpu_vm_stats, zone_nr_free_pages, zone_page_state
@@ -143,7 +144,10 @@ class Simulation:
         # Memory that is not free: page cache on the LRU, the rest kernel memory.
         used = d.present_pages - d.initial_free_pages
         lru_pages = int(used * cfg.lru_fraction)
-        dirty = int(round(lru_pages * cfg.dirty_fraction))
+        start_dirty = (
+            cfg.dirty_fraction if cfg.start_dirty_fraction is None else cfg.start_dirty_fraction
+        )
+        dirty = int(round(lru_pages * start_dirty))
         self.lru = LRU(clean=lru_pages - dirty, dirty=dirty)
         self.kernel_pages = used - lru_pages
         self.atomic_in_use = 0
@@ -162,6 +166,12 @@ class Simulation:
         self.io_irq_cpus = min(8, n) if cfg.io_irq_cpus is None else cfg.io_irq_cpus
         self.kswapd = PgData()
         self.kswapd.gen = kswapd(self)
+        # SIMPLIFICATION: the flusher thread shares kswapd's CPU (both are kernel threads that
+        # the model keeps on one CPU).
+        self.flusher_cpu = self.kswapd_cpu
+        self.flusher = Task(-1, self.flusher_cpu)
+        self._flusher = bdi_writeback_thread(self, self.flusher)
+        self._flusher_wake = 0
 
         # Random streams: one seed -> independent streams. The workload streams are consumed at
         # a rate that depends only on time, never on what the allocator did.
@@ -189,7 +199,14 @@ class Simulation:
             self._fold_slots[int(off)] = order[offsets[order] == off]
 
         self.vector_fast_path = True
-        self._task_running = np.ones(cfg.writer_cpus, dtype=bool)  # not in the allocator
+        k = cfg.writer_cpus
+        self._task_running = np.ones(k, dtype=bool)  # not in the allocator
+        # In the allocator with no real progress in the last reclaim pass: spinning.
+        self._task_spinning = np.zeros(k, dtype=bool)
+        # balance_dirty_pages: a throttled writer sleeps until this tick, its pause doubling.
+        self._throttled_until = np.zeros(k, dtype=np.int64)
+        self._pause = np.zeros(k, dtype=np.int64)
+        self._dirtied = np.zeros(k, dtype=bool)  # wrote page-cache pages this tick
         self._in_allocator = 0
         self._wakeups: dict[int, list[Task]] = {}  # tick -> tasks whose sleep ends then
         self.t = 0
@@ -245,12 +262,21 @@ class Simulation:
         self._tick["reclaimed"] += reclaimed
         self._tick["scanned"] += scanned
 
+    def note_reclaim_pass(self, cpu: int, real_progress: int) -> None:
+        """A direct-reclaim pass on ``cpu`` ended: did it free or send a page, or only scan?"""
+        task = self.task_on_cpu.get(cpu)
+        if task is not None:
+            self._task_spinning[task.tid] = real_progress == 0
+
+    def note_flushed(self, pages: int) -> None:
+        self._tick["flushed"] += pages
+
     def note_memalloc(self, wanted: int, got: int) -> None:
         self._tick["memalloc_attempted"] += wanted
         self._tick["memalloc_ok"] += got
 
-    def start_writeback(self, cpu: int, nr: int) -> None:
-        """``nr`` dirty pages go to the device with ``nr`` request pages allocated on ``cpu``.
+    def start_writeback(self, cpu: int, nr: int, requests: int) -> None:
+        """``nr`` dirty pages go to the device with ``requests`` pages allocated on ``cpu``.
 
         When the I/O completes (``io_latency_ms`` later) the device's completion interrupt
         frees the request pages (hot) on the CPU that takes it — the last ``io_irq_cpus`` CPUs
@@ -262,7 +288,7 @@ class Simulation:
         k = self.io_irq_cpus
         base = cfg.cpus - k
         first = self._next_irq_cpu
-        per, extra = divmod(nr, k)
+        per, extra = divmod(requests, k)
         row = self._wb_req[slot]
         if per:
             row[base:] += per
@@ -271,7 +297,19 @@ class Simulation:
         self._next_irq_cpu = (first + extra) % k
         self._wb_data[slot] += nr
         self.writeback_in_flight += nr
-        self.requests_in_flight += nr
+        self.requests_in_flight += requests
+
+    def start_writeback_with(self, cpu: int, requests: int) -> int:
+        """Send what ``requests`` request pages, already allocated, carry; return data pages."""
+        ratio = self.config.writeback_alloc_ratio
+        carry = int(requests / ratio) if ratio else requests
+        room = self.config.writeback_limit - self.writeback_in_flight
+        nr = max(0, min(carry, room, self.lru.dirty))
+        if nr == 0:  # nothing to carry after all: the pages go back
+            free_hot_cold_page_n(self.zone, cpu, requests)
+            return 0
+        self.start_writeback(cpu, nr, requests)
+        return nr
 
     def event(self, name: str, cpu: int, value: int) -> None:
         if not self.config.record_events:
@@ -325,6 +363,7 @@ class Simulation:
                 "reclaimed",
                 "scanned",
                 "folds",
+                "flushed",
             ),
             0,
         )
@@ -394,7 +433,10 @@ class Simulation:
         demand = self._task_block[row][:k]
         self._demand = int(demand.sum())
         need_task = np.zeros(n, dtype=np.int64)
-        need_task[:k] = np.where(self._task_running, demand, 0)  # task i runs on CPU i
+        # Task i runs on CPU i unless it sits in the allocator or in balance_dirty_pages.
+        self._dirtied[:] = False
+        runnable = self._task_running & (self._throttled_until <= t)
+        need_task[:k] = np.where(runnable, demand, 0)
 
         # First what needs no lock. Every check this tick reads the same value, so whether a
         # context may take pages is one decision per tick: tasks at LOW (the fast path);
@@ -453,6 +495,8 @@ class Simulation:
         ks = self.kswapd
         if ks.wake_at <= t:
             others.append((keys[self.kswapd_cpu], 2, -1))
+        if self._flusher_wake <= t:
+            others.append((keys[self.flusher_cpu], 3, -1))
         others.sort()
 
         batch = int(zone.pcp_batch[0])
@@ -512,8 +556,10 @@ class Simulation:
                 task = self.tasks[ident]
                 if task.wake_at == t and self._advance(task):
                     had[0] += 1
-            else:
+            elif kind == 2:
                 self._advance_kswapd()
+            else:
+                self._flusher_wake = t + next(self._flusher)
         if first < len(cpus):
             cpu_segment(cpus[first:])
         atomic_failed, ok_t = failed[0], had[0]
@@ -526,6 +572,29 @@ class Simulation:
             self._atomic_ring[slot] += got_irq
             self.atomic_in_use += tick["atomic_ok"]
         tick["task_ok"] = ok_t
+        if k:
+            self._balance_dirty_pages()
+
+    def _balance_dirty_pages(self) -> None:
+        """``balance_dirty_pages`` for every writer, after the tick's allocations.
+
+        A writer that dirtied pages while dirty + writeback pages exceed the dirty threshold
+        sleeps a pause (1 ms); one whose pause ends while still over sleeps again with the pause
+        doubled (up to 100 ms); once under the limit it runs again.
+        """
+        t = self.t
+        until = self._throttled_until
+        waking = until == t + 1  # would run next tick
+        check = (self._dirtied & (until <= t)) | waking
+        if not check.any():
+            return
+        if over_dirty_limit(self):
+            for tid in np.flatnonzero(check):
+                pause = balance_dirty_pages_pause(int(self._pause[tid]) if waking[tid] else 0)
+                self._pause[tid] = pause
+                until[tid] = t + 1 + pause
+        else:
+            self._pause[check] = 0
 
     def _task_alloc(self, task: Task, nr: int) -> int:
         """``nr`` GFP_KERNEL allocations by a running task; returns the pages it got."""
@@ -559,6 +628,7 @@ class Simulation:
             task.gen = None
             task.wake_at = math.inf
             self._task_running[task.tid] = True
+            self._task_spinning[task.tid] = False
             self._in_allocator -= 1
             if stop.value:
                 self._task_page(task, 1)
@@ -575,7 +645,7 @@ class Simulation:
         ks.wake_at = math.inf if ms is None else self.t + ms
 
     def _task_pages(self, take_t: np.ndarray) -> None:
-        for cpu in np.flatnonzero(take_t):
+        for cpu in np.flatnonzero(take_t):  # writer i runs on CPU i
             self._task_page(self.task_on_cpu[int(cpu)], int(take_t[cpu]))
 
     def _task_page(self, task: Task, nr: int) -> None:
@@ -592,6 +662,7 @@ class Simulation:
             self.temp_in_use += temp
         cache = nr - temp
         if cache:
+            self._dirtied[task.tid] = True
             task.dirty_acc += cache * cfg.dirty_fraction
             dirty = min(cache, int(task.dirty_acc))
             task.dirty_acc -= dirty
@@ -619,6 +690,9 @@ class Simulation:
             a[name][i] = value
         a["task_demand"][i] = self._demand
         a["tasks_in_allocator"][i] = self._in_allocator
+        if self._in_allocator:
+            a["tasks_spinning"][i] = np.count_nonzero(self._task_spinning & ~self._task_running)
+        a["tasks_throttled"][i] = np.count_nonzero(self._throttled_until > self.t + 1)
         a["writeback"][i] = self.writeback_in_flight
         a["lru_dirty"][i] = self.lru.dirty
         a["lru_clean"][i] = self.lru.clean

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .metrics import Episode, verdict
+
 __all__ = ["SERIES", "Recorder", "Event", "RunResult", "Episode"]
 
 # name -> (dtype, description). The order is the column order of to_pandas().
@@ -35,6 +37,12 @@ SERIES = {
     "memalloc_attempted": (np.int64, "PF_MEMALLOC pages asked for (writeback requests)"),
     "memalloc_ok": (np.int64, "PF_MEMALLOC pages had"),
     "tasks_in_allocator": (np.int64, "tasks inside __alloc_pages_slowpath"),
+    "tasks_spinning": (
+        np.int64,
+        "tasks in the allocator whose last reclaim pass freed no page and started no "
+        "writeback (retrying in vain)",
+    ),
+    "tasks_throttled": (np.int64, "writers waiting in balance_dirty_pages (the dirty limit)"),
     "direct_reclaim": (np.int64, "entries into direct reclaim"),
     "drain_all_pages": (np.int64, "drain_all_pages calls (patch 3's IPIs)"),
     "reclaimed": (np.int64, "pages reclaimed (direct + kswapd)"),
@@ -43,6 +51,7 @@ SERIES = {
     "lru_dirty": (np.int64, "dirty pages on the LRU"),
     "lru_clean": (np.int64, "clean pages on the LRU"),
     "folds": (np.int64, "vmstat_update folds this tick"),
+    "flushed": (np.int64, "dirty pages the flusher sent to the device"),
 }
 
 
@@ -79,18 +88,6 @@ class Event:
     value: int = 0
 
 
-@dataclass(frozen=True)
-class Episode:
-    """A detected livelock: when it started, how long it lasted, and the state at its onset."""
-
-    start_ms: int
-    length_ms: int
-    onset: dict
-
-    def to_dict(self) -> dict:
-        return {"start_ms": self.start_ms, "length_ms": self.length_ms, "onset": dict(self.onset)}
-
-
 class RunResult:
     """The record of one run: its config, per-tick arrays, events and derived numbers.
 
@@ -114,9 +111,8 @@ class RunResult:
         self.events_dropped = events_dropped
         self.derived = derived
         self.finished = finished
-        from .metrics import find_livelocks  # metrics reads RunResults; import here, not at top
-
-        self.episodes: list[Episode] = find_livelocks(self)
+        self.verdict = verdict(self)
+        self.episodes: list[Episode] = self.verdict["episodes"]
 
     # -- access ------------------------------------------------------------------------------
     def __getitem__(self, name: str) -> np.ndarray:
@@ -157,11 +153,19 @@ class RunResult:
     # -- headline numbers ---------------------------------------------------------------------
     @property
     def livelocked(self) -> bool:
-        return bool(self.episodes)
+        """The one-line summary: stalled bins adding up to ``metrics.LIVELOCK_MIN_MS`` or more.
+
+        Stalls come in pieces (each vmstat fold wave lets a burst of allocations through), so
+        the summary adds them up rather than asking for one unbroken second.
+        """
+        from .metrics import LIVELOCK_MIN_MS
+
+        return self.verdict["stalled_ms"] >= LIVELOCK_MIN_MS
 
     @property
     def livelock_ms(self) -> int:
-        return int(sum(e.length_ms for e in self.episodes))
+        """Milliseconds in stalled bins (the same as ``stalled_ms``)."""
+        return int(self.verdict["stalled_ms"])
 
     @property
     def simulated_ms(self) -> int:
@@ -176,10 +180,13 @@ class RunResult:
         gap = (s["counter"] - s["buddy"]) if len(self.t_ms) else np.zeros(1, dtype=np.int64)
         cfg = self.config
         demand = int(s["task_demand"].sum())
+        v = {k: val for k, val in self.verdict.items() if k != "episodes"}
         return {
             "livelocked": self.livelocked,
             "livelock_ms": self.livelock_ms,
+            **v,
             "episodes": [e.to_dict() for e in self.episodes],
+            "counterfactual": cfg.counterfactual_reasons(),
             "simulated_ms": self.simulated_ms,
             "cpus": cfg.cpus,
             "zone_mib": cfg.zone_mib,
@@ -206,6 +213,7 @@ class RunResult:
             "task_throughput": (int(s["task_ok"].sum()) / demand) if demand else None,
             "atomic_failed": int(s["atomic_failed"].sum()),
             "pages_reclaimed": int(s["reclaimed"].sum()),
+            "pages_flushed": int(s["flushed"].sum()),
         }
 
     def summary(self) -> str:
@@ -229,9 +237,19 @@ class RunResult:
             f"  drain_all_pages calls    {d['drain_all_pages_calls']}",
             f"  kswapd in balance_pgdat  {d['kswapd_awake_ms']} ms",
         ]
-        if self.episodes:
+        lines.append(
+            f"  stalled                  {d['stalled_ms']} ms (longest {d['longest_stall_ms']} ms);"
+            f" counter lied {d['counter_lies_ms']} ms, buddy < min {d['buddy_below_min_ms']} ms"
+        )
+        lines.append(
+            f"  writers                  {100 * d['spinning_share']:.0f}% spinning, "
+            f"{100 * d['throttled_share']:.0f}% throttled by the dirty limit"
+        )
+        if d["counterfactual"]:
+            lines.append("  COUNTERFACTUAL           " + "; ".join(d["counterfactual"]))
+        if self.livelocked:
             lines.append(
-                f"  LIVELOCK                 {len(self.episodes)} episode(s), "
+                f"  LIVELOCK                 {len(self.episodes)} stall(s), "
                 f"{d['livelock_ms']} ms in total"
             )
             for e in self.episodes:
@@ -243,7 +261,7 @@ class RunResult:
                     f"kswapd {o['kswapd']}, min watermark {o['wmark_min']}"
                 )
         else:
-            lines.append("  livelock                 none")
+            lines.append("  livelock                 none (less than 1 s in stalled bins)")
         return "\n".join(lines)
 
     def __repr__(self):

@@ -12,6 +12,7 @@ to sleep until woken), and the simulation resumes them.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 
 from .constants import (
@@ -91,6 +92,33 @@ class LRU:
             self.runs[-1][1] += n
         else:
             self.runs.append([dirty, n])
+
+    def isolate_dirty_oldest(self, n: int) -> int:
+        """Take up to ``n`` of the oldest dirty pages off the list; return how many.
+
+        What the flusher writes back: ``writeback_inodes_wb`` picks inodes by the age of their
+        dirtying, which on a streaming writer is LRU order. SIMPLIFICATION: the pages leave the
+        list during their I/O and come back clean at the tail, like reclaim's writeback.
+        """
+        taken = 0
+        runs = self.runs
+        i = len(runs) - 1
+        while taken < n and i >= 0:
+            dirty, count = runs[i]
+            if dirty:
+                k = min(n - taken, count)
+                taken += k
+                if k == count:
+                    del runs[i]
+                    # clean runs either side of the removed one now touch: merge them
+                    if 0 < i < len(runs) and runs[i - 1][0] == runs[i][0]:
+                        runs[i - 1][1] += runs[i][1]
+                        del runs[i]
+                else:
+                    runs[i][1] -= k
+            i -= 1
+        self.dirty -= taken
+        return taken
 
     def isolate_tail(self, n: int) -> list[tuple[bool, int]]:
         """Take up to ``n`` pages off the tail as ``(dirty, count)`` runs.
@@ -192,7 +220,7 @@ def balance_pgdat(sim, order: int):
         nr_reclaimed = 0
         total_scanned = 0
         while total_scanned < budget:
-            reclaimed, scanned = shrink_zone(sim, cpu, SWAP_CLUSTER_MAX, budget - total_scanned)
+            reclaimed, scanned, _ = shrink_zone(sim, cpu, SWAP_CLUSTER_MAX, budget - total_scanned)
             nr_reclaimed += reclaimed
             total_scanned += scanned
             if scanned == 0:
@@ -225,7 +253,10 @@ def try_to_free_pages(sim, cpu: int, gfp_mask: int):
     sleeps ``congestion_wait(HZ/10)``, as the kernel does once the priority drops below 10.
     """
     zone = sim.zone
-    reclaimed, scanned = shrink_zone(sim, cpu, SWAP_CLUSTER_MAX, 4 * SWAP_CLUSTER_MAX)
+    reclaimed, scanned, started = shrink_zone(sim, cpu, SWAP_CLUSTER_MAX, 4 * SWAP_CLUSTER_MAX)
+    # What the simulator reports of this pass (the kernel keeps no such flag): did it free a
+    # page or start writeback (real progress), or only scan (the task is spinning)?
+    sim.note_reclaim_pass(cpu, reclaimed + started)
     if scanned and reclaimed < SWAP_CLUSTER_MAX:
         yield HZ // 10  # congestion_wait(BLK_RW_ASYNC, HZ/10)
     if reclaimed:
@@ -236,16 +267,17 @@ def try_to_free_pages(sim, cpu: int, gfp_mask: int):
     return 0
 
 
-def shrink_zone(sim, cpu: int, nr_to_reclaim: int, nr_to_scan: int) -> tuple[int, int]:
+def shrink_zone(sim, cpu: int, nr_to_reclaim: int, nr_to_scan: int) -> tuple[int, int, int]:
     """Scan the LRU tail in chunks of SWAP_CLUSTER_MAX (``shrink_zone`` → ``shrink_page_list``).
 
-    Clean pages are freed cold onto ``cpu``'s pcp list. Dirty pages are written back if a
-    PF_MEMALLOC allocation for the request succeeds and the device is not congested; otherwise
-    they stay dirty and go back to the head. Returns ``(reclaimed, scanned)``.
+    Clean pages are freed cold onto ``cpu``'s pcp list. Dirty pages are written back if the
+    PF_MEMALLOC allocations for their requests succeed and the device is not congested;
+    otherwise they stay dirty and go back to the head. Returns ``(reclaimed, scanned,
+    writeback started)``.
     """
     zone = sim.zone
     lru = sim.lru
-    reclaimed = scanned = 0
+    reclaimed = scanned = started_total = 0
     while scanned < nr_to_scan and reclaimed < nr_to_reclaim and len(lru):
         chunk = min(SWAP_CLUSTER_MAX, nr_to_scan - scanned)
         for dirty, n in lru.isolate_tail(chunk):
@@ -255,24 +287,40 @@ def shrink_zone(sim, cpu: int, nr_to_reclaim: int, nr_to_scan: int) -> tuple[int
                 reclaimed += n
                 continue
             started = pageout(sim, cpu, n)
+            started_total += started
             lru.add_head(True, n - started)  # keep: back on the list, still dirty
     zone.pages_scanned += scanned
     sim.note_reclaimed(reclaimed, scanned)
-    return reclaimed, scanned
+    return reclaimed, scanned, started_total
 
 
-def pageout(sim, cpu: int, nr: int) -> int:
-    """Start writeback of ``nr`` dirty pages (``pageout``); returns how many started.
+def pageout(sim, cpu: int, nr: int, *, pf_memalloc: bool = True) -> int:
+    """Start writeback of ``nr`` dirty pages (``pageout``, mm/vmscan.c); return how many started.
 
-    Each needs one page for the request (allocated PF_MEMALLOC, GFP_NOIO). A congested device
-    (``may_write_to_queue`` false) takes none.
+    A congested device (``may_write_to_queue`` false) takes none. Sending a page may need memory
+    for its request: ``writeback_alloc_ratio`` pages per page, allocated on ``cpu`` —
+    PF_MEMALLOC (no watermarks) from reclaim, an ordinary GFP_NOFS allocation from the flusher.
+
+    SIMPLIFICATION: the filesystem's ``writepage`` is reduced to that one allocation. Ratio 1
+    stands for a network filesystem (Mel Gorman's example: an skb per page sent); ratio 0 for a
+    block device, whose requests come from mempools that always make progress.
     """
     room = sim.config.writeback_limit - sim.writeback_in_flight
-    if room <= 0:
+    if room <= 0 or nr <= 0:
         return 0
     want = min(nr, room)
-    got = __alloc_pages_nodemask(sim, cpu, GFP_NOIO, want, pf_memalloc=True)
-    sim.note_memalloc(want, got)
-    if got:
-        sim.start_writeback(cpu, got)
-    return got
+    ratio = sim.config.writeback_alloc_ratio
+    if ratio == 0:
+        sim.start_writeback(cpu, want, 0)
+        return want
+    need = math.ceil(want * ratio)
+    got = __alloc_pages_nodemask(sim, cpu, GFP_NOIO, need, pf_memalloc=pf_memalloc)
+    if pf_memalloc:
+        sim.note_memalloc(need, got)
+    started = want if got == need else min(want, int(got / ratio))
+    used = math.ceil(started * ratio)
+    if got > used:  # request pages that cannot carry a whole page go straight back
+        free_hot_cold_page_n(sim.zone, cpu, got - used)
+    if started:
+        sim.start_writeback(cpu, started, used)
+    return started

@@ -38,7 +38,8 @@ def test_main_run_json_has_required_keys(capsys):
         "drain_all_pages_calls",
     ):
         assert key in d
-    assert d["livelocked"] is True and d["episodes"][0]["length_ms"] >= 1000
+    assert d["livelocked"] is True and d["stalled_ms"] >= 1000
+    assert d["counterfactual"] == []
     assert set(d["episodes"][0]) == {"start_ms", "length_ms", "onset"}
 
 
@@ -57,7 +58,7 @@ def test_main_run_overrides_and_patch_list(capsys):
                 "--stat-threshold",
                 "1",
                 "--stat-interval-ms",
-                "500",
+                "2000",
                 "--seconds",
                 "0.2",
                 "--patches",
