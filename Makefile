@@ -19,12 +19,14 @@ ROOT_ARGS := --allow-root
 endif
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab chromium test handouts bench clean distclean
+.PHONY: help venv lab chromium test handouts notebooks nbcheck bench clean distclean
 
 help:
 	@echo "make lab        start JupyterLab on 127.0.0.1 (token on) in notebooks/"
 	@echo "make test       run the whole test suite (installs chromium via apt-get if missing)"
 	@echo "make handouts   build the HTML handouts"
+	@echo "make notebooks  rewrite notebooks/*.ipynb from their .md sources (drops outputs)"
+	@echo "make nbcheck    before a commit: pairs agree, staged notebooks carry no outputs"
 	@echo "make bench      run benchmarks/bench.py"
 	@echo "make clean      remove caches and build output (make distclean also removes .venv)"
 
@@ -47,6 +49,13 @@ lab: venv
 
 handouts: venv
 	$(VPY) -m allocsim.handouts
+
+# The chapters' sources are notebooks/NN-name.md (jupytext MyST), paired with the .ipynb.
+notebooks: venv
+	$(VPY) notebooks/_sync.py
+
+nbcheck: venv
+	$(VPY) notebooks/_sync.py --check
 
 bench: venv
 	$(VPY) benchmarks/bench.py

@@ -1,0 +1,685 @@
+"""The simulation demos: controls → :class:`~allocsim.config.SimConfig` → runs → frames.
+
+:class:`RunDemo` runs one machine with every control; :class:`CompareDemo` runs the same machine
+and seed twice, side by side, without and with the patches the checkboxes select. With a live
+backend a run goes on in a background thread and a frame is drawn after every chunk of simulated
+time; otherwise a demo runs synchronously and shows a PNG. No simulation logic lives here: runs
+are :class:`~allocsim.sim.Simulation` objects and figures come from :mod:`allocsim.plotting`.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+
+from ..config import SimConfig, scaled_zone_mib
+from ..patches import Patches
+from ..plotting import PALETTE, RunPlot, TaskPlot
+from ..teaching import fitted_preset
+from .controls import (
+    _FORMULA_OF,
+    OptionalInt,
+    _view,
+    controls_for,
+    patch_controls,
+)
+from .environment import (
+    _widgets,
+    plot_mode,
+)
+from .host import (
+    _FigureHost,
+)
+
+
+def _fmt(n) -> str:
+    return f"{n:,}"
+
+
+def _mib(pages: int) -> str:
+    return f"{pages * 4 / 1024:,.1f} MiB"
+
+
+def _derived_rows(cfg: SimConfig, *, show_mark_for_off: bool = True) -> list[tuple[str, str]]:
+    d = cfg.derived()
+    th_src = "kernel formula" if cfg.stat_threshold is None else "fixed by you"
+    ratio = d.max_drift / d.tolerate_drift if d.tolerate_drift else float("inf")
+    verdict = (
+        f"<b style='color:{PALETTE['wmark_min']}'>drift can exceed the gap {ratio:,.0f}×</b>"
+        if d.max_drift > d.tolerate_drift
+        else "drift fits in the gap"
+    )
+    if d.percpu_drift_mark:
+        mark = f"{_fmt(d.percpu_drift_mark)} pages = high + max drift (patch 2 on)"
+    elif d.drift_mark_if_patched:
+        mark = (
+            f"not set: patch 2 is off (2.6.36 would set {_fmt(d.drift_mark_if_patched)})"
+            if show_mark_for_off
+            else "not set"
+        )
+    else:
+        mark = "0: max drift ≤ low − min, never needed"
+    mfk_src = "kernel formula" if cfg.min_free_kbytes is None else "fixed by you"
+    return [
+        (
+            "zone",
+            f"{cfg.zone_mib:,} MiB = {_fmt(d.present_pages)} pages; {cfg.cpus} CPUs; "
+            f"writers on {cfg.writer_cpus} CPUs",
+        ),
+        ("stat_threshold", f"{d.stat_threshold} pages per CPU ({th_src})"),
+        (
+            "max drift vs low − min",
+            f"{cfg.cpus} × {d.stat_threshold} = {_fmt(d.max_drift)} pages "
+            f"vs {_fmt(d.tolerate_drift)}: {verdict}",
+        ),
+        ("percpu_drift_mark", mark),
+        (
+            "watermarks min / low / high",
+            f"{_fmt(d.wmark_min)} / {_fmt(d.wmark_low)} / "
+            f"{_fmt(d.wmark_high)} pages ({_mib(d.wmark_min)} / "
+            f"{_mib(d.wmark_low)} / {_mib(d.wmark_high)}); "
+            f"min_free_kbytes {_fmt(d.min_free_kbytes)} ({mfk_src})",
+        ),
+        (
+            "pcp high / batch",
+            f"{d.pcp_high} / {d.pcp_batch} per CPU: up to "
+            f"{_fmt(cfg.cpus * d.pcp_high)} pages may hide on pcp lists",
+        ),
+        ("stat_interval", f"{cfg.stat_interval_ms} ms between each CPU's vmstat_update"),
+    ]
+
+
+def _rows_html(rows) -> str:
+    body = "".join(
+        f"<tr><td style='padding-right:1em;white-space:nowrap'><b>{k}</b></td><td>{v}</td></tr>"
+        for k, v in rows
+    )
+    return f"<table style='font-size:90%'>{body}</table>"
+
+
+class _SimDemo(_FigureHost):
+    """Shared machinery of the simulation demos: controls → configs → Simulations → frames."""
+
+    FIELDS = (
+        "cpus",
+        "zone_mib",
+        "stat_threshold",
+        "stat_interval_ms",
+        "min_free_kbytes",
+        "pcp_high",
+        "pcp_batch",
+        "writer_rate",
+        "atomic_rate",
+        "seed",
+        "duration_ms",
+    )
+    figsize = (9.2, 6)  # fits a JupyterLab output area (about 9.7 in at 100 dpi)
+
+    def __init__(
+        self,
+        preset: str = "large",
+        *,
+        fields=None,
+        live=None,
+        threaded=None,
+        autorun: bool = True,
+        first_chunk_ms: int = 50,
+        frame_s: float = 0.1,
+        max_chunk_ms: int = 250,
+        patches=None,
+        zoom: str = "all",
+        **overrides,
+    ):
+        w = _widgets()
+        self.preset = preset
+        self.overrides = dict(overrides)  # fixed settings that have no control
+        self.fields = tuple(self.FIELDS if fields is None else fields)
+        base = fitted_preset(preset, **overrides)
+        if patches is not None:
+            base = base.replace(
+                patches=Patches.parse(patches) if isinstance(patches, str) else patches
+            )
+        self.controls = controls_for(self.fields, base)
+        self.controls.update(patch_controls(self._initial_patches(base)))
+        self.scale_zone = w.Checkbox(
+            value=preset == "large" and "zone_mib" not in overrides and "zone_mib" in self.controls,
+            description="zone grows with CPUs (16 MiB per CPU, at least 1 GiB)",
+            indent=False,
+            layout=w.Layout(width="auto"),
+        )
+        self.zoom = w.ToggleButtons(
+            options=[("whole range", "all"), ("zoom on watermarks", "watermarks")],
+            value=zoom,
+            style={"button_width": "auto"},
+        )
+        self.buttons = {
+            "run": w.Button(
+                description="Run",
+                icon="play",
+                button_style="success",
+                tooltip="start, or go on after a pause",
+            ),
+            "pause": w.Button(description="Pause", icon="pause", tooltip="stop after this frame"),
+            "reset": w.Button(
+                description="Reset",
+                icon="refresh",
+                tooltip="rebuild the machine from the controls, back to t = 0",
+            ),
+        }
+        self.autorun = autorun
+        self.first_chunk_ms = int(first_chunk_ms)
+        self.frame_s = float(frame_s)
+        self.max_chunk_ms = int(max_chunk_ms)
+        self._init_host(live, self.figsize)
+        self.threaded = self.live if threaded is None else bool(threaded)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._gen = 0
+        self._suspend = False
+        self._state = "ready"
+        self.sims = []
+        self.results = []
+        self.stats: dict = {}
+        self._build_plots()
+        for ctrl in self.controls.values():
+            ctrl.observe(self._guard(self._on_control), names="value")
+        self.scale_zone.observe(self._guard(self._on_control), names="value")
+        self.zoom.observe(self._guard(self._on_zoom), names="value")
+        self.buttons["run"].on_click(self._guard(lambda _b: self.run()))
+        self.buttons["pause"].on_click(self._guard(lambda _b: self.pause()))
+        self.buttons["reset"].on_click(self._guard(lambda _b: self.reset()))
+        self._sync_zone()
+        self.reset()
+
+    # -- subclass hooks -------------------------------------------------------------------------
+    def _initial_patches(self, base: SimConfig) -> Patches:
+        return base.patches
+
+    def _build_plots(self) -> None:
+        raise NotImplementedError
+
+    def configs(self) -> list[SimConfig]:
+        raise NotImplementedError
+
+    def _show_results(self, results) -> None:
+        raise NotImplementedError
+
+    def _clear_plots(self, configs) -> None:
+        raise NotImplementedError
+
+    # -- configs from controls ------------------------------------------------------------------
+    def patches(self) -> Patches:
+        """The patches the checkboxes select."""
+        return Patches(**{n: bool(self.controls[n].value) for n in Patches.names()})
+
+    def config(self) -> SimConfig:
+        """The SimConfig the controls describe (validated; raises with a clear message)."""
+        values = {
+            name: ctrl.value for name, ctrl in self.controls.items() if name not in Patches.names()
+        }
+        if self.scale_zone.value:
+            cpus = values.get("cpus", self.overrides.get("cpus", 256))
+            values["zone_mib"] = scaled_zone_mib(cpus)
+        merged = {**self.overrides, **values, "patches": self.patches()}
+        return fitted_preset(self.preset, **merged)
+
+    def set(self, **values) -> None:
+        """Set several controls at once (``patches="all"`` ticks all three), then one restart."""
+        patches = values.pop("patches", None)
+        unknown = set(values) - set(self.controls)
+        if unknown:
+            raise ValueError(
+                f"no control named {', '.join(sorted(unknown))}; controls: "
+                f"{', '.join(self.controls)}"
+            )
+        self._suspend = True
+        try:
+            if patches is not None:
+                p = Patches.parse(patches) if isinstance(patches, str) else patches
+                for n in Patches.names():
+                    self.controls[n].value = getattr(p, n)
+            for name, v in values.items():
+                ctrl = self.controls[name]
+                if hasattr(ctrl, "options") and v not in ctrl.options:
+                    ctrl.options = sorted(set(ctrl.options) | {v})
+                ctrl.value = v
+            self._sync_zone()
+        finally:
+            self._suspend = False
+        self.restart()
+
+    def _sync_zone(self) -> None:
+        zone = self.controls.get("zone_mib")
+        if zone is None:
+            return
+        zone.disabled = bool(self.scale_zone.value)
+        if self.scale_zone.value:
+            cpus = (
+                self.controls["cpus"].value
+                if "cpus" in self.controls
+                else self.overrides.get("cpus", 256)
+            )
+            target = scaled_zone_mib(cpus)
+            was, self._suspend = self._suspend, True
+            try:
+                if hasattr(zone, "options") and target not in zone.options:
+                    zone.options = sorted(set(zone.options) | {target})
+                zone.value = target
+            finally:
+                self._suspend = was
+
+    def _show_formulas(self, cfg: SimConfig) -> None:
+        d = cfg.derived().as_dict()
+        for name, key in _FORMULA_OF.items():
+            ctrl = self.controls.get(name)
+            if isinstance(ctrl, OptionalInt):
+                ctrl.show_formula(d.get(key))
+
+    # -- callbacks ------------------------------------------------------------------------------
+    def _on_control(self, _change) -> None:
+        if self._suspend:
+            return
+        self._sync_zone()
+        self.restart()
+
+    def _on_zoom(self, change) -> None:
+        for p in self._run_plots():
+            p.zoom = change["new"]
+        if self.results:
+            self._show_results(self.results)
+        self._redraw()
+
+    def _on_error(self, exc) -> None:
+        self._set_readout(self._readout_html(error=exc))
+
+    # -- running --------------------------------------------------------------------------------
+    def restart(self) -> None:
+        """Rebuild the machine from the controls and, with ``autorun``, run it."""
+        self.reset()
+        if self.autorun:
+            self.run()
+
+    def reset(self) -> None:
+        """Stop any run, rebuild the Simulation(s) from the current controls, clear the plot."""
+        from ..sim import Simulation
+
+        self.pause()
+        cfgs = self.configs()  # validation errors surface here, before anything changes
+        with self._lock:
+            self._gen += 1
+            self.sims = [Simulation(c) for c in cfgs]
+            self.results = []
+            self._state = "ready"
+            self._clear_plots(cfgs)
+        self._show_formulas(cfgs[-1])
+        self._set_readout(self._readout_html())
+        self._redraw()
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.sims) and all(s.t >= s.config.duration_ms for s in self.sims)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def run(self) -> None:
+        """Start the run (or go on after a pause). Live: in a background thread; static: now."""
+        if not self.sims:
+            self.reset()
+        if self.finished:
+            self.reset()
+        if not self.threaded:
+            self.run_sync()
+            return
+        if self.running:
+            return
+        self._stop.clear()
+        gen = self._gen
+        self._state = "running"
+        self._thread = threading.Thread(
+            target=self._worker, args=(gen,), daemon=True, name="allocsim-demo"
+        )
+        self._thread.start()
+
+    def pause(self) -> None:
+        """Stop the background run after its current chunk (a few hundredths of a second)."""
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            self._stop.set()
+            if thread is not threading.current_thread():
+                thread.join(timeout=30)
+            if not self.finished:
+                self._state = "paused"
+                self._set_readout(self._readout_html())
+        self._thread = None
+
+    def wait(self, timeout: float | None = 60):
+        """Block until the background run ends (or ``timeout`` s); return the result."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return self.result
+
+    def run_sync(self):
+        """Run the whole simulation in this thread (tests, scripts, static mode); return the
+        result. Stops a background run first and carries on from where it was."""
+        self.pause()
+        if not self.sims or self.finished:
+            self.reset()
+        t0 = time.perf_counter()
+        self._state = "running"
+        for s in self.sims:
+            s.run()
+        results = [s.result() for s in self.sims]
+        with self._lock:
+            self._show_results(results)
+        wall = time.perf_counter() - t0
+        self.stats = {"run_s": wall, "first_frame_s": wall, "frames": 1}
+        self._finish()
+        return self.result
+
+    def _worker(self, gen: int) -> None:
+        """The background run: simulate a chunk, show it, repeat until done or paused.
+
+        The simulation never waits for the picture: if the figure is being rendered (the lock
+        is taken) when a chunk ends, that frame is skipped and the next one shows the newer
+        state. The last frame is always shown.
+        """
+        t0 = time.perf_counter()
+        stats = {"started": t0, "frames": 0}
+        self.stats = stats
+        chunk = self.first_chunk_ms
+        sims = self.sims
+        end = max(s.config.duration_ms for s in sims)
+        latest = None
+        try:
+            while not self._stop.is_set():
+                now = min(s.t for s in sims)
+                if now >= end:
+                    break
+                until = min(end, now + chunk)
+                c0 = time.perf_counter()
+                for s in sims:
+                    s.run(until=min(until, s.config.duration_ms))
+                latest = [s.result() for s in sims]
+                if gen != self._gen:
+                    return
+                if self._lock.acquire(blocking=False):
+                    try:
+                        self._show_results(latest)
+                    finally:
+                        self._lock.release()
+                    self._redraw(final=False)
+                    stats["frames"] += 1
+                    if stats["frames"] == 1:
+                        stats["first_frame_s"] = time.perf_counter() - t0
+                self._set_readout(self._readout_html())
+                spent = max(time.perf_counter() - c0, 1e-3)
+                # Next chunk: as much simulated time as fits in one frame of wall time, at most
+                # max_chunk_ms so that the picture moves; rest out the frame (this also lets the
+                # kernel's main thread render the canvas).
+                chunk = int(min(self.max_chunk_ms, max(20, (until - now) / spent * self.frame_s)))
+                if spent < self.frame_s:
+                    self._stop.wait(self.frame_s - spent)
+            if gen == self._gen and self.finished:
+                with self._lock:
+                    if latest is not None:
+                        self._show_results(latest)
+                stats["run_s"] = time.perf_counter() - t0
+                self._finish()
+        except Exception as exc:  # shown in the error area; the thread ends
+            self._report_error(exc)
+            self._on_error(exc)
+
+    def _finish(self) -> None:
+        self._state = "finished"
+        self._set_readout(self._readout_html())
+        self._redraw(final=True)
+
+    # -- readout --------------------------------------------------------------------------------
+    def _status_html(self) -> str:
+        if not self.sims:
+            return ""
+        cfg = self.sims[0].config
+        t = min(s.t for s in self.sims)
+        state = {
+            "ready": "ready: press Run",
+            "running": "running",
+            "paused": "paused",
+            "finished": "finished",
+        }[self._state]
+        wall = self.stats.get("run_s")
+        extra = f", {wall:.2f} s wall" if wall is not None and self._state == "finished" else ""
+        return f"<p><b>Run</b>: t = {t:,} / {cfg.duration_ms:,} ms simulated — {state}{extra}</p>"
+
+    def _readout_html(self, error=None) -> str:
+        raise NotImplementedError
+
+    def _error_html(self, error) -> str:
+        if error is None:
+            return ""
+        return (
+            f"<p style='color:{PALETTE['wmark_min']}'><b>Not applied:</b> "
+            f"{html.escape(str(error))} (the last valid run is still shown)</p>"
+        )
+
+    # -- layout ---------------------------------------------------------------------------------
+    def _panel(self):
+        w = _widgets()
+        plain = [_view(c) for n, c in self.controls.items() if n not in Patches.names()]
+        grid = w.GridBox(
+            plain,
+            layout=w.Layout(
+                grid_template_columns="repeat(2, minmax(300px, 1fr))", grid_gap="2px 16px"
+            ),
+        )
+        patches = w.HBox(
+            [w.HTML(f"<b>{self._patch_caption}</b>&nbsp;")]
+            + [self.controls[n] for n in Patches.names()]
+        )
+        buttons = w.HBox(list(self.buttons.values()) + [self.zoom])
+        return w.VBox([grid, self.scale_zone, patches, buttons])
+
+    _patch_caption = "patches:"
+
+    def _before_show(self) -> None:
+        if not self.threaded and self.autorun and not self.results:
+            self.run_sync()
+
+    def show(self) -> None:
+        super().show()
+        if self.threaded and self.autorun and not self.results and not self.running:
+            self.run()
+
+    def _run_plots(self) -> list:
+        return []
+
+
+class RunDemo(_SimDemo):
+    """One machine, live: the memory picture and who gets pages, with every control.
+
+    Parameters
+    ----------
+    preset : str
+        ``"large"`` (the livelock scenario), ``"small"`` or ``"steady"``.
+    fields : sequence of str, optional
+        Which SimConfig fields get a control (default :attr:`FIELDS`).
+    live : bool, optional
+        Live ipympl canvas (default: whether the ipympl backend is active).
+    threaded : bool, optional
+        Run in a background thread (default: same as ``live``).
+    autorun : bool
+        Start a run when shown and whenever a control changes.
+    first_chunk_ms, frame_s, max_chunk_ms
+        Simulated ms of the first frame; wall seconds per later frame (at least); the most
+        simulated ms one frame may cover.
+    patches : Patches or str, optional
+        Initial patch checkboxes.
+    **overrides
+        Fixed SimConfig fields (e.g. ``duration_ms=2000``); a field with a control starts at
+        this value.
+    """
+
+    def _build_plots(self) -> None:
+        ax, ax2 = self.fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": (3, 1)})
+        cfg = fitted_preset(self.preset, **self.overrides)
+        self.plot = RunPlot(ax, cfg, legend=None, zoom=self.zoom.value)
+        ax.set_xlabel("")
+        self.tasks = TaskPlot(ax2, cfg, legend=False)
+        self.fig.legend(
+            handles=self.plot.legend_handles() + self.tasks.legend_handles(),
+            loc="outside lower center",
+            ncols=5,
+            fontsize="x-small",
+            frameon=False,
+        )
+
+    def _run_plots(self) -> list:
+        return [self.plot]
+
+    def configs(self) -> list[SimConfig]:
+        return [self.config()]
+
+    def _clear_plots(self, configs) -> None:
+        self.plot.clear(configs[0])
+        self.tasks.clear(configs[0])
+
+    def _show_results(self, results) -> None:
+        self.results = results
+        self.plot.update(results[0])
+        self.tasks.update(results[0])
+
+    @property
+    def result(self):
+        """The RunResult shown now (partial while running), or None before the first frame."""
+        return self.results[0] if self.results else None
+
+    def plotted(self) -> dict:
+        """The arrays on the artists now: the memory picture, plus ``"tasks"``."""
+        out = self.plot.plotted()
+        out["tasks"] = self.tasks.plotted()
+        return out
+
+    def _readout_html(self, error=None) -> str:
+        try:
+            cfg = self.config() if error is None else (self.sims[0].config if self.sims else None)
+        except (ValueError, TypeError) as exc:
+            cfg, error = (self.sims[0].config if self.sims else None), exc
+        parts = [self._error_html(error)]
+        if cfg is not None:
+            parts.append(_rows_html(_derived_rows(cfg)))
+        parts.append(self._status_html())
+        res = self.result
+        if res is not None and self._state == "finished":
+            color = PALETTE["wmark_min"] if res.livelocked else PALETTE["wmark_high"]
+            head = (
+                f"LIVELOCK: {len(res.episodes)} episode(s), {res.livelock_ms} ms"
+                if res.livelocked
+                else "no livelock"
+            )
+            parts.append(
+                f"<p style='color:{color}'><b>{head}</b></p>"
+                f"<pre style='font-size:85%;font-family:monospace'>"
+                f"{html.escape(res.summary())}</pre>"
+            )
+        parts.append(f"<p style='font-size:85%;color:#555'>{plot_mode()}</p>")
+        return "".join(parts)
+
+
+def livelock_demo(**kwargs) -> RunDemo:
+    """The livelock notebook's main demo: the ``large`` machine, live, patches as given.
+
+    The same object notebook 05 builds; the benchmark script uses it to time a control change
+    to the first frame of the new run.
+    """
+    return RunDemo("large", **kwargs)
+
+
+class CompareDemo(_SimDemo):
+    """The same machine and seed twice, side by side: no patch (left) and the patches the
+    checkboxes select (right, all three by default)."""
+
+    figsize = (9.2, 6)  # two panels, still inside the output area
+    _patch_caption = "right-hand side runs with:"
+
+    def _initial_patches(self, base: SimConfig) -> Patches:
+        return base.patches if base.patches.enabled() else Patches.all()
+
+    def _build_plots(self) -> None:
+        axes = self.fig.subplots(
+            2, 2, sharex=True, sharey="row", gridspec_kw={"height_ratios": (3, 1)}
+        )
+        cfg = fitted_preset(self.preset, **self.overrides)
+        self.plots = [
+            RunPlot(axes[0, i], cfg, legend=None, zoom=self.zoom.value, mib_axis=i == 1)
+            for i in range(2)
+        ]
+        self.tasks = [TaskPlot(axes[1, i], cfg, legend=False) for i in range(2)]
+        for ax in axes[0]:
+            ax.set_xlabel("")
+        self.fig.legend(
+            handles=self.plots[0].legend_handles() + self.tasks[0].legend_handles(),
+            loc="outside lower center",
+            ncols=5,
+            fontsize="x-small",
+            frameon=False,
+        )
+
+    def _run_plots(self) -> list:
+        return self.plots
+
+    def configs(self) -> list[SimConfig]:
+        on = self.config()
+        return [on.replace(patches=Patches.none()), on]
+
+    def _clear_plots(self, configs) -> None:
+        for p, t, c in zip(self.plots, self.tasks, configs, strict=True):
+            p.clear(c)
+            t.clear(c)
+
+    def _show_results(self, results) -> None:
+        self.results = results
+        top = 1
+        for p, t, r in zip(self.plots, self.tasks, results, strict=True):
+            p.update(r)
+            t.update(r)
+            top = max(top, p.ax.get_ylim()[1])
+        for p in self.plots:
+            p.ax.set_ylim(0, top)
+
+    @property
+    def result(self):
+        """``(result_off, result_on)`` shown now, or None."""
+        return tuple(self.results) if self.results else None
+
+    def plotted(self) -> dict:
+        return {
+            side: {**p.plotted(), "tasks": t.plotted()}
+            for side, p, t in zip(("off", "on"), self.plots, self.tasks, strict=True)
+        }
+
+    def _readout_html(self, error=None) -> str:
+        try:
+            cfg = self.config() if error is None else (self.sims[1].config if self.sims else None)
+        except (ValueError, TypeError) as exc:
+            cfg, error = (self.sims[1].config if self.sims else None), exc
+        parts = [self._error_html(error)]
+        if cfg is not None:
+            parts.append(_rows_html(_derived_rows(cfg)))
+        parts.append(self._status_html())
+        if self.results and self._state == "finished":
+            cells = []
+            for r in self.results:
+                color = PALETTE["wmark_min"] if r.livelocked else PALETTE["wmark_high"]
+                head = f"LIVELOCK {r.livelock_ms} ms" if r.livelocked else "no livelock"
+                cells.append(
+                    f"<td style='vertical-align:top'><b style='color:{color}'>"
+                    f"patches {html.escape(r.config.patches.label())}: {head}</b>"
+                    f"<pre style='font-size:80%;font-family:monospace'>"
+                    f"{html.escape(r.summary())}</pre></td>"
+                )
+            parts.append(f"<table><tr>{''.join(cells)}</tr></table>")
+        parts.append(f"<p style='font-size:85%;color:#555'>{plot_mode()}</p>")
+        return "".join(parts)
