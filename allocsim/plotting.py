@@ -116,12 +116,16 @@ def _new_ax(ax, figsize=(9, 4.5)):
 
 def run_title(config, *, t_ms: int | None = None) -> str:
     """What produced a figure: CPUs, zone size, patches, seed (and the clock while running)."""
-    text = (
-        f"{config.cpus} CPUs · {config.zone_mib} MiB zone · patches: "
-        f"{config.patches.label()} · seed {config.seed}"
-    )
+    if config.stat_threshold == 0:
+        machine = "exact counters"
+    else:
+        machine = f"patches: {config.patches.label()}"
+    text = f"{config.cpus} CPUs · {config.zone_mib} MiB zone · {machine} · seed {config.seed}"
     if t_ms is not None and t_ms < config.duration_ms:
         text += f" · t = {t_ms} / {config.duration_ms} ms"
+    if config.counterfactual_reasons():
+        # a machine no 2.6.36 kernel can be: say so wherever its picture goes
+        text += " · COUNTERFACTUAL"
     return text
 
 
@@ -576,9 +580,12 @@ def plot_tasks(result, *, ax=None, bin_ms: int = 20, legend: bool = True):
 def _verdict(result) -> str:
     if not result.finished:
         return "(running)"
+    pages = f"{result.verdict['delivered_pages']:,} pages had"
     if result.livelocked:
-        return f"LIVELOCK: {result.livelock_ms} ms"
-    return "no livelock"
+        return f"LIVELOCK: stalled {result.livelock_ms} ms · {pages}"
+    if result.livelock_ms:
+        return f"stalled {result.livelock_ms} ms · {pages}"
+    return f"no stall · {pages}"
 
 
 def plot_compare(results, *, axes=None, tasks: bool = True, zoom: str = "all", titles=None):

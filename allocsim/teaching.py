@@ -35,6 +35,8 @@ __all__ = [
     "fitted_preset",
     "gfp_contexts",
     "run_pair",
+    "run_triple",
+    "verdict_table",
     "ablation",
     "snapshot_ticks",
     "kswapd_when_truth_below_min",
@@ -244,6 +246,41 @@ def run_pair(config: SimConfig, patches: Patches | None = None):
     return off, on
 
 
+def run_triple(config: SimConfig):
+    """The same seed unpatched, with all three patches, and with exact counters.
+
+    Returns ``(none, all, exact)`` RunResults; the exact machine
+    (:func:`allocsim.metrics.exact_config`) is the yardstick for what the patches bought.
+    """
+    from .compare import compare_results
+
+    return tuple(r for _, r in compare_results(config, ("none", "all", "exact")))
+
+
+def verdict_table(results) -> Table:
+    """One row per run: pages had, share of the exact run's, stalled ms, counter lies."""
+    results = list(results)
+    exact = next((r for r in results if r.config.stat_threshold == 0), None)
+    rows = []
+    for r in results:
+        v = r.verdict
+        label = "exact counters" if r.config.stat_threshold == 0 else r.config.patches.label()
+        row = {"machine": label, "pages had": v["delivered_pages"]}
+        if exact is not None:
+            row["of exact"] = (
+                f"{100 * v['delivered_pages'] / max(1, exact.verdict['delivered_pages']):.0f}%"
+            )
+        row.update(
+            {
+                "stalled ms": v["stalled_ms"],
+                "counter lied ms": v["counter_lies_ms"],
+                "drain_all_pages": int(r.series["drain_all_pages"].sum()),
+            }
+        )
+        rows.append(row)
+    return Table(rows)
+
+
 def snapshot_ticks(result) -> int:
     """Ticks in which the watermark checks read the snapshot instead of the counter.
 
@@ -278,8 +315,9 @@ def _row(result, label=None) -> dict:
     k = kswapd_when_truth_below_min(result)
     return {
         "patches": label or result.config.patches.label(),
-        "livelock ms": d["livelock_ms"],
-        "task pages had": d["task_throughput"],
+        "livelocked": d["livelocked"],
+        "stalled ms": d["stalled_ms"],
+        "pages had": d["delivered_pages"],
         "GFP_ATOMIC failed": d["atomic_failed"],
         "drain_all_pages": d["drain_all_pages_calls"],
         "direct reclaim": d["direct_reclaim_entries"],
@@ -326,7 +364,11 @@ def diagnose(result) -> str:
     if result.episodes:
         e = result.episodes[0]
         o = e.onset
-        out.append(f"Livelock from {e.start_ms} ms for {e.length_ms} ms.")
+        v = result.verdict
+        out.append(
+            f"{len(result.episodes)} stall(s), {v['stalled_ms']} ms in stalled bins in all; "
+            f"the first from {e.start_ms} ms for {e.length_ms} ms."
+        )
         out.append(
             f"At its onset the counter said {o['counter']} pages free "
             f"(WMARK_MIN is {d['wmark_min']}), but the buddy lists held {o['buddy']} "
@@ -342,7 +384,7 @@ def diagnose(result) -> str:
         demand = int(s["task_demand"][sl].sum())
         ok = int(s["task_ok"][sl].sum())
         out.append(
-            f"During the episode the tasks got {ok} of the {demand} pages they asked "
+            f"During that stall the tasks got {ok} of the {demand} pages they asked "
             f"for; {int(s['direct_reclaim'][sl].sum())} direct-reclaim entries, "
             f"{int(s['memalloc_ok'][sl].sum())} of {int(s['memalloc_attempted'][sl].sum())} "
             f"writeback allocations succeeded."
@@ -350,7 +392,7 @@ def diagnose(result) -> str:
     else:
         r = result.to_dict()
         out.append(
-            f"No livelock in {r['simulated_ms']} ms: the tasks got "
+            f"No stall in {r['simulated_ms']} ms: the tasks got "
             f"{100 * (r['task_throughput'] or 0):.1f}% of the pages they asked for."
         )
         out.append(
