@@ -129,6 +129,10 @@ class SimConfig:
     )
 
     # -- the workload (independent of what the allocator does) -------------------------------
+    # SIMPLIFICATION (burst timing): the workload starts at once on a quiet, folded machine, at
+    # burst_start_ms after boot; 20 ms falls just after the writer CPUs' vmstat fold wave (CPU c
+    # folds at t = -3c mod stat_interval), the worst case for drift. It stands for a batch job
+    # starting on an idle server; results.md varies it (500 and 950 ms).
     burst_start_ms: int = _f(
         20,
         label="burst starts",
@@ -198,6 +202,9 @@ class SimConfig:
         group="workload",
         help="how long a temporary task page lives",
     )
+    # SIMPLIFICATION (interrupt load): every CPU's interrupts allocate GFP_ATOMIC pages at one
+    # Poisson rate and free each on the same CPU a fixed time later (network receive buffers);
+    # they strand pages on CPUs that run no writer. results.md varies it (0 and 1 page/ms).
     atomic_rate: float = _f(
         0.3,
         label="interrupt rate",
@@ -264,6 +271,9 @@ class SimConfig:
         "CPUs in turn and free the pages that carried the "
         "writeback there; None = min(8, cpus)",
     )
+    # SIMPLIFICATION (writeback cost): sending a dirty page to the device allocates this many
+    # pages and nothing else; 1 stands for a network filesystem (an skb per page, Mel Gorman's
+    # NFS example), 0 for a block device whose bios and requests come from mempools.
     writeback_alloc_ratio: float = _f(
         1.0,
         label="writeback allocations",
@@ -275,8 +285,10 @@ class SimConfig:
         "filesystem (socket buffers), 0 for a block device whose requests come from "
         "mempools",
     )
-    # SCENARIO: the 2.6.36 defaults of vm.dirty_ratio / vm.dirty_background_ratio. Writers are
-    # throttled in balance_dirty_pages above the first; the flusher writes back above the second.
+    # SIMPLIFICATION (dirty limit): global thresholds only, as 2.6.36's global_dirty_limits with
+    # its defaults of vm.dirty_ratio 20 / vm.dirty_background_ratio 10 (no per-bdi or per-task
+    # shares). Writers are throttled in balance_dirty_pages above the first; the flusher writes
+    # back above the second (allocsim.page_writeback).
     dirty_ratio: int = _f(
         20,
         label="dirty_ratio",

@@ -117,7 +117,8 @@ RUNS = Runs()
 
 def _span(values, pct=False) -> str:
     if pct:
-        return f"{100 * statistics.mean(values):.0f}% ({100 * min(values):.0f}–{100 * max(values):.0f})"
+        mean, lo, hi = (100 * f(values) for f in (statistics.mean, min, max))
+        return f"{mean:.0f}% ({lo:.0f}–{hi:.0f})"
     return f"{statistics.mean(values):.0f} ({min(values)}–{max(values)})"
 
 
