@@ -222,12 +222,12 @@ def conclusions(sens: list[dict], defs: list[dict]) -> str:
     calm = [r for r in sens if max(r["sn"]) == 0]
     out.append(
         "* The unpatched machine stalls in every seed under: "
-        + "; ".join(f"{r['knob']} = {_label(r['o'])}" for r in stalls)
+        + "; ".join(_label(r["o"]) for r in stalls)
         + "."
     )
     out.append(
         "* It never stalls under: "
-        + ("; ".join(f"{r['knob']} = {_label(r['o'])}" for r in calm) or "(none)")
+        + ("; ".join(_label(r["o"]) for r in calm) or "(none)")
         + "."
     )
     worst_patched = max(sens, key=lambda r: statistics.mean(r["pa"]))
