@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from .constants import NR_CPUS, PAGE_SHIFT
-from .errors import check_float, check_int
+from .errors import check_float, check_int, check_pcp_high, check_watermarks_fit
 from .page_alloc import min_free_kbytes as kernel_min_free_kbytes
 from .page_alloc import setup_pageset, setup_per_zone_wmarks, zone_batchsize
 from .patches import Patches
@@ -355,10 +355,10 @@ class SimConfig:
             if value is None and meta["optional"]:
                 continue
             lo, hi = meta["range"]
-            if meta["integer"]:
-                check_int(f.name, value, lo, hi)
-            else:
-                object.__setattr__(self, f.name, check_float(f.name, value, lo, hi))
+            # Store the checked value: a numpy integer or float becomes a plain int or float,
+            # so to_dict() and JSON work whatever the caller passed.
+            check = check_int if meta["integer"] else check_float
+            object.__setattr__(self, f.name, check(f.name, value, lo, hi))
         if not isinstance(self.patches, Patches):
             raise TypeError(f"patches must be an allocsim.Patches, got {self.patches!r}")
         for name in ("record_events", "counterfactual"):
@@ -384,20 +384,15 @@ class SimConfig:
             raise ValueError(
                 f"kswapd_cpu must be in [0, cpus-1={self.cpus - 1}], got {self.kswapd_cpu}"
             )
-        if (
-            self.pcp_high is not None
-            and self.pcp_batch is not None
-            and self.pcp_high < self.pcp_batch
-        ):
-            raise ValueError(
-                f"pcp_high must be >= pcp_batch ({self.pcp_batch}) or 0, got {self.pcp_high}"
-            )
         d = self.derived()
+        batch_from = "pcp_batch" if self.pcp_batch is not None else "the zone's pcp batch"
+        check_pcp_high(self.pcp_high, d.pcp_batch, batch_from)
         if self.initial_free_pages is not None and self.initial_free_pages > d.present_pages:
             raise ValueError(
                 f"initial_free_pages must be in [0, present_pages={d.present_pages}], "
                 f"got {self.initial_free_pages}"
             )
+        check_watermarks_fit(self.min_free_kbytes, self.zone_mib, d.wmark_high, d.present_pages)
 
     # -- derived kernel numbers ---------------------------------------------------------------
     def derived(self) -> Derived:
@@ -572,6 +567,11 @@ PRESETS = {
 
 def preset(name: str, **overrides) -> SimConfig:
     """Build the named scenario, applying ``overrides`` (any SimConfig field)."""
+    if not isinstance(name, str):
+        raise TypeError(
+            f"preset must be a preset name ({', '.join(PRESETS)}), got {name!r} "
+            f"({type(name).__name__})"
+        )
     if name not in PRESETS:
         raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {name!r}")
     if isinstance(overrides.get("patches"), str):

@@ -26,7 +26,7 @@ from collections import OrderedDict, deque
 import numpy as np
 
 from .constants import MAX_ORDER, NR_CPUS, PAGE_SHIFT, WMARK_HIGH, WMARK_LOW, WMARK_MIN, ZONE_NAMES
-from .errors import check_int
+from .errors import bad_page, check_int
 from .page_alloc import min_free_kbytes as default_min_free_kbytes
 from .page_alloc import setup_pageset, setup_per_zone_wmarks, zone_batchsize
 from .patches import Patches
@@ -274,8 +274,65 @@ class Zone:
         order = check_int("order", order, 0, MAX_ORDER - 1)
         return self.__rmqueue_smallest(order)
 
+    # A page's state in ``page_order``: >= 0 the head of a free buddy block of that order, -1
+    # allocated (or inside a free block), -2 on a per-cpu list. Allocated pages are the only
+    # ones that may be freed.
+    _ON_PCP = -2
+
+    def _check_pfn(self, pfn, order: int = 0) -> int:
+        """``pfn`` as an int, if ``[pfn, pfn + 2^order)`` is an aligned block of this zone."""
+        if type(pfn) is not int or not 0 <= pfn < self.present_pages:
+            pfn = check_int("pfn", pfn, 0, self.present_pages - 1)
+        if order and (pfn & ((1 << order) - 1) or pfn + (1 << order) > self.present_pages):
+            raise ValueError(
+                f"pfn {pfn} does not start an order-{order} block of this zone "
+                f"(it must be a multiple of {1 << order} and the block must end by "
+                f"pfn {self.present_pages})"
+            )
+        return pfn
+
+    def free_pages_check(self, pfn: int, order: int = 0) -> None:
+        """Raise the kernel's ``bad_page()`` if a page of the block is free already.
+
+        Mirrors ``free_pages_check`` (mm/page_alloc.c), which catches a page freed while it
+        is still a free buddy (``PageBuddy``); here also a page still on a per-cpu list.
+        """
+        po = self.page_order
+        if order == 0:
+            state = int(po[pfn])
+            if state == self._ON_PCP:
+                bad_page(pfn, "it is on a per-cpu list (freed already)")
+            # A free block of order k containing pfn starts at pfn rounded down to 2^k.
+            for k in range(MAX_ORDER):
+                head = pfn & ~((1 << k) - 1)
+                if po[head] >= k:
+                    bad_page(
+                        pfn,
+                        f"it is free already (in the order-{int(po[head])} block at pfn {head})",
+                    )
+            return
+        block = po[pfn : pfn + (1 << order)]
+        if (block != -1).any():
+            first = pfn + int(np.flatnonzero(block != -1)[0])
+            bad_page(first, f"it is free already (freeing the order-{order} block at pfn {pfn})")
+        for k in range(order + 1, MAX_ORDER):
+            head = pfn & ~((1 << k) - 1)
+            if po[head] >= k:
+                bad_page(
+                    pfn, f"it is free already (in the order-{int(po[head])} block at pfn {head})"
+                )
+
     def free_one_block(self, pfn: int, order: int = 0) -> None:
-        """``__free_one_page``: put a block back, merging with free buddies as far as possible."""
+        """``__free_one_page``: put a block back, merging with free buddies as far as possible.
+
+        A block that is not allocated (freed twice, or still on a per-cpu list) raises
+        :class:`~allocsim.errors.BadPageError`, naming the pfn, as the kernel's ``bad_page()``
+        reports it; the zone is left unchanged.
+        """
+        if type(order) is not int or not 0 <= order < MAX_ORDER:
+            order = check_int("order", order, 0, MAX_ORDER - 1)
+        pfn = self._check_pfn(pfn, order)
+        self.free_pages_check(pfn, order)
         page_idx = pfn
         while order < MAX_ORDER - 1:
             buddy_idx = page_idx ^ (1 << order)
@@ -310,6 +367,8 @@ class Zone:
             if pfn is None:
                 break
             pages.append(pfn)
+        if pages:
+            self.page_order[pages] = self._ON_PCP
         lst = self.pcp_lists[cpu]
         if cold:
             # list_add_tail(&page->lru, list); list = &page->lru: each page goes just before the
@@ -325,6 +384,7 @@ class Zone:
         for i in range(count):
             pfn = lst.pop()  # the tail: the coldest page
             self.pcp_count[cpu] -= 1
+            self.page_order[pfn] = -1  # off the pcp list, about to be freed to the buddy lists
             self.free_one_block(pfn, 0)
             if on_page is not None:
                 on_page(i + 1)
@@ -332,6 +392,9 @@ class Zone:
     def _pcp_push(self, cpu: int, cold: bool, pfn) -> None:
         if pfn is None:
             raise ValueError("a page-level Zone frees named pages: pass pfn")
+        pfn = self._check_pfn(pfn)
+        self.free_pages_check(pfn)
+        self.page_order[pfn] = self._ON_PCP
         if cold:
             self.pcp_lists[cpu].append(pfn)
         else:
@@ -341,7 +404,9 @@ class Zone:
     def _pcp_pop(self, cpu: int, cold: bool):
         lst = self.pcp_lists[cpu]
         self.pcp_count[cpu] -= 1
-        return lst.pop() if cold else lst.popleft()
+        pfn = lst.pop() if cold else lst.popleft()
+        self.page_order[pfn] = -1  # allocated
+        return pfn
 
     def __repr__(self):
         return (

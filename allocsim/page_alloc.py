@@ -259,6 +259,8 @@ def rmqueue_bulk(zone, cpu: int, count: int, cold: bool = False) -> int:
     re-check here: the caller's check may be stale by now. Returns the pages moved.
     """
     check_cpu(zone, cpu)
+    if type(count) is not int or count < 0:  # cheap for the common case, named otherwise
+        count = check_int("count", count, 0)
     got = zone._buddy_take(cpu, count, cold)
     if got:
         __mod_zone_page_state(zone, cpu, -got)
@@ -278,6 +280,8 @@ def free_pcppages_bulk(zone, cpu: int, count: int, on_page=None) -> int:
     freed and lowers ``pcp.count`` by them (the kernel's callers do that right after).
     """
     check_cpu(zone, cpu)
+    if type(count) is not int or count < 0:
+        count = check_int("count", count, 0)
     count = min(count, int(zone.pcp_count[cpu]))
     if count <= 0:
         return 0
@@ -305,6 +309,12 @@ def free_hot_cold_page(
     the zone keeps pages individually. Returns the pages flushed to the buddy lists.
     """
     check_cpu(zone, cpu)
+    nr_pages = check_int("nr_pages", nr_pages, 0)
+    if zone.page_level and nr_pages > 1:
+        raise ValueError(
+            f"nr_pages must be 1 when freeing the named page pfn={pfn!r} of a page-level Zone, "
+            f"got {nr_pages}"
+        )
     flushed = 0
     for _ in range(nr_pages):
         zone._pcp_push(cpu, cold, pfn)
@@ -547,6 +557,8 @@ def free_hot_cold_page_n(zone, cpu: int, nr: int, cold: bool = False) -> int:
     Each time ``pcp.count`` reaches ``high`` one ``free_pcppages_bulk(batch)`` runs, exactly as
     ``nr`` single frees would do. Returns the pages flushed to the buddy lists.
     """
+    if type(nr) is not int:
+        nr = check_int("nr", nr)
     if nr <= 0:
         return 0
     if zone.page_level:

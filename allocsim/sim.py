@@ -36,8 +36,10 @@ import time
 import numpy as np
 
 from . import page_alloc
+from .budget import check_series_memory
 from .config import SimConfig
 from .constants import ALLOC_CPUSET, ALLOC_WMARK_LOW, ALLOC_WMARK_MASK, GFP_ATOMIC, GFP_KERNEL
+from .errors import check_run_arguments
 from .mmzone import CountingZone
 from .page_alloc import (
     drain_all_pages,
@@ -719,6 +721,8 @@ class Simulation:
         if isinstance(until, bool) or not isinstance(until, (int, np.integer)) or until < 0:
             raise ValueError(f"until must be a whole number of ms >= 0, got {until!r}")
         until = int(until)
+        check_run_arguments(progress, progress_every, wall_budget_s)
+        check_series_memory("until", until)  # refuse a record that cannot fit, before allocating
         self.recorder.ensure(until)
         start = time.perf_counter()
         while self.t < until:
