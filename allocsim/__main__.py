@@ -17,12 +17,17 @@ import argparse
 import json
 import os
 import sys
+import time
 from dataclasses import fields
 
+from .budget import describe_seconds, estimate_seconds
 from .config import PRESETS, SimConfig, preset
+from .errors import check_float
 from .patches import Patches
 
 __all__ = ["main", "build_parser"]
+
+LONG_RUN_S = 60.0  # runs estimated to take longer than this are announced on stderr
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -127,10 +132,49 @@ def _config_from(args) -> SimConfig:
     if args.counterfactual:
         overrides["counterfactual"] = True
     if args.seconds is not None:
-        if not 0 < args.seconds <= 3600:
-            raise ValueError(f"seconds must be in (0, 3600], got {args.seconds}")
-        overrides["duration_ms"] = int(round(args.seconds * 1000))
+        overrides["duration_ms"] = _duration_ms(args.seconds)
     return preset(args.preset, **overrides)
+
+
+def _duration_ms(seconds: float) -> int:
+    """``--seconds`` as duration_ms, checked against duration_ms's range (inf and NaN too)."""
+    lo, hi = next(f for f in fields(SimConfig) if f.name == "duration_ms").metadata["range"]
+    ms = check_float("seconds", seconds, lo / 1000, hi / 1000) * 1000
+    return min(hi, max(lo, int(round(ms))))
+
+
+def _announce_cost(cfg: SimConfig, err, runs: int = 1, command: str = "run") -> None:
+    """Warn on ``err`` when the run(s) should take over a minute (allocsim.budget's estimate)."""
+    secs = runs * estimate_seconds(cfg.cpus, cfg.duration_ms)
+    if secs > LONG_RUN_S:
+        what = f"{runs} runs of " if runs > 1 else ""
+        print(
+            f"python -m allocsim {command}: warning: {what}{cfg.duration_ms:,} simulated ms on "
+            f"{cfg.cpus} CPUs should take {describe_seconds(secs)} of wall time (benchmark "
+            "estimate); Ctrl-C stops it",
+            file=err,
+        )
+
+
+def _progress_printer(cfg: SimConfig, err):
+    """A ``progress(sim)`` callback that rewrites one status line on ``err`` if it is a
+    terminal, or None when it is not (a log file or a pipe gets no carriage returns)."""
+    if not err.isatty():
+        return None
+    start = time.perf_counter()
+
+    def progress(sim) -> None:
+        done = sim.t / cfg.duration_ms
+        elapsed = time.perf_counter() - start
+        left = f", {describe_seconds(elapsed / done - elapsed)} left" if done > 0.02 else ""
+        print(
+            f"\r  simulated {sim.t:,} / {cfg.duration_ms:,} ms ({100 * done:.0f}%{left})   ",
+            end="",
+            file=err,
+            flush=True,
+        )
+
+    return progress
 
 
 def _print_parameters(cfg: SimConfig, out) -> None:
@@ -177,22 +221,22 @@ def main(argv: list[str] | None = None) -> int:
     from .sim import Simulation
 
     sim = Simulation(cfg)
-    if args.json:
-        print(json.dumps(sim.run().to_dict()))
-        return 0
-    if not args.quiet:
+    if not args.json and not args.quiet:
         _print_parameters(cfg, sys.stdout)
-
-    def progress(s):
-        if sys.stderr.isatty():
-            print(
-                f"\r  simulated {s.t} / {cfg.duration_ms} ms", end="", file=sys.stderr, flush=True
-            )
-
-    result = sim.run(progress=progress, progress_every=250)
-    if sys.stderr.isatty():
-        print("\r" + " " * 40 + "\r", end="", file=sys.stderr)
-    print(result.summary())
+    _announce_cost(cfg, sys.stderr)
+    progress = _progress_printer(cfg, sys.stderr)
+    try:
+        result = sim.run(progress=progress, progress_every=250)
+    except KeyboardInterrupt:
+        print(f"\npython -m allocsim run: interrupted at {sim.t:,} ms", file=sys.stderr)
+        return 130
+    finally:
+        if progress is not None:
+            print("\r" + " " * 72 + "\r", end="", file=sys.stderr, flush=True)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(result.summary())
     return 0
 
 
@@ -203,6 +247,7 @@ def _compare(cfg: SimConfig, labels: list[str], args) -> int:
         if sys.stderr.isatty():
             print(f"\r  run {i + 1} of {n}: {label:<20}", end="", file=sys.stderr, flush=True)
 
+    _announce_cost(cfg, sys.stderr, runs=len(labels), command="compare")
     rows = compare(cfg, labels, progress=progress)
     if sys.stderr.isatty():
         print("\r" + " " * 40 + "\r", end="", file=sys.stderr)

@@ -27,6 +27,7 @@ __all__ = [
     "estimate_seconds",
     "check_series_memory",
     "describe_seconds",
+    "available_memory_bytes",
 ]
 
 # benchmarks/README.md, "Figures": the small preset (4 CPUs) costs 28 µs per simulated ms, which
@@ -74,12 +75,35 @@ def check_series_memory(name: str, ticks: int) -> None:
     that fits.
     """
     need = ticks * SERIES_BYTES_PER_TICK
-    if need <= MAX_SERIES_BYTES:
-        return
-    raise ValueError(
-        f"{name} must be at most {max_recorded_ms():,} ms: {ticks:,} ms of per-tick series "
-        f"would need {_bytes_text(need)} (limit {_bytes_text(MAX_SERIES_BYTES)})"
-    )
+    if need > MAX_SERIES_BYTES:
+        raise ValueError(
+            f"{name} must be at most {max_recorded_ms():,} ms: {ticks:,} ms of per-tick series "
+            f"would need {_bytes_text(need)} (limit {_bytes_text(MAX_SERIES_BYTES)})"
+        )
+    # The record and the result's copy of it must also fit in the memory this machine has
+    # free; only worth asking for long runs.
+    if need >= _ASK_MEMORY_ABOVE:
+        free = available_memory_bytes()
+        if free is not None and 2 * need > free:
+            raise ValueError(
+                f"{name}={ticks:,} ms needs {_bytes_text(2 * need)} for its per-tick record and "
+                f"result, but this machine has {_bytes_text(free)} available: run a shorter time"
+            )
+
+
+_ASK_MEMORY_ABOVE = 64 << 20
+
+
+def available_memory_bytes() -> int | None:
+    """``MemAvailable`` from /proc/meminfo in bytes, or None where there is no such file."""
+    try:
+        with open("/proc/meminfo", "rb") as f:
+            for line in f.read(1 << 16).splitlines():
+                if line.startswith(b"MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def describe_seconds(seconds: float) -> str:
