@@ -511,28 +511,12 @@ def config_like(overrides: dict, name: str = "large", **extra):
     clamped into the range its SimConfig field accepts, and each clamp is noted.
 
     Returns ``(config, overrides, notes)``: the SimConfig (``name`` preset), the fitted
-    overrides (pass them to ``RunDemo(name, **overrides)``) and what was changed.
+    overrides (pass them to ``RunDemo(name, **overrides)``) and what was changed. The fitting
+    is :func:`allocsim.zoneinfo.fit_sim_settings`, the same the command line prints.
     """
-    meta = {f.name: f.metadata for f in SimConfig.parameters()}
-    fitted, notes = {}, []
-    for key, value in {**overrides, **extra}.items():
-        if value is None or key not in meta or "range" not in meta[key]:
-            fitted[key] = value
-            continue
-        lo, hi = meta[key]["range"]
-        v = min(max(value, lo), hi)
-        if v != value:
-            notes.append(f"{key} {value} is outside [{lo}, {hi}]: using {v}")
-        fitted[key] = v
-    if (
-        fitted.get("pcp_high") is not None
-        and fitted.get("pcp_batch") is not None
-        and fitted["pcp_high"] < fitted["pcp_batch"]
-    ):
-        notes.append(
-            f"pcp_high {fitted['pcp_high']} < pcp_batch {fitted['pcp_batch']}: using high = batch"
-        )
-        fitted["pcp_high"] = fitted["pcp_batch"]
+    from .zoneinfo import fit_sim_settings
+
+    fitted, notes = fit_sim_settings({**overrides, **extra}, name)
     return fitted_preset(name, **fitted), fitted, notes
 
 

@@ -28,20 +28,28 @@
       node_unreclaimable:  0            (2.6.x: all_unreclaimable, start_pfn, inactive_ratio)
       start_pfn:           1048576
 
-Kernels before 2.6.24 printed two lists per CPU (``cpu: 0 pcp: 0`` hot, ``pcp: 1`` cold); 2.6.x
-kernels skip empty zones, modern ones print them with their header and ``protection`` only.
+Old kernels printed two lists per CPU (``cpu: 0 pcp: 0`` hot, ``pcp: 1`` cold) and, up to
+2.6.20, skipped a CPU whose lists were all empty: a zone may list fewer CPUs than the machine
+has, or none. For those files the CPU count is inferred (largest CPU number listed + 1) and the
+report says so. 2.6.x kernels skip empty zones, modern ones (4.12+) print them with their
+header and ``protection`` only. ``tests/data/zoneinfo/`` holds real files from 2.6.13 to 5.x.
 
 Three layers:
 
-* :func:`parse_zoneinfo` turns the text into frozen dataclasses (:class:`ZoneinfoFile`,
-  :class:`ZoneInfo`, :class:`PagesetInfo`). Unknown lines are kept aside, not fatal; anything
-  that looks like a known line but is not well formed raises :class:`ZoneinfoError` naming the
-  line number and the line.
+* :func:`read_zoneinfo` reads at most :data:`MAX_BYTES` (8 MiB) of a regular file (anything
+  under /proc too), giving up after :data:`READ_TIMEOUT_S`; :func:`parse_zoneinfo` turns the
+  text into frozen dataclasses (:class:`ZoneinfoFile`, :class:`ZoneInfo`,
+  :class:`PagesetInfo`). Unknown lines are kept aside, not fatal; anything that looks like a
+  known line but is not well formed raises :class:`ZoneinfoError` naming the line number and
+  the line. So does a populated zone that stops before the lines that follow its pagesets (a
+  cut file). Cuts at a zone or node boundary are found from the file's cross-references (each
+  zone's ``protection``, the NUMA counters) and reported as ``warnings``.
 * :func:`build_report` applies the 2.6.36 formulas of :mod:`allocsim.vmstat` to every zone
   (stat threshold, worst-case drift against ``low - min``, the drift mark, the 2.6.38 pressure
   threshold) and writes down, in ``notes``, where the running kernel differs from 2.6.36.
 * :func:`format_report`, :func:`report_to_dict` and :func:`main`
-  (``python -m allocsim zoneinfo [PATH] [--json]``) present it.
+  (``python -m allocsim zoneinfo [PATH] [--json]``) present it, with simulation settings for a
+  machine like this one fitted to what a simulation accepts (:func:`fit_sim_settings`).
 """
 
 from __future__ import annotations
@@ -49,8 +57,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
+import stat
 import sys
+import threading
 from dataclasses import dataclass, field
 
 from .constants import NR_CPUS, PAGE_SHIFT
@@ -76,12 +87,21 @@ __all__ = [
     "format_report",
     "report_to_dict",
     "main",
+    "fit_sim_settings",
+    "ZoneinfoReadError",
     "DEFAULT_PATH",
     "PROG",
+    "MAX_BYTES",
+    "READ_TIMEOUT_S",
 ]
 
 DEFAULT_PATH = "/proc/zoneinfo"
 PROG = "python -m allocsim zoneinfo"
+
+# A real /proc/zoneinfo is well under 1 MiB even with 4096 CPUs (about 110 bytes per CPU per
+# zone); reading stops past this, so /dev/zero or a stray 100 MB file fails at once.
+MAX_BYTES = 8 << 20
+READ_TIMEOUT_S = 10.0  # a read that blocks longer (a FIFO under /proc, a hung NFS mount) fails
 
 _MAX_PAGES = 1 << 40  # the same ceiling allocsim.vmstat and allocsim.page_alloc accept
 _INT_MAX = (1 << 31) - 1  # pcp fields and CPU ids are C ints ("%i")
@@ -100,13 +120,31 @@ _TRAILER_KEYS = (  # "key: value" after the pagesets; they end the last cpu bloc
     "node_unreclaimable",
     "reserved_highatomic",
     "free_highatomic",
+    "node_inactive_ratio",
 )
+# Per-CPU lines of old kernels, inside a cpu block: the pcp "low" mark (before 2.6.16) and the
+# per-CPU NUMA counters (2.6.13 - 2.6.17). Known, so not "unrecognised"; the NUMA ones are
+# summed into the zone's stats (they show whether other nodes exist).
+_PERCPU_OLD_KEYS = (
+    "low",
+    "numa_hit",
+    "numa_miss",
+    "numa_foreign",
+    "interleave_hit",
+    "local_node",
+    "other_node",
+)
+# Counters that are non-zero only if there is another node: allocations this node took for
+# another (numa_miss), meant for it but placed elsewhere (numa_foreign), or made from a CPU of
+# another node (numa_other, per-CPU other_node).
+_CROSS_NODE_KEYS = ("numa_miss", "numa_foreign", "numa_other", "other_node")
 
 _NODE_RE = re.compile(r"Node\s+([0-9]{1,9}),\s*zone\s+(\S+)")
 _INT_RE = re.compile(r"-?[0-9]{1,20}")
 _KEY_RE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(:?)\s*(.*)")
 _CPU_RE = re.compile(r"([0-9]{1,10})(?:\s+pcp:\s*([0-9]{1,10}))?")
 _PROTECTION_RE = re.compile(r"\(\s*(-?[0-9]{1,20}(?:\s*,\s*-?[0-9]{1,20})*)\s*\)")
+_SCANNED_OLD_RE = re.compile(r"scanned\s+([0-9]{1,20})\s+\(a:\s*[0-9]{1,20}\s+i:\s*[0-9]{1,20}\)")
 
 
 class ZoneinfoError(ValueError):
@@ -133,6 +171,11 @@ class ZoneinfoError(ValueError):
 
     def __reduce__(self):
         return type(self), (self.lineno, self.line, self.reason)
+
+
+class ZoneinfoReadError(OSError):
+    """A path that cannot be read as a zoneinfo file: too large, not a regular file, or a read
+    that did not finish in time. The message is one line."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,10 +283,19 @@ class ZoneinfoFile:
     zones : tuple of ZoneInfo
     unrecognised : tuple of (int, str)
         ``(line number, line)`` of every line the parser did not understand and ignored.
+    warnings : tuple of str
+        Signs that the file is incomplete (cut short, zones or nodes missing) that could not
+        be proven; a file that is certainly incomplete raises ZoneinfoError instead.
     """
 
     zones: tuple[ZoneInfo, ...]
     unrecognised: tuple[tuple[int, str], ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def hot_cold(self) -> bool:
+        """True for the format of kernels with hot and cold lists (``cpu: N pcp: J``)."""
+        return any(p.pcp is not None for z in self.zones for p in z.pagesets)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -268,6 +320,12 @@ class _ZoneBuilder:
         self.current: dict | None = None  # the cpu block being read
         self.cpus_seen: set[tuple[int, int | None]] = set()
         self.current_line: tuple[int, str] = (0, "")
+        self.seen_trailer = False  # a line after the pagesets ("start_pfn:", ...)
+        self.last_line: tuple[int, str] = (lineno, line)  # where the zone's text ends
+
+    @property
+    def label(self) -> str:
+        return f"Node {self.node}, zone {self.name}"
 
     def close_pageset(self) -> None:
         if self.current is None:
@@ -291,9 +349,16 @@ class _ZoneBuilder:
         if f["high"] < f["low"]:
             lineno, line = self.field_lines["high"]
             raise ZoneinfoError(lineno, line, f"high watermark {f['high']} is below low {f['low']}")
-        if f["present"] > 0 and not self.pagesets:
+        if f["present"] > 0 and not self.seen_trailer:
+            # Every kernel ends a populated zone with lines after its pagesets (start_pfn:,
+            # all_unreclaimable: or node_unreclaimable:), so without them the pageset list may
+            # have been cut short, and with it the CPU count and the thresholds.
+            lineno, line = self.last_line
             raise ZoneinfoError(
-                self.lineno, self.line, "zone has present pages but no 'cpu: N' pageset"
+                lineno,
+                line,
+                f"{self.label} ends here, before the 'start_pfn:' lines that follow its "
+                "pagesets: the file looks cut short",
             )
         ncpus = len({p.cpu for p in self.pagesets})
         if ncpus > NR_CPUS:
@@ -361,6 +426,8 @@ def parse_zoneinfo(text: str) -> ZoneinfoFile:
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
+    if text.startswith("\ufeff"):  # a UTF-8 byte order mark, as some editors save files
+        text = text[1:]
     lines = text.split("\n")
     zones: list[ZoneInfo] = []
     seen: dict[tuple[int, str], int] = {}
@@ -396,17 +463,112 @@ def parse_zoneinfo(text: str) -> ZoneinfoFile:
                 continue
             raise ZoneinfoError(lineno, line, "before the first 'Node N, zone NAME' line")
         _apply(zone, kind, key, value, lineno, line, unrecognised)
+        zone.last_line = (lineno, line)
 
     if zone is not None:
         zones.append(zone.finish())
     if not zones:
         lineno, line = _first_nonblank(lines)
         raise ZoneinfoError(lineno, line, "no 'Node N, zone NAME' line: not a zoneinfo file")
+
+    def zone_line(z: ZoneInfo) -> str:
+        return lines[z.line - 1].rstrip("\r")
+
     if not any(z.populated for z in zones):
-        raise ZoneinfoError(
-            zones[0].line, lines[zones[0].line - 1].rstrip("\r"), "no zone has present pages"
+        raise ZoneinfoError(zones[0].line, zone_line(zones[0]), "no zone has present pages")
+    hot_cold = any(p.pcp is not None for z in zones for p in z.pagesets)
+    for z in zones:
+        # Kernels with hot/cold lists (2.6.20 and before) skip a CPU whose lists are all empty,
+        # so a populated zone may list none; later kernels list every online CPU.
+        if z.populated and not z.pagesets and not hot_cold:
+            raise ZoneinfoError(
+                z.line, zone_line(z), "zone has present pages but no 'cpu: N' pageset"
+            )
+    if hot_cold:
+        top = max((p for z in zones for p in z.pagesets), key=lambda p: p.cpu)
+        if top.cpu + 1 > NR_CPUS:
+            raise ZoneinfoError(
+                top.line,
+                lines[top.line - 1].rstrip("\r"),
+                f"CPU {top.cpu} means at least {top.cpu + 1} CPUs: allocsim models at most "
+                f"NR_CPUS = {NR_CPUS}",
+            )
+    warnings = _completeness_warnings(zones, text)
+    return ZoneinfoFile(
+        zones=tuple(zones), unrecognised=tuple(unrecognised), warnings=tuple(warnings)
+    )
+
+
+def _protection_steps(protection: tuple[int, ...]) -> int:
+    """How many zones above this one ``protection`` shows to have pages.
+
+    ``protection[j]`` is ``lowmem_reserve[j]``: the pages of the zones above this one, up to
+    zone ``j``, divided by a ratio (``setup_per_zone_lowmem_reserve``). It can only grow from
+    ``j - 1`` to ``j`` if zone ``j`` has pages, so each step up is one populated zone above.
+    """
+    return sum(1 for a, b in zip(protection, protection[1:], strict=False) if b > a)
+
+
+def _completeness_warnings(zones: list[ZoneInfo], text: str) -> list[str]:
+    """Signs that zones or nodes are missing from an otherwise well-formed file.
+
+    A cut inside a populated zone is an error (the zone has no lines after its pagesets); what
+    is left are cuts at a zone or node boundary, which only the file's own cross-references
+    reveal: each zone's protection counts the populated zones above it in its node, kernels
+    that print empty zones (4.12 and later) print every zone of a node, and the NUMA counters
+    of a lone node show allocations across nodes.
+    """
+    warnings = []
+    if text.rstrip(" \t\r") and not text.rstrip(" \t\r").endswith("\n"):
+        warnings.append(
+            "the file does not end with a newline, as /proc/zoneinfo does: its last line may "
+            "be cut short"
         )
-    return ZoneinfoFile(zones=tuple(zones), unrecognised=tuple(unrecognised))
+    by_node: dict[int, list[ZoneInfo]] = {}
+    for z in zones:
+        by_node.setdefault(z.node, []).append(z)
+    prints_empty = any(not z.populated for z in zones)
+    for node, node_zones in by_node.items():
+        types = max((len(z.protection) for z in node_zones), default=0)
+        if prints_empty and types and len(node_zones) < types:
+            warnings.append(
+                f"node {node} lists {len(node_zones)} zone(s) but its protection has {types} "
+                "entries, and this kernel prints empty zones too: zones are missing (file cut "
+                "short?)"
+            )
+            continue
+        for i, z in enumerate(node_zones):
+            above = sum(1 for later in node_zones[i + 1 :] if later.populated or prints_empty)
+            needed = _protection_steps(z.protection)
+            if above < needed:
+                warnings.append(
+                    f"{z.label}: its protection {z.protection} shows {needed} populated zone(s) "
+                    f"above it, but the file lists {above} after it in node {node}: zones are "
+                    "missing (file cut short?)"
+                )
+                break
+        last = node_zones[-1]
+        if not last.populated and not last.protection and last is zones[-1]:
+            warnings.append(
+                f"{last.label} (the last zone) has no 'protection:' line: the file may be cut short"
+            )
+    nodes = sorted(by_node)
+    if len(nodes) > 1 and 0 not in nodes:
+        warnings.append(
+            f"nodes {', '.join(map(str, nodes))} are listed but not node 0: unless node 0 has "
+            "no memory, the file is incomplete"
+        )
+    elif len(nodes) == 1:
+        cross = sum(
+            z.stats.get(k, 0) + z.node_stats.get(k, 0) for z in zones for k in _CROSS_NODE_KEYS
+        )
+        if cross > 0:
+            warnings.append(
+                f"only node {nodes[0]} is listed, but its NUMA counters (numa_miss, numa_foreign, "
+                "numa_other) show allocations across nodes: other nodes may be missing (file cut "
+                "short?)"
+            )
+    return warnings
 
 
 def _first_nonblank(lines: list[str]) -> tuple[int, str]:
@@ -422,6 +584,9 @@ def _classify(s: str) -> tuple[str, str, str]:
         return "node_stats", "", ""
     if s == "pagesets":
         return "pagesets", "", ""
+    m = _SCANNED_OLD_RE.fullmatch(s)  # 2.6.x before 2.6.28: "scanned  0 (a: 19 i: 24)"
+    if m:
+        return "stat", "scanned", m.group(1)
     for prefix, kind in (("pages free", "pages_free"), ("vm stats threshold:", "threshold")):
         if s.startswith(prefix):
             return kind, prefix, s[len(prefix) :]
@@ -438,6 +603,8 @@ def _classify(s: str) -> tuple[str, str, str]:
             return "pageset", key, value
         if key in _TRAILER_KEYS:
             return "trailer", key, value
+        if key in _PERCPU_OLD_KEYS:
+            return "percpu_old", key, value
     elif key in _HEADER_KEYS:
         return "header", key, value
     if value and _INT_RE.fullmatch(value):
@@ -497,7 +664,15 @@ def _apply(
         zone.current[name] = _parse_int(value, lineno, line, key.rstrip(":"), 0, hi)
     elif kind == "trailer":
         zone.close_pageset()
+        zone.seen_trailer = True
         zone.stats[key] = _parse_int(value, lineno, line, key, -_INT_MAX, 1 << 63)
+    elif kind == "percpu_old":
+        if zone.current is None or not _INT_RE.fullmatch(value.strip()):
+            unrecognised.append((lineno, line))
+        elif key != "low":
+            # summed over CPUs; the kernel prints them as unsigned longs, wrap-arounds included
+            number = _parse_int(value, lineno, line, key, 0, (1 << 64) - 1)
+            zone.stats[key] = zone.stats.get(key, 0) + number
     elif kind == "stat_colon" and zone.current is not None:
         unrecognised.append((lineno, line))  # a per-CPU field this parser does not know
     elif kind in ("stat", "stat_colon"):
@@ -517,18 +692,78 @@ def _set_once(zone: _ZoneBuilder, name: str, value: int, lineno: int, line: str)
     zone.field_lines[name] = (lineno, line)
 
 
-def read_zoneinfo(path: str = DEFAULT_PATH) -> ZoneinfoFile:
+def _read_bounded(path: str, max_bytes: int, timeout: float) -> bytes:
+    """At most ``max_bytes + 1`` bytes of ``path``, read in a thread that may take ``timeout`` s.
+
+    Only regular files are read, except under /proc (whose files are what this is for; a
+    /proc/self/fd link may lead to a pipe, which the timeout covers). A FIFO elsewhere would
+    block the open, /dev/zero would never end, a directory cannot be read.
+    """
+    info = os.stat(path)  # FileNotFoundError, PermissionError, ... are OSErrors already
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(21, "is a directory", path)
+    under_proc = os.path.abspath(path).startswith("/proc/")
+    if not stat.S_ISREG(info.st_mode) and not under_proc:
+        kind = (
+            "a FIFO"
+            if stat.S_ISFIFO(info.st_mode)
+            else "a device"
+            if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode)
+            else "a socket"
+            if stat.S_ISSOCK(info.st_mode)
+            else "not a regular file"
+        )
+        raise ZoneinfoReadError(f"{kind}, not a regular file: save the zoneinfo to a file first")
+    if stat.S_ISREG(info.st_mode) and info.st_size > max_bytes:
+        raise ZoneinfoReadError(_too_big(info.st_size, max_bytes))
+    box: dict = {}
+
+    def read() -> None:
+        try:
+            with open(path, "rb") as f:
+                box["data"] = f.read(max_bytes + 1)
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    reader = threading.Thread(target=read, name="read_zoneinfo", daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if reader.is_alive():  # the thread stays blocked; as a daemon it does not hold up exit
+        raise ZoneinfoReadError(f"no data after {timeout:g} s: gave up reading")
+    if "error" in box:
+        raise box["error"]
+    data = box["data"]
+    if len(data) > max_bytes:
+        raise ZoneinfoReadError(_too_big(None, max_bytes))
+    return data
+
+
+def _too_big(size: int | None, max_bytes: int) -> str:
+    limit = f"{max_bytes >> 20} MiB" if max_bytes % (1 << 20) == 0 else f"{max_bytes:,} bytes"
+    what = f"{size:,} bytes, more than" if size is not None else "more than"
+    return (
+        f"{what} {limit}: not a zoneinfo file (a real /proc/zoneinfo is under 1 MiB even with "
+        "4096 CPUs)"
+    )
+
+
+def read_zoneinfo(
+    path: str = DEFAULT_PATH, *, max_bytes: int = MAX_BYTES, timeout: float = READ_TIMEOUT_S
+) -> ZoneinfoFile:
     """Read and parse a zoneinfo file (``/proc/zoneinfo`` by default).
+
+    The read is bounded: at most ``max_bytes`` (8 MiB), regular files only (or anything under
+    /proc), and no longer than ``timeout`` seconds.
 
     Raises
     ------
     OSError
-        If the file cannot be read.
+        If the file cannot be read; :class:`ZoneinfoReadError` (an OSError) if it is too large,
+        not a regular file or does not deliver its data in time.
     ZoneinfoError
         If it is not valid UTF-8 or not a zoneinfo file (see :func:`parse_zoneinfo`).
     """
-    with open(path, "rb") as f:
-        data = f.read()
+    data = _read_bounded(os.fspath(path), max_bytes, timeout)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -556,7 +791,13 @@ class ZoneReport:
     present, managed, spanned, pages_free, min, low, high, promo
         Copied from the file (``managed``/``promo`` None when absent).
     cpus : int
-        Online CPUs: distinct CPUs among the pagesets listed (0 for an empty zone).
+        Online CPUs (0 for an empty zone): the distinct CPUs among the pagesets listed; for
+        the hot/cold format of old kernels, which skip CPUs with empty lists, the largest CPU
+        number listed in any zone plus one (``cpus_inferred``).
+    cpus_listed : int
+        Distinct CPUs among this zone's pagesets.
+    cpus_inferred : bool
+        True when ``cpus`` was inferred from the whole file rather than counted in the zone.
     threshold_file : int or None
         The file's ``vm stats threshold`` (the largest, if CPUs disagree); None if absent.
     threshold_formula : int or None
@@ -600,6 +841,8 @@ class ZoneReport:
     high: int
     promo: int | None
     cpus: int
+    cpus_listed: int
+    cpus_inferred: bool
     threshold_file: int | None
     threshold_formula: int | None
     threshold_formula_managed: int | None
@@ -642,12 +885,16 @@ class ZoneinfoReport:
         first such zone on a tie). :meth:`sim_overrides` describes it by default.
     notes : tuple of str
         File-wide remarks on how this kernel differs from 2.6.36.
+    warnings : tuple of str
+        Signs that the file is incomplete (:attr:`ZoneinfoFile.warnings`): the figures may not
+        describe the whole machine.
     """
 
     source: str
     zones: tuple[ZoneReport, ...]
     main: int
     notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     @property
     def main_zone(self) -> ZoneReport:
@@ -657,6 +904,11 @@ class ZoneinfoReport:
     def sim_overrides(self, zone: ZoneReport | int | None = None) -> dict:
         """Simulation settings for "a machine like mine"; see :func:`sim_overrides`."""
         return sim_overrides(self, zone)
+
+    def sim_settings(self, zone: ZoneReport | int | None = None) -> tuple[dict, list[str]]:
+        """:meth:`sim_overrides` fitted to what a simulation accepts, with the changes noted
+        (:func:`fit_sim_settings`): what the command line prints, and what runs."""
+        return fit_sim_settings(sim_overrides(self, zone))
 
 
 _SOURCE_FILE = "file"
@@ -684,15 +936,31 @@ def build_report(zoneinfo: ZoneinfoFile, source: str = "") -> ZoneinfoReport:
     -------
     ZoneinfoReport
     """
-    zones = tuple(_zone_report(z) for z in zoneinfo.zones)
+    inferred = machine_cpus(zoneinfo) if zoneinfo.hot_cold else None
+    zones = tuple(_zone_report(z, inferred) for z in zoneinfo.zones)
     main = max(range(len(zones)), key=lambda i: (zones[i].present, -i))
     return ZoneinfoReport(
-        source=source, zones=zones, main=main, notes=tuple(_file_notes(zoneinfo, zones))
+        source=source,
+        zones=zones,
+        main=main,
+        notes=tuple(_file_notes(zoneinfo, zones)),
+        warnings=tuple(zoneinfo.warnings),
     )
 
 
-def _zone_report(z: ZoneInfo) -> ZoneReport:
-    cpus = len({p.cpu for p in z.pagesets})
+def machine_cpus(zoneinfo: ZoneinfoFile) -> int:
+    """The machine's CPU count as the file shows it: the largest CPU number in any zone + 1.
+
+    For the hot/cold format this is an inference: those kernels skip a CPU whose lists are all
+    empty (so one zone may list fewer CPUs than another, or none), and it assumes CPUs
+    ``0 .. n-1`` are online. For later formats every zone lists every online CPU.
+    """
+    return max((p.cpu for z in zoneinfo.zones for p in z.pagesets), default=-1) + 1
+
+
+def _zone_report(z: ZoneInfo, inferred_cpus: int | None = None) -> ZoneReport:
+    listed = len({p.cpu for p in z.pagesets})
+    cpus = inferred_cpus if (inferred_cpus and z.populated) else listed
     thresholds = [p.vm_stats_threshold for p in z.pagesets if p.vm_stats_threshold is not None]
     threshold_file = max(thresholds) if thresholds else None
     threshold_formula = threshold_formula_managed = None
@@ -700,7 +968,8 @@ def _zone_report(z: ZoneInfo) -> ZoneReport:
     source = "none (empty zone)"
     notes: list[str] = []
     if z.populated:
-        # populated zones always list pagesets (parse_zoneinfo checks), so 1 <= cpus <= NR_CPUS
+        # populated zones list pagesets (parse_zoneinfo checks) or, in the hot/cold format,
+        # get the CPU count inferred from the whole file: 1 <= cpus <= NR_CPUS
         threshold_formula = calculate_threshold(z.present, cpus)
         if z.managed:
             threshold_formula_managed = calculate_threshold(z.managed, cpus)
@@ -734,6 +1003,8 @@ def _zone_report(z: ZoneInfo) -> ZoneReport:
         high=z.high,
         promo=z.promo,
         cpus=cpus,
+        cpus_listed=listed,
+        cpus_inferred=bool(inferred_cpus) and z.populated,
         threshold_file=threshold_file,
         threshold_formula=threshold_formula,
         threshold_formula_managed=threshold_formula_managed,
@@ -804,6 +1075,18 @@ def _zone_notes(
                 f"simulated zone reproduces min {z.min} but gets low {z.min + low_gap}, "
                 f"high {z.min + high_gap}."
             )
+    if not z.pagesets:
+        notes.append(
+            f"lists no pageset: every CPU's lists were empty, and this kernel skips such CPUs; "
+            f"the report assumes the file's {cpus} CPUs and the 2.6.36 threshold formula."
+        )
+        return notes
+    listed = len({p.cpu for p in z.pagesets})
+    if listed < cpus:
+        notes.append(
+            f"lists {listed} of the file's {cpus} CPUs (this kernel skips a CPU whose lists "
+            "are all empty); the drift numbers use all of them."
+        )
     first = z.pagesets[0]
     high_2636, batch_2636 = setup_pageset(zone_batchsize(z.present))
     if any(p.high_min is not None or p.high_max is not None for p in z.pagesets):
@@ -828,10 +1111,24 @@ def _zone_notes(
 def _file_notes(zoneinfo: ZoneinfoFile, zones: tuple[ZoneReport, ...]) -> list[str]:
     """File-wide remarks: format era and the modern mechanisms 2.6.36 lacks."""
     infos = zoneinfo.zones
-    notes = [
-        "Online CPUs are the pagesets listed per zone (zoneinfo_show_print walks "
-        "for_each_online_cpu)."
-    ]
+    if zoneinfo.hot_cold:
+        n = machine_cpus(zoneinfo)
+        notes = [
+            f"Online CPUs inferred: {n} (the largest CPU number listed in any zone, plus one). "
+            "This is the hot/cold format ('cpu: N pcp: J') of old kernels, which skip a CPU "
+            "whose lists are all empty, so a zone's pagesets need not show every CPU; the "
+            f"count assumes CPUs 0..{n - 1} are online."
+        ]
+    else:
+        notes = [
+            "Online CPUs are the pagesets listed per zone (zoneinfo_show_print walks "
+            "for_each_online_cpu)."
+        ]
+    notes.append(
+        "Pages are the machine's pages; MiB figures and the simulation assume 4 KiB pages "
+        "(a kernel with 64 KiB pages, as on some ppc64 and arm64 machines, has 16 times the "
+        "memory shown)."
+    )
     if any(z.managed is not None for z in infos):
         notes.append(
             "Modern format (has 'managed'): this kernel uses managed pages (the pages the buddy "
@@ -918,16 +1215,64 @@ def sim_overrides(report: ZoneinfoReport, zone: ZoneReport | int | None = None) 
         z = report.zones[zone]
     else:
         z = zone
-    if not z.populated or z.first_pcp_high is None:
+    if not z.populated:
         raise ValueError(f"{z.label} is empty (present 0): nothing to simulate")
+    listed = z.first_pcp_high is not None  # a hot/cold-era zone may list no pageset
     return {
         "cpus": z.cpus,
         "zone_mib": max(1, z.present >> (20 - PAGE_SHIFT)),
         "min_free_kbytes": z.min << (PAGE_SHIFT - 10),
-        "pcp_high": z.first_pcp_high,
-        "pcp_batch": max(1, z.first_pcp_batch),
+        "pcp_high": z.first_pcp_high if listed else None,
+        "pcp_batch": max(1, z.first_pcp_batch) if listed else None,
         "stat_threshold": z.threshold_file,
     }
+
+
+def fit_sim_settings(overrides: dict, name: str = "large") -> tuple[dict, list[str]]:
+    """Settings that ``SimConfig.preset(name, **settings)`` accepts, as close to ``overrides``
+    as its limits allow, and a note for each change.
+
+    Each value is clamped into its SimConfig field's range (a 35 MiB zone becomes the smallest
+    simulated zone, 64 MiB; ``min_free_kbytes 0`` becomes 128), then the cross-field limits are
+    met: a ``pcp_high`` below ``pcp_batch`` (other than 0, which the kernel's DMA zone uses)
+    becomes the batch, and a ``min_free_kbytes`` whose watermarks would not fit the zone
+    becomes the largest that fits. None means "the kernel's formula" and is kept.
+
+    Raises
+    ------
+    ValueError
+        If the result is still not a valid configuration (a field SimConfig does not know, say).
+    """
+    from .config import SimConfig, preset
+    from .errors import max_min_free_kbytes
+
+    meta = {f.name: f.metadata for f in SimConfig.parameters()}
+    fitted, notes = {}, []
+    for key, value in overrides.items():
+        if value is None or key not in meta or "range" not in meta[key]:
+            fitted[key] = value
+            continue
+        lo, hi = meta[key]["range"]
+        v = min(max(value, lo), hi)
+        if v != value:
+            unit = f" {meta[key]['unit']}" if meta[key].get("unit") else ""
+            notes.append(f"{key} {value}{unit} is outside [{lo}, {hi}]: using {v}")
+        fitted[key] = v
+    high, batch = fitted.get("pcp_high"), fitted.get("pcp_batch")
+    if high is not None and batch is not None and 0 < high < batch:
+        notes.append(f"pcp_high {high} < pcp_batch {batch}: using high = batch")
+        fitted["pcp_high"] = batch
+    mfk, mib = fitted.get("min_free_kbytes"), fitted.get("zone_mib")
+    if mfk is not None and mib is not None:
+        largest = max_min_free_kbytes(mib << (20 - PAGE_SHIFT))
+        if mfk > largest:
+            notes.append(
+                f"min_free_kbytes {mfk} puts the watermarks above a {mib} MiB zone: using "
+                f"{largest}, the largest that fits"
+            )
+            fitted["min_free_kbytes"] = largest
+    preset(name, **fitted)  # raises, one line, if anything is still out of bounds
+    return fitted, notes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -963,6 +1308,8 @@ def format_report(report: ZoneinfoReport) -> str:
         f"{src}: {len(report.zones)} zones ({len(populated)} populated) on {len(nodes)} node(s)"
     )
     out.append(f"main zone: {report.main_zone.label} (most present pages)")
+    for warning in report.warnings:
+        out.append(f"WARNING: {warning}")
     for i, z in enumerate(report.zones):
         out.append("")
         if not z.populated:
@@ -977,7 +1324,13 @@ def format_report(report: ZoneinfoReport) -> str:
         )
         promo = f", promo {z.promo}" if z.promo is not None else ""
         out.append(f"  watermarks     min {z.min}, low {z.low}, high {z.high}{promo}")
-        out.append(f"  online CPUs    {z.cpus} (pagesets listed)")
+        if z.cpus_inferred:
+            out.append(
+                f"  online CPUs    {z.cpus} (inferred from the whole file; this zone lists "
+                f"{z.cpus_listed})"
+            )
+        else:
+            out.append(f"  online CPUs    {z.cpus} (pagesets listed)")
         file_t = "none" if z.threshold_file is None else str(z.threshold_file)
         managed_t = (
             ""
@@ -1013,9 +1366,14 @@ def format_report(report: ZoneinfoReport) -> str:
             out.append(f"  note: {note}")
     out.append("")
     out.append(f"simulation settings for a machine like this ({report.main_zone.label}):")
-    for key, value in report.sim_overrides().items():
+    settings, changes = report.sim_settings()
+    for key, value in settings.items():
         shown = "None (kernel formula)" if value is None else value
         out.append(f"  {key:<16} {shown}")
+    for change in changes:
+        out.append(f"  (fitted: {change})")
+    options = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in settings.items() if v is not None)
+    out.append(f"  run it: python -m allocsim run {options}")
     out.append("")
     out.append("notes:")
     for note in report.notes:
@@ -1043,12 +1401,16 @@ def report_to_dict(report: ZoneinfoReport) -> dict:
         d["notes"] = list(z.notes)
         d["label"] = z.label
         zones.append(d)
+    settings, changes = report.sim_settings()
     return {
         "source": report.source,
         "main_zone": report.main_zone.label,
         "main_index": report.main,
         "zones": zones,
         "sim_overrides": report.sim_overrides(),
+        "sim_settings": settings,
+        "sim_settings_notes": changes,
+        "warnings": list(report.warnings),
         "notes": list(report.notes),
     }
 
@@ -1090,6 +1452,8 @@ def main(argv: list[str] | None = None) -> int:
         reason = exc.strerror or str(exc)
         print(f"{PROG}: cannot read {args.path}: {reason}", file=sys.stderr)
         return 2
+    for warning in report.warnings:
+        print(f"{PROG}: {args.path}: warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(report_to_dict(report), indent=2))
     else:

@@ -806,6 +806,9 @@ def _generated_zone(draw):
             text += ["              high_min: 10", "              high_max: 400"]
         if threshold is not None:
             text.append(f"  vm stats threshold: {threshold}")
+    # every kernel ends a populated zone with lines after its pagesets
+    text.append("  node_unreclaimable:  0" if modern else "  all_unreclaimable: 0")
+    text.append("  start_pfn:           4096")
     return "\n".join(text) + "\n", (present, wmin, low, high, cpus, threshold, sum(counts))
 
 
