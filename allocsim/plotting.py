@@ -963,12 +963,15 @@ def plot_window_compare(steps_off, steps_on, *, axes=None):
 # The README figure
 # ---------------------------------------------------------------------------------------------
 
-DEFAULT_FIGURE = Path(__file__).resolve().parents[1] / "docs" / "figures" / "livelock.png"
+# Relative: the current directory, never the package's own (installed, it is site-packages).
+# docs/make_docs.py passes docs/figures/livelock.png explicitly.
+DEFAULT_FIGURE = Path("livelock.png")
 
 
 def figure_livelock_off_on(seed: int = 1, path=None, *, config=None, dpi: int = 110):
     """Run the ``large`` preset with no patch and with all three (same ``seed``), draw them
-    side by side and save the picture (default ``docs/figures/livelock.png``).
+    side by side and save the picture (default ``livelock.png`` in the current directory;
+    ``docs/make_docs.py`` writes ``docs/figures/livelock.png``).
 
     Uses a bare ``Figure`` (no pyplot), so it works in scripts and never pops up a window.
     Returns the path written.
@@ -1002,7 +1005,9 @@ def main(argv=None) -> int:
         description="Write the README figure of the livelock, patches off and on.",
     )
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--out", default=str(DEFAULT_FIGURE))
+    p.add_argument(
+        "--out", default=str(DEFAULT_FIGURE), help="where to write (default: ./livelock.png)"
+    )
     args = p.parse_args(argv)
     print(figure_livelock_off_on(args.seed, args.out))
     return 0

@@ -336,3 +336,26 @@ def test_rmqueue_bulk_rejects_a_negative_count():
     with pytest.raises(ValueError, match="count must be in"):
         page_alloc.free_pcppages_bulk(zone, 0, -5)
     assert int(zone.pcp_count[0]) == 0 and zone.buddy_pages() == 1024
+
+
+# ---------------------------------------------------------------------------------------------
+# Files written by default
+# ---------------------------------------------------------------------------------------------
+
+
+def test_figure_livelock_off_on_writes_to_the_current_directory_by_default(tmp_path, monkeypatch):
+    """Without a path the README figure goes to ./livelock.png, not next to the package."""
+    from pathlib import Path
+
+    import allocsim
+    from allocsim import plotting
+
+    monkeypatch.chdir(tmp_path)
+    package_docs = Path(allocsim.__file__).resolve().parents[1] / "docs" / "figures"
+    before = sorted(package_docs.glob("*")) if package_docs.exists() else []
+    path = plotting.figure_livelock_off_on(config=preset("large", duration_ms=200))
+    assert (
+        Path(path).resolve() == tmp_path / "livelock.png" and (tmp_path / "livelock.png").exists()
+    )
+    after = sorted(package_docs.glob("*")) if package_docs.exists() else []
+    assert [(p, p.stat().st_mtime) for p in after] == [(p, p.stat().st_mtime) for p in before]
