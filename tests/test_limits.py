@@ -352,10 +352,13 @@ def test_figure_livelock_off_on_writes_to_the_current_directory_by_default(tmp_p
 
     monkeypatch.chdir(tmp_path)
     package_docs = Path(allocsim.__file__).resolve().parents[1] / "docs" / "figures"
-    before = sorted(package_docs.glob("*")) if package_docs.exists() else []
+
+    def snapshot():
+        files = sorted(package_docs.glob("*")) if package_docs.exists() else []
+        return [(p, p.stat().st_mtime_ns) for p in files]
+
+    before = snapshot()
     path = plotting.figure_livelock_off_on(config=preset("large", duration_ms=200))
-    assert (
-        Path(path).resolve() == tmp_path / "livelock.png" and (tmp_path / "livelock.png").exists()
-    )
-    after = sorted(package_docs.glob("*")) if package_docs.exists() else []
-    assert [(p, p.stat().st_mtime) for p in after] == [(p, p.stat().st_mtime) for p in before]
+    assert Path(path).resolve() == tmp_path / "livelock.png"
+    assert (tmp_path / "livelock.png").exists()
+    assert snapshot() == before
