@@ -18,11 +18,16 @@ ifeq ($(shell id -u),0)
 ROOT_ARGS := --allow-root
 endif
 
+# Terminals off: whoever has the token gets a shell as the user running `make lab` (as root, a
+# root shell). LAB_ARGS='--ServerApp.terminals_enabled=True' turns them back on (then this
+# default is left out: Jupyter refuses an option given twice).
+LAB_SAFE_ARGS = $(if $(findstring terminals_enabled,$(LAB_ARGS)),,--ServerApp.terminals_enabled=False)
+
 .DEFAULT_GOAL := help
 .PHONY: help venv lab chromium test handouts notebooks nbcheck bench clean distclean
 
 help:
-	@echo "make lab        start JupyterLab on 127.0.0.1 (token on) in notebooks/"
+	@echo "make lab        start JupyterLab on 127.0.0.1 (token on, terminals off) in notebooks/"
 	@echo "make test       run the whole test suite (installs chromium via apt-get if missing)"
 	@echo "make handouts   build the HTML handouts"
 	@echo "make notebooks  rewrite notebooks/*.ipynb from their .md sources (drops outputs)"
@@ -43,9 +48,28 @@ $(STAMP): pyproject.toml | $(VPY)
 	@touch $@
 
 # --- run ---------------------------------------------------------------------
+# LAB_ARGS may move the server off 127.0.0.1 (--ip=...), but not with an empty token: that
+# would serve code execution to the whole network without a password.
 lab: venv
+	@ip=127.0.0.1; token=auto; prev=; \
+	for a in $(LAB_ARGS); do \
+	    case "$$prev" in --ip|--ServerApp.ip|--NotebookApp.ip) ip="$$a";; esac; \
+	    case "$$a" in \
+	        --ip=*|--ServerApp.ip=*|--NotebookApp.ip=*) ip="$${a#*=}";; \
+	        --IdentityProvider.token=*|--ServerApp.token=*|--NotebookApp.token=*) token="$${a#*=}";; \
+	    esac; \
+	    prev="$$a"; \
+	done; \
+	case "$$ip" in \
+	    127.*|localhost|::1|"[::1]") ;; \
+	    *) if [ -z "$$token" ]; then \
+	           echo "make lab: refusing to serve on '$$ip' (not loopback) with an empty token;" \
+	                "drop the empty token from LAB_ARGS or keep --ip=127.0.0.1" >&2; \
+	           exit 2; \
+	       fi;; \
+	esac
 	@mkdir -p $(CURDIR)/notebooks
-	$(VPY) -m jupyterlab --ip=127.0.0.1 --no-browser --notebook-dir=$(CURDIR)/notebooks $(ROOT_ARGS) $(LAB_ARGS)
+	$(VPY) -m jupyterlab --ip=127.0.0.1 --no-browser --notebook-dir=$(CURDIR)/notebooks $(LAB_SAFE_ARGS) $(ROOT_ARGS) $(LAB_ARGS)
 
 handouts: venv
 	$(VPY) -m allocsim.handouts

@@ -172,6 +172,10 @@ def test_make_lab_serves_notebooks_with_a_token(tmp_path):
         assert record["port"] == port
         assert record["token"] == token
 
+        # Terminals are off by default: the token must not be a shell (a root shell as root).
+        status, _ = _get(f"{base}/api/terminals?token={token}")
+        assert status == 404
+
         # It is JupyterLab, not a bare Jupyter server.
         status, body = _get(f"{base}/lab?token={token}")
         assert status == 200
@@ -183,3 +187,47 @@ def test_make_lab_serves_notebooks_with_a_token(tmp_path):
     assert not _live_members(proc.pid), "processes of `make lab` are still running"
     with pytest.raises(OSError):
         _get(f"{base}/api/status?token={token}")
+
+
+def _make_lab(lab_args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS")}
+    return subprocess.run(
+        ["make", "--no-print-directory", "-C", str(ROOT), "lab", f"LAB_ARGS={lab_args}"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    "lab_args",
+    [
+        "--ip=0.0.0.0 --IdentityProvider.token=",
+        "--ServerApp.ip=192.168.1.5 --ServerApp.token=''",
+        "--ip '' --NotebookApp.token=",
+    ],
+)
+def test_make_lab_refuses_network_without_token(lab_args):
+    """LAB_ARGS binding a non-loopback address with an empty token stop `make lab` (exit 2)
+    before any server starts."""
+    proc = _make_lab(lab_args)
+    assert proc.returncode == 2
+    assert "make lab: refusing to serve on" in proc.stderr and "empty token" in proc.stderr
+    assert "jupyterlab" not in proc.stdout
+
+
+def test_make_lab_turns_terminals_off_unless_asked():
+    """The lab command line disables terminals, and leaves them to LAB_ARGS when it names them
+    (Jupyter rejects an option given twice)."""
+    dry = ["make", "--no-print-directory", "-n", "-C", str(ROOT), "lab"]
+    default = subprocess.run(dry, capture_output=True, text=True, timeout=60).stdout
+    assert "--ServerApp.terminals_enabled=False" in default
+    on = subprocess.run(
+        [*dry, "LAB_ARGS=--ServerApp.terminals_enabled=True"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    assert "terminals_enabled=False" not in on and "--ServerApp.terminals_enabled=True" in on
