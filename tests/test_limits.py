@@ -373,3 +373,31 @@ def test_figure_livelock_off_on_writes_to_the_current_directory_by_default(tmp_p
     assert Path(path).resolve() == tmp_path / "livelock.png"
     assert (tmp_path / "livelock.png").exists()
     assert snapshot() == before
+
+
+# ---------------------------------------------------------------------------------------------
+# Static (non-threaded) widget mode: the cell blocks, so it says how long and shows progress
+# ---------------------------------------------------------------------------------------------
+
+
+def test_static_demo_announces_its_run_time_and_shows_progress(monkeypatch):
+    """A static RunDemo shows the benchmark estimate before it runs, refreshes the readout
+    during the run (every 0.5 s of wall time), and ends with the wall time."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from allocsim import widgets as aw
+    from allocsim.widgets import demos
+
+    demo = aw.RunDemo("small", threaded=False, autorun=False, duration_ms=400)
+    monkeypatch.setattr(demos, "estimate_seconds", lambda cpus, ticks: 40.0)
+    clock = iter(range(0, 10**6, 1))  # each reading of the clock is a second later
+    monkeypatch.setattr(demos.time, "perf_counter", lambda: float(next(clock)))
+    seen = []
+    original = demo._set_readout
+    monkeypatch.setattr(demo, "_set_readout", lambda text: (seen.append(text), original(text)))
+    demo.run_sync()
+    running = [t for t in seen if "— running" in t]
+    assert running and "this run should take about 40 s; the cell waits for it" in running[0]
+    assert len(running) >= 4  # 400 ms in steps of 50: progress shown several times
+    assert "t = 400 / 400 ms simulated — finished" in seen[-1]

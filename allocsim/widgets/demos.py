@@ -13,6 +13,7 @@ import html
 import threading
 import time
 
+from ..budget import describe_seconds, estimate_seconds
 from ..config import SimConfig, scaled_zone_mib
 from ..patches import Patches
 from ..plotting import PALETTE, RunPlot, TaskPlot
@@ -370,8 +371,22 @@ class _SimDemo(_FigureHost):
             self.reset()
         t0 = time.perf_counter()
         self._state = "running"
+        # Static mode holds the cell until the run ends (40 s at 4096 CPUs): say up front how
+        # long it should take, and refresh the readout as it goes (widget updates reach the
+        # page while the cell runs).
+        eta = sum(estimate_seconds(s.config.cpus, s.config.duration_ms - s.t) for s in self.sims)
+        self._eta_text = f"should take {describe_seconds(eta)}" if eta > 2 else ""
+        self._set_readout(self._readout_html())
+        shown = [time.perf_counter()]
+
+        def progress(_sim) -> None:
+            if time.perf_counter() - shown[0] > 0.5:
+                shown[0] = time.perf_counter()
+                self._set_readout(self._readout_html())
+
         for s in self.sims:
-            s.run()
+            s.run(progress=progress, progress_every=50)
+        self._eta_text = ""
         results = [s.result() for s in self.sims]
         with self._lock:
             self._show_results(results)
@@ -452,6 +467,8 @@ class _SimDemo(_FigureHost):
         }[self._state]
         wall = self.stats.get("run_s")
         extra = f", {wall:.2f} s wall" if wall is not None and self._state == "finished" else ""
+        if self._state == "running" and getattr(self, "_eta_text", ""):
+            extra = f" (this run {self._eta_text}; the cell waits for it)"
         return f"<p><b>Run</b>: t = {t:,} / {cfg.duration_ms:,} ms simulated — {state}{extra}</p>"
 
     def _readout_html(self, error=None) -> str:
