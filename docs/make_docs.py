@@ -226,9 +226,7 @@ def conclusions(sens: list[dict], defs: list[dict]) -> str:
         + "."
     )
     out.append(
-        "* It never stalls under: "
-        + ("; ".join(_label(r["o"]) for r in calm) or "(none)")
-        + "."
+        "* It never stalls under: " + ("; ".join(_label(r["o"]) for r in calm) or "(none)") + "."
     )
     worst_patched = max(sens, key=lambda r: statistics.mean(r["pa"]))
     best_patched = min(sens, key=lambda r: statistics.mean(r["pa"]))

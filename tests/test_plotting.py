@@ -147,7 +147,8 @@ def test_plot_compare_shares_the_y_range(off, on):
     axes = plotting.plot_compare([off, on])
     assert axes.shape == (2, 2)
     assert axes[0, 0].get_ylim() == axes[0, 1].get_ylim()
-    assert "LIVELOCK" in axes[0, 0].get_title() or "no livelock" in axes[0, 0].get_title()
+    title = axes[0, 0].get_title()
+    assert "LIVELOCK" in title or "stalled" in title or "no stall" in title
     assert "patches: all" in axes[0, 1].get_title()
 
 
