@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import bisect
 import dataclasses
 import json
 import math
@@ -53,13 +54,16 @@ from .zoneinfo import ZoneinfoError, parse_zoneinfo
 
 GAP_EXPLAINED = """\
 gap = counter - buddy. Pages on the per-cpu (pcp) lists are in neither number: the counter drops
-when a batch leaves the buddy lists for a CPU's pcp list and rises only when pages go back. So on
-a modern kernel the gap is minus the sum of the CPUs' NR_FREE_PAGES deltas not yet folded into
-the counter (each CPU's at most its vm stats threshold in size: hence the envelope), plus a small
-race term: the two files are read one after the other, some tens to hundreds of microseconds
-apart, while pages keep moving. (Free pages in isolated pageblocks, during memory hot-unplug or a
-CMA allocation, are on the lists but not counted: they would show as a negative gap.) A positive
-gap means the counter over-reports: a watermark check that reads it counts pages that are gone,
+when pages leave the buddy lists for a CPU's pcp list and rises only when they go back. So on a
+modern kernel the gap is minus the sum of the CPUs' NR_FREE_PAGES deltas not yet folded into the
+counter (each CPU's at most its vm stats threshold in size: hence the envelope), plus a race
+term: the two files are read one after the other, tens to hundreds of microseconds apart, while
+pages keep moving. The race term is usually a few pages, but modern kernels auto-tune pcp high
+and can move hundreds or thousands of pages between a pcp list and the buddy lists at once; when
+such a move falls between the two reads, one sample jumps far outside the envelope and the next
+is back inside. (Free pages in isolated pageblocks, during memory hot-unplug or a CMA allocation,
+are on the lists but not counted: they would show as a lasting negative gap.) A positive gap
+means the counter over-reports: a watermark check that reads it counts pages that are gone,
 which is how the 2010 livelock began. Each CPU folds its deltas every vm.stat_interval seconds
 (vmstat_update; modern kernels also fold when a CPU goes idle), so the gap keeps returning to 0.
 On 2.6.3x the gap has the same parts, but coarser: rmqueue_bulk and free_pcppages_bulk move the
@@ -564,16 +568,16 @@ class ReplaySource:
         )
 
     def at(self, elapsed: float) -> Sample:
-        """The recorded sample at ``elapsed`` seconds (the trace loops), ``t = elapsed``."""
+        """The recorded sample nearest to ``elapsed`` seconds (the trace loops), with
+        ``t = elapsed``. Sampled at the recording's rate, every recorded sample comes once:
+        recorded times lag their grid by a few milliseconds, never by half a period."""
         offset = elapsed % self.duration
-        lo, hi = 0, len(self._times) - 1
-        while lo < hi:  # the last sample recorded at or before offset
-            mid = (lo + hi + 1) // 2
-            if self._times[mid] <= offset:
-                lo = mid
-            else:
-                hi = mid - 1
-        return dataclasses.replace(self.samples[lo], t=elapsed)
+        i = bisect.bisect_left(self._times, offset)
+        if i == len(self._times) or (
+            i > 0 and offset - self._times[i - 1] <= self._times[i] - offset
+        ):
+            i -= 1
+        return dataclasses.replace(self.samples[i], t=elapsed)
 
     def sample(self) -> Sample:
         """The recorded sample for now."""
@@ -627,17 +631,26 @@ def _check_rate(seconds: float, hz: float) -> tuple[float, float]:
     return seconds, hz
 
 
-def collect(source, seconds: float = 10.0, hz: float = 20.0, on_sample=None, stop=None):
+def collect(source, seconds: float = 10.0, hz: float = 20.0, on_sample=None, stop=None, paced=True):
     """Sample ``source`` at ``hz`` for ``seconds``; returns the list of samples.
 
     Samples are taken on a fixed grid of ``1/hz`` (a late sample does not shift the next one);
     ``on_sample(sample)`` is called after each; ``stop`` (a ``threading.Event``) ends early.
+    ``paced=False`` with a replay source takes the recorded sample at each grid time at once,
+    without waiting (every recorded sample, when ``hz`` is the recording's); live sources are
+    always sampled in real time.
     """
     seconds, hz = _check_rate(seconds, hz)
     source.restart()
     start = time.monotonic()
     samples = []
     n = max(1, math.floor(seconds * hz + 1e-9))
+    if not paced and source.mode == "replay":
+        for i in range(n):
+            samples.append(source.at(i / hz))
+            if on_sample is not None:
+                on_sample(samples[-1])
+        return samples
     for i in range(n):
         wait = start + i / hz - time.monotonic()
         if stop is not None and stop.wait(max(0.0, wait)):
@@ -672,6 +685,10 @@ class ZoneSummary:
         denominator is 0).
     outside_envelope, outside_allowance : int
         Samples whose gap exceeded the envelope, and the envelope plus the race allowance.
+    longest_excursion : int
+        The longest run of consecutive samples beyond the envelope plus the race allowance: 1
+        means single-sample jumps (the race: a bulk pcp move between the two reads); a drift
+        that real would last until the next fold, over several samples at 20 Hz.
     """
 
     node: int
@@ -687,6 +704,7 @@ class ZoneSummary:
     share_of_low_min: float
     outside_envelope: int
     outside_allowance: int
+    longest_excursion: int
 
     @property
     def label(self) -> str:
@@ -714,6 +732,10 @@ def summarize(samples: list[Sample]) -> list[ZoneSummary]:
     for i, first in enumerate(samples[0].zones):
         series = [(s.t, s.zones[i]) for s in samples if i < len(s.zones)]
         t_max, z_max = max(series, key=lambda tz: abs(tz[1].gap))
+        run = longest = 0
+        for _, z in series:
+            run = run + 1 if abs(z.gap) > z.envelope + z.race_allowance else 0
+            longest = max(longest, run)
         out.append(
             ZoneSummary(
                 node=first.node,
@@ -731,6 +753,7 @@ def summarize(samples: list[Sample]) -> list[ZoneSummary]:
                 outside_allowance=sum(
                     1 for _, z in series if abs(z.gap) > z.envelope + z.race_allowance
                 ),
+                longest_excursion=longest,
             )
         )
     return out
@@ -769,6 +792,16 @@ def format_summary(samples: list[Sample], source, stat_interval=None) -> str:
             f"envelope ±{z.envelope}, {_pct(z.share_of_low_min):>6} of low − min {z.low_min}; "
             f"nonzero in {z.nonzero}/{z.samples}, beyond the envelope in {z.outside_envelope}, "
             f"beyond envelope + race allowance ({z.race_allowance}) in {z.outside_allowance}"
+        )
+    jumps = [z for z in summarize(samples) if z.outside_allowance]
+    for z in jumps:
+        kind = (
+            "each lasting one sample, as the race does (a bulk pcp move between the two reads)"
+            if z.longest_excursion == 1
+            else f"up to {z.longest_excursion} samples in a row"
+        )
+        out.append(
+            f"  {z.label}: {z.outside_allowance} sample(s) beyond envelope + allowance, {kind}"
         )
     for skipped in getattr(source, "skipped", ()):
         out.append(f"  (left out: {skipped})")
@@ -1205,7 +1238,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if churn is not None:
             churn.start()
-        samples = collect(source, args.seconds, args.hz, on_sample=None if args.json else live_line)
+        samples = collect(
+            source,
+            args.seconds,
+            args.hz,
+            on_sample=None if args.json else live_line,
+            paced=source.mode == "live",  # a replay is printed at once, every sample in order
+        )
     except KeyboardInterrupt:
         return 130
     except (OSError, LiveError, ZoneinfoError) as exc:

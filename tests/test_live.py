@@ -200,6 +200,9 @@ def test_summarize_finds_the_largest_gap_and_its_shares():
     assert z.share_of_envelope == pytest.approx(70 / 40)
     assert z.share_of_low_min == pytest.approx(70 / 400)
     assert (z.outside_envelope, z.outside_allowance, z.race_allowance) == (2, 1, 20)
+    assert z.longest_excursion == 1
+    samples += [live.Sample(1 + i, 50.0, (_zone(-90 if i else 0),)) for i in range(4)]
+    assert live.summarize(samples)[0].longest_excursion == 3
 
 
 def test_trace_saves_and_loads_the_same_samples(tmp_path):
@@ -224,12 +227,16 @@ def test_shipped_trace_was_recorded_with_churn_and_shows_drift():
 
 
 def test_replay_source_plays_the_trace_at_its_recorded_pace():
-    """ReplaySource.at(elapsed) returns the last sample recorded by then, looping."""
+    """ReplaySource.at(elapsed) returns the nearest recorded sample, looping; at the
+    recording's rate every recorded sample comes back once, in order."""
     src = live.ReplaySource(reason="test")
-    first, later, next_ = src.samples[0], src.samples[10], src.samples[11]
-    t = (later.t + next_.t) / 2 - first.t  # between the 11th and 12th recorded samples
+    first, later = src.samples[0], src.samples[10]
+    t = later.t - first.t + 0.01
     assert src.at(t).zones == later.zones and src.at(t).t == t
     assert src.at(src.duration + t).zones == later.zones
+    hz = src.meta["hz"]
+    replayed = live.collect(src, len(src.samples) / hz, hz, paced=False)
+    assert [s.zones for s in replayed] == [s.zones for s in src.samples]
     assert "replay" in src.description
 
 
