@@ -446,3 +446,71 @@ def test_cli_drift_churn_above_the_bound_is_one_line_exit_2(tmp_path):
     r = _drift("--root", str(root), "--churn", "51", "--seconds", "0.2")
     assert r.returncode == 2 and "mib must be in [1, 50], got 51" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Notebook 07's panel
+# ---------------------------------------------------------------------------------------------
+
+
+def test_drift_panel_static_replays_the_shipped_trace_and_says_why():
+    """With static figures the panel shows the recorded trace, one axes per zone, and why."""
+    from allocsim.widgets import DriftPanel
+
+    panel = DriftPanel(live=False)
+    assert panel.source.mode == "replay" and "static" in panel.source.reason
+    _, samples = live.load_trace()
+    plotted = panel.plotted()
+    assert list(plotted) == [z.label for z in samples[0].zones] == panel.zones
+    normal = plotted["Node 0, zone Normal"]
+    assert list(normal["gap"]) == [s.zones[2].gap for s in samples]
+    assert len(panel.fig.axes) == len(plotted)
+    assert "why replay" in panel.readout.value and "largest gap" in panel.readout.value
+
+
+def test_drift_panel_static_start_takes_a_short_live_reading(tmp_path):
+    """Static figures and a readable /proc: Start samples it for static_seconds and redraws."""
+    from allocsim.widgets import DriftPanel
+
+    root = fake_proc(tmp_path, "2.6.36-two-nodes.txt", {"Node 1, zone Normal": 99})
+    panel = DriftPanel(live=False, root=str(root), static_seconds=0.3, hz=20)
+    panel.controls["start"].click()
+    assert panel.last_error is None and panel.source.mode == "live"
+    plotted = panel.plotted()
+    assert len(plotted) == 4 and len(plotted["Node 1, zone Normal"]["t"]) == 6
+    assert set(plotted["Node 1, zone Normal"]["gap"]) == {99}
+    assert len(panel.fig.axes) == 4
+
+
+def test_drift_panel_live_start_stop_samples_in_the_background(tmp_path):
+    """Live canvas: Start samples and redraws in the background, Stop ends both."""
+    from allocsim.widgets import DriftPanel
+
+    root = fake_proc(tmp_path, "6.18.44-fc-v669.txt", {"Node 0, zone Normal": -12})
+    panel = DriftPanel(live=True, root=str(root), hz=50)
+    assert panel.source.mode == "live" and panel.controls["churn"].max == 48  # 5 % of 1000 MiB
+    panel.controls["start"].click()
+    time.sleep(0.6)
+    assert panel.recorder.running and panel.controls["stop"].disabled is False
+    panel.controls["stop"].click()
+    assert not panel.recorder.running and panel.last_error is None
+    gaps = panel.plotted()["Node 0, zone Normal"]["gap"]
+    assert len(gaps) >= 10 and set(gaps) == {-12}
+
+
+@needs_proc
+def test_drift_panel_churn_slider_starts_and_stops_the_churn_process():
+    """The churn slider starts a child while running; 0 and Stop leave no process behind."""
+    from allocsim.widgets import DriftPanel
+
+    panel = DriftPanel(live=True, hz=10)
+    panel.controls["churn"].value = 16
+    panel.controls["start"].click()
+    first = panel.recorder.churn.pid
+    assert panel.recorder.churn.running
+    panel.controls["churn"].value = 0
+    assert panel.recorder.churn is None and _gone(first)
+    panel.controls["churn"].value = 32
+    second = panel.recorder.churn.pid
+    panel.controls["stop"].click()
+    assert panel.recorder.churn is None and _gone(second) and panel.last_error is None
