@@ -262,7 +262,10 @@ def test_real_proc_gap_stays_within_envelope_plus_race_allowance_mostly():
     """On this kernel, with 64 MiB of churn, >= 90 % of zone samples have |gap| <= envelope +
     one pcp batch per CPU (the stated race allowance); the files are read within 5 ms."""
     sampler = live.DriftSampler()
-    with live.Churn(min(64, live.churn_limit_mib())):
+    mib = min(64, live.churn_limit_mib())
+    if mib < 1:
+        pytest.skip("5 % of MemAvailable is under 1 MiB: no churn is safe here")
+    with live.Churn(mib):
         samples = live.collect(sampler, seconds=2.0, hz=20)
     pairs = [z for s in samples for z in s.zones]
     inside = sum(abs(z.gap) <= z.envelope + z.race_allowance for z in pairs)
@@ -370,6 +373,8 @@ def _drift(*args, timeout=60):
 def test_cli_drift_acceptance_json_with_churn():
     """`drift --seconds 3 --churn 256 --json`: exit 0, every zone in every sample, a nonzero
     gap somewhere, and the churn process gone afterwards."""
+    if live.churn_limit_mib() < 256:
+        pytest.skip("256 MiB is more than 5 % of MemAvailable here (needs about 5 GiB available)")
     r = _drift("--seconds", "3", "--churn", "256", "--json")
     assert r.returncode == 0, r.stderr
     d = json.loads(r.stdout)
