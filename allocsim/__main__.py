@@ -5,6 +5,7 @@
     python -m allocsim run --preset small --cpus 64 --stat-threshold 1 --seconds 2
     python -m allocsim compare --preset large --seed 1 [--json]
     python -m allocsim zoneinfo [PATH] [--json]
+    python -m allocsim drift [--seconds S] [--hz N] [--churn MIB] [--json]
 
 Every ``SimConfig`` field is an option (``--zone-mib``, ``--stat-interval-ms``, ...), generated
 from the field metadata; ``--seconds`` sets the duration. Bad options exit with status 2 and a
@@ -122,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
         "zoneinfo", help="read /proc/zoneinfo and report the drift exposure", add_help=False
     )
     zi.add_argument("rest", nargs=argparse.REMAINDER)
+    drift = sub.add_parser(
+        "drift",
+        help="watch this kernel's free-page counter drift from its buddy lists, live",
+        add_help=False,
+    )
+    drift.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -198,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         from .zoneinfo import main as zoneinfo_main
 
         return zoneinfo_main(argv[1:])
+    if argv and argv[0] == "drift":
+        from .live import main as drift_main
+
+        return drift_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command not in ("run", "compare"):

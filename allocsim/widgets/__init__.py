@@ -24,12 +24,14 @@ front end that is not there.
 
 The package's rooms: :mod:`.environment` (backend and environment check), :mod:`.controls`
 (controls from ``SimConfig`` metadata), :mod:`.host` (the figure host), :mod:`.demos` (the
-simulation demos), :mod:`.explorers` (demos without a simulation) and :mod:`.questions` (learner
-checks). Notebooks use the names re-exported here: ``import allocsim.widgets as aw``.
+simulation demos), :mod:`.explorers` (demos without a simulation), :mod:`.drift` (notebook 07's
+live panel on the running kernel) and :mod:`.questions` (learner checks). Notebooks use the names
+re-exported here: ``import allocsim.widgets as aw``.
 """
 
 from .controls import OptionalInt, controls_for, patch_controls
 from .demos import CompareDemo, RunDemo, livelock_demo
+from .drift import DriftPanel
 from .environment import (
     STATIC_ENV,
     environment_report,
@@ -59,6 +61,7 @@ __all__ = [
     "WindowStepper",
     "BuddyDemo",
     "ThresholdExplorer",
+    "DriftPanel",
     "ask",
     "Question",
 ]
