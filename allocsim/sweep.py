@@ -65,6 +65,9 @@ __all__ = [
     "summary",
     "load_precomputed",
     "PRECOMPUTED",
+    "phase_grid",
+    "kernel_boundary",
+    "describe_phase",
     "main",
 ]
 
@@ -652,6 +655,70 @@ def _frame(points, configs, keys, exact_keys, done, baseline, pd):
 # Tables and the shipped grid
 # ---------------------------------------------------------------------------------------------
 
+# The phase diagram of notebook 09: machine size against memory, for each kernel. The shipped
+# grid (PRECOMPUTED, made by docs/make_docs.py) and the notebook's small live grid are both
+# built here, so the lecture's picture and a learner's rerun come from the same definition.
+PHASE_AXES = {
+    "cpus": (4, 8, 16, 32, 64, 128, 256, 512, 1024),
+    "zone_mib": (512, 1024, 2048, 4096, 8192, 16384),
+    "patches": ("none", "all"),
+    "seed": (1, 2, 3),
+}
+PHASE_AXES_SMALL = {
+    "cpus": (16, 64, 256),
+    "zone_mib": (1024, 4096),
+    "patches": ("none", "all"),
+    "seed": (1,),
+}
+PHASE_DURATION_MS = 2000  # the burst's first stall and what follows it (stat_interval 1 s)
+
+
+def phase_grid(*, small: bool = False, **overrides) -> Grid:
+    """The CPUs × zone size × patch set × seed grid of notebook 09 on the ``large`` preset.
+
+    ``small=True`` is the 12-point grid a notebook runs live; the default is the grid shipped
+    precomputed. ``overrides`` replace axes (``cpus=[...]``) or fix other fields.
+    """
+    axes = dict(PHASE_AXES_SMALL if small else PHASE_AXES)
+    fixed = {"duration_ms": PHASE_DURATION_MS}
+    for k, v in overrides.items():
+        if k in axes:
+            axes[k] = v
+        else:
+            fixed[k] = v
+    return Grid(axes, preset="large", **fixed)
+
+
+def kernel_boundary(cpus, zone_mibs, *, patches="all", preset: str = "large", **fixed) -> dict:
+    """The kernel's own boundary on a CPUs × zone-size plane, from its formulas.
+
+    For every pair, the config the sweep would build is asked for its derived numbers
+    (``SimConfig.derived``: ``calculate_threshold``, ``setup_per_zone_wmarks``,
+    ``refresh_zone_stat_thresholds``). Returns 2-D arrays indexed ``[zone, cpu]``:
+    ``max_drift`` (``cpus × stat_threshold``), ``tolerate_drift`` (``low − min``) and
+    ``percpu_drift_mark`` (0 where the kernel leaves it unset), plus the ``cpus`` and
+    ``zone_mib`` vectors.
+    """
+    import numpy as np
+
+    from .teaching import fitted_preset
+
+    cpus = np.asarray(cpus, dtype=int)
+    zone_mibs = np.asarray(zone_mibs, dtype=int)
+    shape = (len(zone_mibs), len(cpus))
+    out = {k: np.zeros(shape, dtype=np.int64) for k in ("max_drift", "tolerate_drift")}
+    out["percpu_drift_mark"] = np.zeros(shape, dtype=np.int64)
+    p = _parse_patches(patches)
+    for i, z in enumerate(zone_mibs):
+        for j, n in enumerate(cpus):
+            d = fitted_preset(preset, cpus=int(n), zone_mib=int(z), patches=p, **fixed).derived()
+            out["max_drift"][i, j] = d.max_drift
+            out["tolerate_drift"][i, j] = d.tolerate_drift
+            out["percpu_drift_mark"][i, j] = d.percpu_drift_mark
+    out["cpus"], out["zone_mib"] = cpus, zone_mibs
+    return out
+
+
 _SUMMARY_MEASURES = (
     "progress_vs_exact",
     "stalled_ms",
@@ -684,6 +751,54 @@ def summary(df, by=None):
     out = g[measures].mean()
     out.insert(0, "runs", g.size())
     return out.reset_index()
+
+
+def _first_cpus(table, test) -> list:
+    """Per row (zone size) of a zone × CPUs table: the smallest CPU count whose cell passes."""
+    out = []
+    for _, cells in table.iterrows():
+        hit = [int(c) for c, v in cells.items() if test(v)]
+        out.append(min(hit) if hit else None)
+    return out
+
+
+def describe_phase(
+    df, *, by: str = "patches", value: str = "progress_vs_exact", below: float = 0.5
+) -> str:
+    """What a CPUs × zone-size sweep shows, read off the data (nothing here is typed in).
+
+    For each zone size: the smallest CPU count past the kernel's boundary
+    (:func:`kernel_boundary`, ``large`` preset) and, for each value of ``by``, the smallest at
+    which the mean over seeds of ``value`` is below ``below``, and at which some seed stalled.
+    """
+    stall = "stalled_ms" if "stalled_ms" in df.columns else "livelock_ms"
+    zones = sorted(int(z) for z in df["zone_mib"].unique())
+    cpus = sorted(int(c) for c in df["cpus"].unique())
+
+    def per_zone(found) -> str:
+        return ", ".join(
+            f"{z} MiB: {'never' if n is None else n}" for z, n in zip(zones, found, strict=True)
+        )
+
+    b = kernel_boundary(cpus, zones, patches="none")
+    past = [
+        next(
+            (c for j, c in enumerate(cpus) if b["max_drift"][i, j] > b["tolerate_drift"][i, j]),
+            None,
+        )
+        for i in range(len(zones))
+    ]
+    lines = [f"cpus × stat_threshold > low − min from (CPUs) — {per_zone(past)}"]
+    for label in dict.fromkeys(df[by]):
+        part = df[df[by] == label]
+        grouped = part.groupby(["zone_mib", "cpus"])
+        mean = grouped[value].apply(lambda v: v.astype(float).mean()).unstack("cpus")
+        worst = grouped[stall].max().unstack("cpus")
+        low = _first_cpus(mean.sort_index().sort_index(axis=1), lambda v: v < below)
+        hit = _first_cpus(worst.sort_index().sort_index(axis=1), lambda v: v > 0)
+        lines.append(f"{by} {label}: mean {value} < {below} from (CPUs) — {per_zone(low)}")
+        lines.append(f"{by} {label}: {stall} > 0 in some seed from (CPUs) — {per_zone(hit)}")
+    return "\n".join(lines)
 
 
 def load_precomputed(path=None):

@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -311,3 +312,62 @@ def test_cli_sweep_ctrl_c_with_worker_processes_stops_cleanly(tmp_path):
     again = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert len(sw.ResultFile(out).load()) == 24
+
+
+# ---------------------------------------------------------------------------------------------
+# The phase diagram: the kernel's boundary, the plots, the shipped grid
+# ---------------------------------------------------------------------------------------------
+
+
+def test_kernel_boundary_follows_the_kernel_formulas():
+    """max_drift is cpus × calculate_threshold, the gap low − min; the mark is set past it."""
+    from allocsim.page_alloc import min_free_kbytes, setup_per_zone_wmarks
+    from allocsim.vmstat import calculate_threshold
+
+    cpus, zones = [4, 16, 64, 1024], [512, 4096]
+    on = sw.kernel_boundary(cpus, zones, patches="all")
+    off = sw.kernel_boundary(cpus, zones, patches="none")
+    for i, z in enumerate(zones):
+        present = z << 8
+        wmin, wlow, _ = setup_per_zone_wmarks(min_free_kbytes(present * 4), [present])[0]
+        for j, n in enumerate(cpus):
+            assert on["max_drift"][i, j] == n * calculate_threshold(present, n)
+            assert on["tolerate_drift"][i, j] == wlow - wmin
+    past = on["max_drift"] > on["tolerate_drift"]
+    assert past.any() and not past.all()  # the grid straddles the boundary
+    assert ((on["percpu_drift_mark"] > 0) == past).all()
+    assert (off["percpu_drift_mark"] == 0).all()  # 2.6.35 has no drift mark
+
+
+def test_plot_phase_panels_draw_the_seed_means(serial):
+    """One panel per patch set and measure; each cell is the mean over seeds of its runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from allocsim import plotting as ap
+
+    df = serial.assign(zone_mib=serial["cpus"] * 64)  # a second axis for the plane
+    axes = ap.plot_phase_panels(df, ("progress_vs_exact", "task_throughput"))
+    assert axes.shape == (2, 2)
+    mesh = axes[1, 0].collections[0]
+    sel = df[df["patches"] == "none"]
+    want = sel.groupby("cpus")["task_throughput"].mean().to_numpy()
+    drawn = np.asarray(mesh.get_array()).reshape(-1, len(want))
+    np.testing.assert_allclose(np.diag(drawn), want)
+    plt.close("all")
+
+
+def test_precomputed_phase_grid_is_what_the_model_gives_today():
+    """The shipped grid covers phase_grid() in order, and two of its rows rerun identically
+    (regenerate it with `python docs/make_docs.py phase` after a model change)."""
+    shipped = sw.load_precomputed()
+    grid = sw.phase_grid()
+    assert len(shipped) == len(grid)
+    for axis in grid.axes:
+        assert list(shipped[axis]) == [p[axis] for p in grid.points], axis
+    for i in (shipped.index[(shipped.cpus == 64) & (shipped.seed == 1)][:2]):
+        again = sweep([grid.configs[i]], baseline="exact", workers=1, progress=False).iloc[0]
+        for key in ("task_ok", "livelock_ms", "progress_vs_exact"):
+            assert again[key] == pytest.approx(shipped.loc[i, key]), (i, key)
