@@ -1161,19 +1161,22 @@ def plot_seed_spread(
 
 def plot_phase_panels(
     df,
-    values=("progress_vs_exact", "livelock_ms"),
+    values=("progress_vs_exact", "stalled_ms", "livelock_ms"),
     *,
     by: str = "patches",
     axes=None,
     boundary: bool = True,
 ):
-    """One row per measure in ``values``, one column per value of ``by`` (each kernel or patch
-    set), the same colour scale along a row, the kernel's boundary on every panel.
+    """One row per measure in ``values`` (those the DataFrame has; ``livelock_ms`` only where
+    there is no ``stalled_ms``), one column per value of ``by`` (each kernel or patch set), the
+    same colour scale along a row, the kernel's boundary on every panel.
 
     ``axes`` is a 2-D array of Axes or None for a new figure. Returns the array of Axes.
     """
     panels = list(dict.fromkeys(df[by]))
     values = [v for v in values if v in df.columns]
+    if "stalled_ms" in values and "livelock_ms" in values:
+        values.remove("livelock_ms")  # the stall measure, where runs report it, supersedes it
     if axes is None:
         import matplotlib.pyplot as plt
 
