@@ -974,6 +974,7 @@ PHASE_LABELS = {
     "progress_vs_exact": "pages delivered / exact counters",
     "livelock_ms": "livelock (ms)",
     "stalled_ms": "stalled (ms)",
+    "counter_lies_ms": "counter lies (ms)",
     "task_throughput": "task pages had / wanted",
 }
 
@@ -1013,7 +1014,7 @@ def plot_phase(
     vmin=None,
     vmax=None,
     colorbar: bool = True,
-    annotate: bool = True,
+    annotate: bool | None = None,
     fmt: str = "{:.2f}",
     title: str | None = None,
 ):
@@ -1021,12 +1022,15 @@ def plot_phase(
 
     ``df`` is a sweep's DataFrame (:func:`allocsim.sweep.sweep`), ``where`` picks one kernel or
     patch set. Cells sit on log2 axes, so :func:`plot_kernel_boundary` can be drawn on top.
+    ``annotate`` writes each cell's value in it (default: when there are at most 24 cells).
     Returns the Axes.
     """
     ax = _new_ax(ax, figsize=(5, 4))
     table = phase_table(df, value, where=where, x=x, y=y)
     xs, ys = table.columns.to_numpy(), table.index.to_numpy()
     z = table.to_numpy(dtype=float)
+    if annotate is None:
+        annotate = z.size <= 24
     mesh = ax.pcolormesh(
         _log2_edges(xs), _log2_edges(ys), np.ma.masked_invalid(z), cmap=cmap, vmin=vmin, vmax=vmax
     )
@@ -1061,7 +1065,7 @@ def plot_phase(
 
 
 def plot_kernel_boundary(
-    *, ax=None, patches="all", cpus=None, zone_mibs=None, n: int = 32, legend=True, **fixed
+    *, ax=None, patches="all", cpus=None, zone_mibs=None, n: int = 24, legend=True, **fixed
 ):
     """The kernel's own boundary on a CPUs × zone-size plane (see
     :func:`allocsim.sweep.kernel_boundary`): a solid line where ``cpus × stat_threshold``

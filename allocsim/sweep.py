@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import functools
 import hashlib
 import itertools
 import json
@@ -659,22 +660,23 @@ PHASE_AXES = {
     "seed": (1, 2, 3),
 }
 PHASE_AXES_SMALL = {
-    "cpus": (16, 64, 256),
+    "cpus": (8, 64, 256),
     "zone_mib": (1024, 4096),
     "patches": ("none", "all"),
     "seed": (1,),
 }
 PHASE_DURATION_MS = 2000  # the burst's first stall and what follows it (stat_interval 1 s)
+PHASE_DURATION_MS_SMALL = 1000  # the first fold interval only: a live grid in seconds
 
 
 def phase_grid(*, small: bool = False, **overrides) -> Grid:
     """The CPUs × zone size × patch set × seed grid of notebook 09 on the ``large`` preset.
 
-    ``small=True`` is the 12-point grid a notebook runs live; the default is the grid shipped
-    precomputed. ``overrides`` replace axes (``cpus=[...]``) or fix other fields.
+    ``small=True`` is the 12-point grid of 1 s runs a notebook runs live; the default is the
+    grid shipped precomputed. ``overrides`` replace axes (``cpus=[...]``) or fix other fields.
     """
     axes = dict(PHASE_AXES_SMALL if small else PHASE_AXES)
-    fixed = {"duration_ms": PHASE_DURATION_MS}
+    fixed = {"duration_ms": PHASE_DURATION_MS_SMALL if small else PHASE_DURATION_MS}
     for k, v in overrides.items():
         if k in axes:
             axes[k] = v
@@ -695,21 +697,34 @@ def kernel_boundary(cpus, zone_mibs, *, patches="all", preset: str = "large", **
     """
     import numpy as np
 
-    from .teaching import fitted_preset
-
     cpus = np.asarray(cpus, dtype=int)
     zone_mibs = np.asarray(zone_mibs, dtype=int)
+    p = _parse_patches(patches)
+    out = _boundary(
+        tuple(cpus.tolist()), tuple(zone_mibs.tolist()), p, preset, tuple(sorted(fixed.items()))
+    )
+    out = {k: v.copy() for k, v in out.items()}  # the cache's arrays stay unchanged
+    out["cpus"], out["zone_mib"] = cpus, zone_mibs
+    return out
+
+
+@functools.lru_cache(maxsize=32)
+def _boundary(cpus: tuple, zone_mibs: tuple, p: Patches, preset: str, fixed: tuple) -> dict:
+    """kernel_boundary's arrays, computed once per plane (every panel of a figure asks)."""
+    import numpy as np
+
+    from .teaching import fitted_preset
+
     shape = (len(zone_mibs), len(cpus))
     out = {k: np.zeros(shape, dtype=np.int64) for k in ("max_drift", "tolerate_drift")}
     out["percpu_drift_mark"] = np.zeros(shape, dtype=np.int64)
-    p = _parse_patches(patches)
     for i, z in enumerate(zone_mibs):
         for j, n in enumerate(cpus):
-            d = fitted_preset(preset, cpus=int(n), zone_mib=int(z), patches=p, **fixed).derived()
+            cfg = fitted_preset(preset, cpus=n, zone_mib=z, patches=p, **dict(fixed))
+            d = cfg.derived()
             out["max_drift"][i, j] = d.max_drift
             out["tolerate_drift"][i, j] = d.tolerate_drift
             out["percpu_drift_mark"][i, j] = d.percpu_drift_mark
-    out["cpus"], out["zone_mib"] = cpus, zone_mibs
     return out
 
 
@@ -781,13 +796,19 @@ def onset(
 
 
 def describe_phase(
-    df, *, by: str = "patches", value: str = "progress_vs_exact", below: float = 0.5
+    df,
+    *,
+    by: str = "patches",
+    value: str = "progress_vs_exact",
+    below: float = 0.5,
+    lies_ms: float = 100,
 ) -> str:
     """What a CPUs × zone-size sweep shows, read off the data (nothing here is typed in).
 
     Per zone size: the smallest CPU count past the kernel's boundary (:func:`kernel_boundary`,
     ``large`` preset) and, for each value of ``by``, the smallest at which the mean over seeds
-    of ``value`` is below ``below``, and at which some seed stalled (:func:`stall_measure`).
+    of ``value`` is below ``below``, at which some seed stalled (:func:`stall_measure`), and
+    at which the counter lied (``counter_lies_ms``, mean over seeds) for over ``lies_ms``.
     """
     stall = stall_measure(df)
     zones = sorted(int(z) for z in df["zone_mib"].unique())
@@ -807,6 +828,11 @@ def describe_phase(
         hit = onset(df, stall, where={by: label}, above=0, how="max")
         lines.append(f"{by} {label}: mean {value} < {below} from (CPUs) — {per_zone(low)}")
         lines.append(f"{by} {label}: {stall} > 0 in some seed from (CPUs) — {per_zone(hit)}")
+        if "counter_lies_ms" in df.columns:
+            lied = onset(df, "counter_lies_ms", where={by: label}, above=lies_ms)
+            lines.append(
+                f"{by} {label}: mean counter_lies_ms > {lies_ms:g} from (CPUs) — {per_zone(lied)}"
+            )
     return "\n".join(lines)
 
 

@@ -377,3 +377,21 @@ def test_precomputed_phase_grid_is_what_the_model_gives_today():
         again = sweep([grid.configs[i]], baseline="exact", workers=1, progress=False).iloc[0]
         for key in ("delivered_pages", "stalled_ms", "progress_vs_exact"):
             assert again[key] == pytest.approx(shipped.loc[i, key]), (i, key)
+
+
+def test_onset_finds_the_smallest_cpu_count_per_zone_size():
+    """onset() gives, per zone size, the first CPU count whose seed mean (or max) passes."""
+    df = pd.DataFrame(
+        {
+            "zone_mib": [512] * 6 + [4096] * 6,
+            "cpus": [8, 8, 64, 64, 256, 256] * 2,
+            "seed": [1, 2] * 6,
+            "stalled_ms": [0, 0, 0, 300, 500, 700, 0, 0, 0, 0, 0, 0],
+        }
+    )
+    assert sw.onset(df, "stalled_ms", above=0, how="max") == {512: 64, 4096: None}
+    assert sw.onset(df, "stalled_ms", above=200) == {512: 256, 4096: None}  # mean 150 at 64
+    assert sw.onset(df, "stalled_ms", below=1) == {512: 8, 4096: 8}
+    with pytest.raises(ValueError, match="exactly one of below= and above="):
+        sw.onset(df, "stalled_ms")
+    assert "512 MiB: 64" in sw.describe_phase(df.assign(progress_vs_exact=1.0, patches="none"))
