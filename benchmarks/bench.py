@@ -561,7 +561,7 @@ def bench_sweep(quick: bool) -> dict:
         distributed = None
     rows = []
     for name, grid in grids.items():
-        ways = {"serial": dict(workers=1), "2 processes": dict(workers=2)}
+        ways = {"serial": dict(workers=1), "local processes (2)": dict(workers=2)}
         frames = {}
         for way, kw in ways.items():
             start = time.perf_counter()
