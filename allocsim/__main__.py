@@ -6,6 +6,7 @@
     python -m allocsim compare --preset large --seed 1 [--json]
     python -m allocsim zoneinfo [PATH] [--json]
     python -m allocsim drift [--seconds S] [--hz N] [--churn MIB] [--json]
+    python -m allocsim sweep --cpus 16,64,256 --patches none,all --seeds 1-5 [--out sweep.parquet]
 
 Every ``SimConfig`` field is an option (``--zone-mib``, ``--stat-interval-ms``, ...), generated
 from the field metadata; ``--seconds`` sets the duration. Bad options exit with status 2 and a
@@ -129,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     drift.add_argument("rest", nargs=argparse.REMAINDER)
+    sw = sub.add_parser("sweep", help="run a grid of scenarios (see sweep --help)", add_help=False)
+    sw.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -209,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
         from .live import main as drift_main
 
         return drift_main(argv[1:])
+    if argv and argv[0] == "sweep":
+        from .sweep import main as sweep_main
+
+        return sweep_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command not in ("run", "compare"):

@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib import patheffects
 from matplotlib.collections import PolyCollection
 from matplotlib.lines import Line2D
 
@@ -48,6 +49,12 @@ __all__ = [
     "plot_window",
     "plot_window_compare",
     "figure_livelock_off_on",
+    "PHASE_LABELS",
+    "phase_table",
+    "plot_phase",
+    "plot_kernel_boundary",
+    "plot_phase_panels",
+    "plot_seed_spread",
 ]
 
 # One colour per quantity, used by every figure and widget of the kit.
@@ -956,6 +963,256 @@ def plot_window_compare(steps_off, steps_on, *, axes=None):
         _, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True, layout="constrained")
     plot_window(steps_off, ax=axes[0], title="2.6.35.3: counter raised before linking")
     plot_window(steps_on, ax=axes[1], title="72853e2 (patch 1): counter raised after linking")
+    return axes
+
+
+# ---------------------------------------------------------------------------------------------
+# Sweeps: phase diagrams
+# ---------------------------------------------------------------------------------------------
+
+PHASE_LABELS = {
+    "progress_vs_exact": "pages delivered / exact counters",
+    "livelock_ms": "livelock (ms)",
+    "stalled_ms": "stalled (ms)",
+    "counter_lies_ms": "counter lies (ms)",
+    "task_throughput": "task pages had / wanted",
+}
+
+
+def _log2_edges(values) -> np.ndarray:
+    """Cell edges for values on a log2 axis: halfway (in log) between neighbours."""
+    v = np.log2(np.asarray(values, dtype=float))
+    if len(v) == 1:
+        return 2.0 ** np.array([v[0] - 0.5, v[0] + 0.5])
+    mids = (v[1:] + v[:-1]) / 2
+    return 2.0 ** np.concatenate(([v[0] - (mids[0] - v[0])], mids, [v[-1] + (v[-1] - mids[-1])]))
+
+
+def phase_table(df, value: str, *, where=None, x: str = "cpus", y: str = "zone_mib"):
+    """Mean of ``value`` over the seeds on the ``x`` × ``y`` grid of a sweep's DataFrame.
+
+    ``where`` selects rows (``{"patches": "none"}``). Returns a DataFrame, ``y`` down, ``x``
+    across, both ascending; cells without runs are NaN.
+    """
+    sel = df
+    for k, v in (where or {}).items():
+        sel = sel[sel[k] == v]
+    vals = sel[value].astype(float)  # booleans average to shares, None to NaN
+    table = vals.groupby([sel[y], sel[x]]).mean().unstack(x)
+    return table.sort_index().sort_index(axis=1)
+
+
+def plot_phase(
+    df,
+    value: str,
+    *,
+    ax=None,
+    where=None,
+    x: str = "cpus",
+    y: str = "zone_mib",
+    cmap: str = "viridis",
+    vmin=None,
+    vmax=None,
+    colorbar: bool = True,
+    annotate: bool | None = None,
+    fmt: str = "{:.2f}",
+    title: str | None = None,
+):
+    """A phase diagram: the mean over seeds of ``value`` on the CPUs × zone-size grid.
+
+    ``df`` is a sweep's DataFrame (:func:`allocsim.sweep.sweep`), ``where`` picks one kernel or
+    patch set. Cells sit on log2 axes, so :func:`plot_kernel_boundary` can be drawn on top.
+    ``annotate`` writes each cell's value in it (default: when there are at most 24 cells).
+    Returns the Axes.
+    """
+    ax = _new_ax(ax, figsize=(5, 4))
+    table = phase_table(df, value, where=where, x=x, y=y)
+    xs, ys = table.columns.to_numpy(), table.index.to_numpy()
+    z = table.to_numpy(dtype=float)
+    if annotate is None:
+        annotate = z.size <= 24
+    mesh = ax.pcolormesh(
+        _log2_edges(xs), _log2_edges(ys), np.ma.masked_invalid(z), cmap=cmap, vmin=vmin, vmax=vmax
+    )
+    if annotate:
+        lo, hi = mesh.get_clim()
+        for i, yv in enumerate(ys):
+            for j, xv in enumerate(xs):
+                if np.isfinite(z[i, j]):
+                    dark = (z[i, j] - lo) < 0.5 * (hi - lo) if hi > lo else True
+                    ax.text(
+                        xv,
+                        yv,
+                        fmt.format(z[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize="x-small",
+                        color="white" if dark and cmap == "viridis" else "black",
+                    )
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log", base=2)
+    ax.set_xticks(xs, [str(int(v)) for v in xs])
+    ax.set_yticks(ys, [str(int(v)) for v in ys])
+    ax.minorticks_off()
+    ax.set_xlabel("online CPUs" if x == "cpus" else x)
+    ax.set_ylabel("zone size (MiB)" if y == "zone_mib" else y)
+    if title is None:
+        title = ", ".join(f"{k} {v}" for k, v in (where or {}).items()) or value
+    ax.set_title(title, fontsize="medium")
+    if colorbar:
+        ax.figure.colorbar(mesh, ax=ax, label=PHASE_LABELS.get(value, value))
+    return ax
+
+
+def plot_kernel_boundary(
+    *, ax=None, patches="all", cpus=None, zone_mibs=None, n: int = 24, legend=True, **fixed
+):
+    """The kernel's own boundary on a CPUs × zone-size plane (see
+    :func:`allocsim.sweep.kernel_boundary`): a solid line where ``cpus × stat_threshold``
+    starts to exceed ``low − min``, a dashed one where ``percpu_drift_mark`` starts to be set
+    (only where ``patches`` includes patch 2). The upper-left side of a line is the side past it.
+
+    ``cpus``/``zone_mibs`` default to ``n`` log-spaced values spanning the Axes' current
+    limits (draw the phase diagram first). Returns the Axes.
+    """
+    from .sweep import kernel_boundary
+
+    ax = _new_ax(ax, figsize=(5, 4))
+    if cpus is None:
+        lo, hi = ax.get_xlim()
+        cpus = np.unique(np.geomspace(max(1, lo), max(2, hi), n).round().astype(int))
+    if zone_mibs is None:
+        lo, hi = ax.get_ylim()
+        zone_mibs = np.unique(np.geomspace(max(64, lo), max(65, hi), n).round().astype(int))
+    b = kernel_boundary(cpus, zone_mibs, patches=patches, **fixed)
+    xlim, ylim = ax.get_xlim(), ax.get_ylim()
+    past = (b["max_drift"] > b["tolerate_drift"]).astype(float)
+    marked = (b["percpu_drift_mark"] > 0).astype(float)
+    handles = []
+    if 0 < past.mean() < 1:
+        outline = [patheffects.withStroke(linewidth=4, foreground="black")]
+        cs = ax.contour(b["cpus"], b["zone_mib"], past, levels=[0.5], colors="white", linewidths=2)
+        cs.set_path_effects(outline)
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="white",
+                lw=2,
+                path_effects=outline,
+                label="CPUs × threshold > low − min",
+            )
+        )
+    if 0 < marked.mean() < 1:
+        ax.contour(
+            b["cpus"],
+            b["zone_mib"],
+            marked,
+            levels=[0.5],
+            colors=PALETTE["drift_mark"],
+            linewidths=1.5,
+            linestyles="--",
+        )
+        handles.append(
+            Line2D([], [], color=PALETTE["drift_mark"], lw=1.5, ls="--", label="drift mark set")
+        )
+    ax.set_xlim(xlim)
+    ax.set_ylim(ylim)
+    if legend and handles:
+        ax.legend(handles=handles, fontsize="x-small", loc="lower right", framealpha=0.8)
+    return ax
+
+
+def plot_seed_spread(
+    df, value: str, *, ax=None, x: str = "cpus", by: str = "patches", where=None, title=None
+):
+    """``value`` against ``x``, one line per value of ``by``: the mean over seeds, with a bar
+    from the lowest to the highest seed (how much of a difference is the workload's luck).
+
+    ``where`` selects rows (``{"zone_mib": 4096}``). Returns the Axes.
+    """
+    ax = _new_ax(ax, figsize=(6, 3.6))
+    sel = df
+    for k, v in (where or {}).items():
+        sel = sel[sel[k] == v]
+    for label in dict.fromkeys(sel[by]):
+        part = sel[sel[by] == label]
+        g = part[value].astype(float).groupby(part[x])
+        mean, lo, hi = g.mean(), g.min(), g.max()
+        xs = mean.index.to_numpy(dtype=float)
+        ax.errorbar(
+            xs,
+            mean.to_numpy(),
+            yerr=[mean.to_numpy() - lo.to_numpy(), hi.to_numpy() - mean.to_numpy()],
+            marker="o",
+            capsize=3,
+            label=f"{by} {label}",
+        )
+    if x in ("cpus", "zone_mib"):
+        ax.set_xscale("log", base=2)
+        xs = np.sort(sel[x].unique())
+        ax.set_xticks(xs, [str(int(v)) for v in xs])
+        ax.minorticks_off()
+    ax.set_xlabel({"cpus": "online CPUs", "zone_mib": "zone size (MiB)"}.get(x, x))
+    ax.set_ylabel(PHASE_LABELS.get(value, value))
+    if title is None:
+        title = ", ".join(f"{k} {v}" for k, v in (where or {}).items())
+        title = (title + ": " if title else "") + "mean over seeds, bars from lowest to highest"
+    ax.set_title(title, fontsize="medium")
+    ax.legend(fontsize="x-small")
+    return ax
+
+
+def plot_phase_panels(
+    df,
+    values=("progress_vs_exact", "stalled_ms", "livelock_ms"),
+    *,
+    by: str = "patches",
+    axes=None,
+    boundary: bool = True,
+):
+    """One row per measure in ``values`` (those the DataFrame has; ``livelock_ms`` only where
+    there is no ``stalled_ms``), one column per value of ``by`` (each kernel or patch set), the
+    same colour scale along a row, the kernel's boundary on every panel.
+
+    ``axes`` is a 2-D array of Axes or None for a new figure. Returns the array of Axes.
+    """
+    panels = list(dict.fromkeys(df[by]))
+    values = [v for v in values if v in df.columns]
+    if "stalled_ms" in values and "livelock_ms" in values:
+        values.remove("livelock_ms")  # the stall measure, where runs report it, supersedes it
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        _, axes = plt.subplots(
+            len(values),
+            len(panels),
+            figsize=(4.6 * len(panels) + 0.8, 3.6 * len(values)),
+            squeeze=False,
+            layout="constrained",
+        )
+    axes = np.asarray(axes).reshape(len(values), len(panels))
+    for i, value in enumerate(values):
+        col = df[value].astype(float)
+        vmin, vmax = float(np.nanmin(col)), float(np.nanmax(col))
+        if value == "progress_vs_exact":
+            vmin, vmax = 0.0, max(1.0, vmax)
+        fmt = "{:.2f}" if vmax <= 10 else "{:.0f}"
+        for j, panel in enumerate(panels):
+            ax = axes[i, j]
+            plot_phase(
+                df,
+                value,
+                ax=ax,
+                where={by: panel},
+                vmin=vmin,
+                vmax=vmax,
+                colorbar=j == len(panels) - 1,
+                fmt=fmt,
+                title=f"{by} {panel}: {PHASE_LABELS.get(value, value)}",
+            )
+            if boundary and by == "patches":
+                plot_kernel_boundary(ax=ax, patches=panel, legend=i == 0)
     return axes
 
 

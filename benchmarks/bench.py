@@ -15,6 +15,9 @@ Sections (names for --only):
   notebooks  headless execution of every notebooks/*.ipynb (nbclient, kernel python3).
   memory     tracemalloc peak and ru_maxrss delta (fresh subprocess per case) for a page-level
              Zone and a Simulation at 1024 CPUs with 1, 4 and 16 GiB, and a Zone at 4096 CPUs.
+  sweep      allocsim.sweep's 24-run grid (tests/test_sweep.py's, 200 ms runs) and a 24-run grid
+             of 1 s runs at 64-256 CPUs: serially, on 2 local processes and on a Dask
+             LocalCluster of 2 workers (start-up included), as wall time and ratio to serial.
 
 Progress goes to stderr. The exit status is 1 if a measurement raised an error (it is reported
 in its row); a section that is "not available" or "skipped" is not an error.
@@ -41,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run from a checkout even without `pip install -e .`
 
-SECTIONS = ("rtf", "widget", "notebooks", "memory")
+SECTIONS = ("rtf", "widget", "notebooks", "memory", "sweep")
 PAGES_PER_GIB = 262144  # 4 KiB pages
 MIB = 1 << 20
 
@@ -532,6 +535,66 @@ def bench_memory(quick: bool) -> dict:
 # --- report -----------------------------------------------------------------------------------
 
 
+# --- 5. sweep ---------------------------------------------------------------------------------
+
+
+def bench_sweep(quick: bool) -> dict:
+    from allocsim.sweep import Grid, sweep
+
+    grids = {
+        "24 × 200 ms, 4-16 CPUs (+12 exact)": Grid(
+            {"cpus": [4, 8, 16], "patches": ["none", "all"], "seed": [1, 2, 3, 4]},
+            preset="large",
+            duration_ms=200,
+        ),
+        "24 × 1 s, 64-256 CPUs (+12 exact)": Grid(
+            {"cpus": [64, 256], "patches": ["none", "all"], "seed": [1, 2, 3, 4, 5, 6]},
+            preset="large",
+            duration_ms=1000,
+        ),
+    }
+    if quick:
+        grids = dict(list(grids.items())[:1])
+    try:
+        import distributed
+    except ImportError:
+        distributed = None
+    rows = []
+    for name, grid in grids.items():
+        ways = {"serial": dict(workers=1), "local processes (2)": dict(workers=2)}
+        frames = {}
+        for way, kw in ways.items():
+            start = time.perf_counter()
+            frames[way] = sweep(grid, baseline="exact", progress=False, **kw)
+            rows.append({"grid": name, "way": way, "wall_s": time.perf_counter() - start})
+        if distributed is not None and not quick:
+            start = time.perf_counter()
+            with distributed.LocalCluster(
+                n_workers=2, threads_per_worker=1, dashboard_address=None
+            ) as cluster:
+                frames["dask"] = sweep(
+                    grid, baseline="exact", progress=False, scheduler=cluster.scheduler_address
+                )
+            rows.append(
+                {
+                    "grid": name,
+                    "way": "Dask LocalCluster (2)",
+                    "wall_s": time.perf_counter() - start,
+                }
+            )
+        same = all(f.equals(frames["serial"]) for f in frames.values())
+        serial = next(r["wall_s"] for r in rows if r["grid"] == name and r["way"] == "serial")
+        for r in rows:
+            if r["grid"] == name:
+                r["vs_serial"] = r["wall_s"] / serial
+                r["same_frame"] = same
+        log(
+            f"  sweep {name}: "
+            + ", ".join(f"{r['way']} {r['wall_s']:.1f} s" for r in rows if r["grid"] == name)
+        )
+    return {"status": "ok", "rows": rows}
+
+
 def table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
@@ -650,17 +713,28 @@ def print_memory(mem: dict) -> None:
         )
 
 
+def print_sweep(sw: dict) -> None:
+    print("5. Sweeps (allocsim.sweep, exact baseline; wall time includes pool/cluster start-up)")
+    rows = [
+        [r["grid"], r["way"], f"{r['wall_s']:.1f}", f"{r['vs_serial']:.2f}", str(r["same_frame"])]
+        for r in sw["rows"]
+    ]
+    print(table(["grid", "run on", "wall s", "× serial", "same DataFrame"], rows))
+
+
 PRINTERS = {
     "rtf": print_rtf,
     "widget": print_widget,
     "notebooks": print_notebooks,
     "memory": print_memory,
+    "sweep": print_sweep,
 }
 TITLES = {
     "rtf": "1. Real-time factor",
     "widget": "2. Widget latency (livelock demo)",
     "notebooks": "3. Notebooks, headless",
     "memory": "4. Peak memory",
+    "sweep": "5. Sweeps",
 }
 
 
@@ -729,6 +803,7 @@ def main(argv=None) -> int:
         "widget": bench_widget,
         "notebooks": bench_notebooks,
         "memory": bench_memory,
+        "sweep": bench_sweep,
     }
     for name in SECTIONS:
         if name in only:
