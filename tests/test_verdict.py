@@ -190,7 +190,7 @@ def test_sub_second_stat_interval_cli_exits_2_with_one_line_unless_counterfactua
     assert "COUNTERFACTUAL" in p.stdout
 
 
-@pytest.mark.parametrize("command", ["", "run", "compare", "zoneinfo"])
+@pytest.mark.parametrize("command", ["", "run", "compare", "zoneinfo", "drift", "sweep"])
 def test_every_help_prints_and_exits_0(command):
     """`python -m allocsim [command] --help` prints usage and exits 0."""
     argv = [sys.executable, "-m", "allocsim", *([command] if command else []), "--help"]
