@@ -19,6 +19,7 @@ from .page_alloc import setup_pageset, setup_per_zone_wmarks, zone_batchsize
 from .patches import Patches
 from .vmstat import (
     STAT_THRESHOLD_MAX,
+    calculate_pressure_threshold,
     calculate_threshold,
     drift_mark,
     refresh_zone_stat_thresholds,
@@ -68,6 +69,13 @@ class SimConfig:
         range=(64, MAX_ZONE_MIB),
         help="size of the one Normal zone (present_pages × 4 KiB)",
     )
+    sockets: int = _f(
+        1,
+        label="sockets",
+        range=(1, 64),
+        help="processor sockets, CPUs spread evenly in blocks: a cache line from another "
+        "socket costs more (the cost model, allocsim/cost.py)",
+    )
     stat_threshold: int | None = _f(
         None,
         label="stat_threshold",
@@ -105,6 +113,15 @@ class SimConfig:
         range=(1, 1 << 14),
         optional=True,
         help="per-cpu list batch; None = zone_batchsize",
+    )
+    cost_scale: float = _f(
+        1.0,
+        label="cost of accuracy",
+        range=(0.0, 100.0),
+        integer=False,
+        help="multiplies every constant of the cost model (watermark checks, snapshot reads, "
+        "folds, threshold rewrites, IPIs): the CPU time they take is not spent serving "
+        "the writers; 0 = all free",
     )
     patches: Patches = field(
         default_factory=Patches,
@@ -324,6 +341,16 @@ class SimConfig:
         group="memory",
         help="the CPU kswapd runs on (its pcp list takes its reclaimed pages); None = the last CPU",
     )
+    kswapd_asleep_at_start: bool = field(
+        default=False,
+        metadata=dict(
+            label="kswapd asleep at start",
+            group="memory",
+            help="at t=0 kswapd has finished its boot-time 100 ms nap and sleeps in schedule() "
+            "(a machine that has been up a while); False: it starts its loop at t=0, as at "
+            "boot, and naps first",
+        ),
+    )
     kswapd_scan_per_ms: int = _f(
         512,
         label="kswapd scan rate",
@@ -361,7 +388,7 @@ class SimConfig:
             object.__setattr__(self, f.name, check(f.name, value, lo, hi))
         if not isinstance(self.patches, Patches):
             raise TypeError(f"patches must be an allocsim.Patches, got {self.patches!r}")
-        for name in ("record_events", "counterfactual"):
+        for name in ("record_events", "counterfactual", "kswapd_asleep_at_start"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.stat_interval_ms % 1000 and not self.counterfactual:
@@ -372,6 +399,8 @@ class SimConfig:
                 f"is on 2.6.36, got {self.stat_interval_ms}; pass counterfactual=True "
                 "(--counterfactual) to simulate a machine no 2.6.36 kernel can be"
             )
+        if self.sockets > self.cpus:
+            raise ValueError(f"sockets must be in [1, cpus={self.cpus}], got {self.sockets}")
         if self.writer_cpus > self.cpus:
             raise ValueError(
                 f"writer_cpus must be in [0, cpus={self.cpus}], got {self.writer_cpus}"
@@ -436,6 +465,7 @@ class SimConfig:
             stat_threshold=threshold,
             max_drift=self.cpus * threshold,
             tolerate_drift=wlow - wmin,
+            pressure_threshold=calculate_pressure_threshold(wmin, wlow, self.cpus),
             drift_mark_if_patched=mark,
             percpu_drift_mark=stand_in.percpu_drift_mark,
             pcp_high=high,
@@ -494,6 +524,8 @@ class Derived:
     stat_threshold: int
     max_drift: int
     tolerate_drift: int
+    # What 2.6.38's kswapd installs while it is awake (only in zones with a drift mark).
+    pressure_threshold: int
     drift_mark_if_patched: int
     percpu_drift_mark: int
     pcp_high: int
