@@ -2,6 +2,7 @@
 
     python -m allocsim run --preset large --patches none --seed 1
     python -m allocsim run --preset large --patches all --json
+    python -m allocsim run --preset readers --sockets 14 --patches 2.6.38 --json
     python -m allocsim run --preset small --cpus 64 --stat-threshold 1 --seconds 2
     python -m allocsim compare --preset large --seed 1 [--json]
     python -m allocsim zoneinfo [PATH] [--json]
@@ -105,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--patches",
         default="none",
-        help="'all', 'none' or a comma list of " + ", ".join(Patches.names()),
+        help="a kernel (2.6.35, 2.6.36, 2.6.38), 'all' (= 2.6.36), 'none' (= 2.6.35) or a "
+        "comma list of " + ", ".join(Patches.switches()),
     )
     _add_config_options(run)
     cmp_ = sub.add_parser(

@@ -136,6 +136,7 @@ class CostMeter:
         self.threshold_rewrites = 0
         self.folds = 0
         self.watermark_ns = 0.0
+        self.watermark_ns_by_cpu = np.zeros(cpus, dtype=np.float64)
         self.total_ns = 0.0
         self.ns_by_kind = dict.fromkeys(("watermark", "fold", "threshold", "drain"), 0.0)
 
@@ -212,6 +213,7 @@ class CostMeter:
         if wm is not None:
             tick = tick + wm
             wm_sum = float(wm.sum())
+            self.watermark_ns_by_cpu += wm
         if fold_ns is not None:
             tick = tick + fold_ns
             self.ns_by_kind["fold"] += float(fold_ns.sum())
@@ -231,11 +233,20 @@ class CostMeter:
     def summary(self, simulated_ms: int) -> dict:
         """The ``cost`` entry of ``RunResult.to_dict``."""
         cpu_ns = self.cpus * simulated_ms * TICK_NS
+        per_socket = np.bincount(self.socket, minlength=self.sockets)
+        by_socket = np.bincount(
+            self.socket, weights=self.watermark_ns_by_cpu, minlength=self.sockets
+        )
+        socket_ns = per_socket * simulated_ms * TICK_NS
         return {
             "snapshot_reads": self.snapshot_reads,
             "drain_ipis": self.drain_ipis,
             "threshold_rewrites": self.threshold_rewrites,
             "watermark_cpu_share": self.watermark_ns / cpu_ns if cpu_ns else 0.0,
+            # The same, of each socket's CPU time (the readers preset simulates socket 0's node).
+            "watermark_cpu_share_by_socket": [
+                float(w / t) if t else 0.0 for w, t in zip(by_socket, socket_ns, strict=True)
+            ],
             "watermark_checks": self.watermark_checks,
             "folds": self.folds,
             "overhead_cpu_share": self.total_ns / cpu_ns if cpu_ns else 0.0,

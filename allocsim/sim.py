@@ -108,8 +108,21 @@ class PgData:
 
     @property
     def awake(self) -> bool:
-        """Not waiting on ``kswapd_wait``: what ``zone_nr_free_pages`` asks."""
+        """Not waiting on ``kswapd_wait``: what ``zone_nr_free_pages`` asks.
+
+        SIMPLIFICATION: it turns True when kswapd runs (the tick after its wake-up), not at
+        the wake-up itself; see :attr:`waitqueue_active`.
+        """
         return not self.on_waitqueue
+
+    @property
+    def waitqueue_active(self) -> bool:
+        """``waitqueue_active(&pgdat->kswapd_wait)``: kswapd is queued and not woken yet.
+
+        kswapd waits with ``DEFINE_WAIT`` (``autoremove_wake_function``): the wake-up takes it
+        off the queue at once, so later callers in the same tick see an empty queue.
+        """
+        return self.on_waitqueue and not self.woken
 
 
 class Simulation:

@@ -160,7 +160,7 @@ def wakeup_kswapd(sim, order: int = 0, cpu=None, n=1) -> None:
     # zone_nr_free_pages never did.
     if zone.patches.watermark_ok_safe:
         ks.max_order = max(ks.max_order, order)
-        if not ks.on_waitqueue:  # !waitqueue_active(&pgdat->kswapd_wait): already running
+        if not ks.waitqueue_active:  # already running, or already woken
             return
         if sim.watermark_ok(low, 0, safe=True, cpu=cpu, n=n):
             return
@@ -169,7 +169,7 @@ def wakeup_kswapd(sim, order: int = 0, cpu=None, n=1) -> None:
     if sim.watermark_ok(low, 0, cpu=cpu, n=n):
         return
     ks.max_order = max(ks.max_order, order)
-    if not ks.on_waitqueue:  # !waitqueue_active(&pgdat->kswapd_wait): already running
+    if not ks.waitqueue_active:  # already running, or already woken
         return
     sim.wake_kswapd()
 
