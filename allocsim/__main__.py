@@ -120,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the variants, comma-separated: 'exact' (exact counters) or any --patches value "
         "(default: none,all,exact)",
     )
+    cmp_.add_argument(
+        "--kernels",
+        default=None,
+        help="kernel versions to compare instead of --labels, comma-separated: any of "
+        "2.6.35, 2.6.36, 2.6.38 (one row each, and the exact machine as the yardstick)",
+    )
     _add_config_options(cmp_)
     zi = sub.add_parser(
         "zoneinfo", help="read /proc/zoneinfo and report the drift exposure", add_help=False
@@ -222,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             from .compare import variant
 
             labels = [x.strip() for x in args.labels.split(",") if x.strip()]
+            if args.kernels is not None:
+                labels = _kernel_labels(args.kernels)
             if not labels:
                 raise ValueError("labels must name at least one variant, e.g. none,all,exact")
             for label in labels:
@@ -251,6 +259,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(result.summary())
     return 0
+
+
+def _kernel_labels(text: str) -> list[str]:
+    """``--kernels 2.6.35,2.6.36,2.6.38``: the versions, checked against the known ones."""
+    from .patches import KERNELS
+
+    labels = [x.strip() for x in text.split(",") if x.strip()]
+    unknown = [x for x in labels if x not in KERNELS]
+    if unknown or not labels:
+        raise ValueError(f"kernels must be a comma list of {', '.join(KERNELS)}, got {text!r}")
+    return labels
 
 
 def _compare(cfg: SimConfig, labels: list[str], args) -> int:

@@ -416,13 +416,10 @@ class Simulation:
         seen = zone.snapshot_reads
         self.free_read = watermark_free_pages(zone, self.kswapd.awake)
         normal_snapshot = zone.snapshot_reads != seen
-        safe_snapshot = normal_snapshot
-        if zone.patches.watermark_ok_safe:
-            seen = zone.snapshot_reads
-            self.free_read_safe = watermark_free_pages_safe(zone)
-            safe_snapshot = zone.snapshot_reads != seen
-        else:
-            self.free_read_safe = self.free_read
+        # What zone_watermark_ok_safe would read (only 2.6.38's call sites use it).
+        seen = zone.snapshot_reads
+        self.free_read_safe = watermark_free_pages_safe(zone)
+        safe_snapshot = zone.snapshot_reads != seen
         self._wm_cache.clear()
         self._busy = self.meter.begin_tick(normal_snapshot, safe_snapshot)
 

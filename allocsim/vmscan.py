@@ -154,10 +154,10 @@ def wakeup_kswapd(sim, order: int = 0, cpu=None, n=1) -> None:
     zone = sim.zone
     ks = sim.kswapd
     low = zone.watermark[ALLOC_WMARK_LOW]
-    # PATCH(watermark_ok_safe): 88f5acf tests the wait queue first, so that the (now expensive)
-    # check is made only when kswapd could be woken, and makes it zone_watermark_ok_safe: below
-    # the drift mark it sums every CPU's delta even while kswapd sleeps, which 2.6.36's
-    # zone_nr_free_pages never did.
+    # 88f5acf tests the wait queue first, so that the (now expensive) check is made only when
+    # kswapd could be woken, and makes it zone_watermark_ok_safe: below the drift mark it sums
+    # every CPU's delta even while kswapd sleeps, which 2.6.36's zone_nr_free_pages never did.
+    # PATCH(watermark_ok_safe): the safe check, after the wait-queue test.
     if zone.patches.watermark_ok_safe:
         ks.max_order = max(ks.max_order, order)
         if not ks.waitqueue_active:  # already running, or already woken
@@ -226,6 +226,7 @@ def kswapd(sim, asleep: bool = False):
                 if zone.patches.pressure_threshold:
                     sim.set_pgdat_percpu_threshold(zone_normal_threshold)
                 yield None  # schedule(): until wake_up_interruptible
+                # PATCH(pressure_threshold): woken: lower the thresholds again.
                 if zone.patches.pressure_threshold:
                     sim.set_pgdat_percpu_threshold(zone_pressure_threshold)
             order = ks.max_order
