@@ -16,7 +16,15 @@ import numpy as np
 
 from .errors import check_int
 
-__all__ = ["PUBLISHED", "SOCKETS", "sockets_sweep", "summarise", "plot_sockets"]
+__all__ = [
+    "PUBLISHED",
+    "SOCKETS",
+    "sockets_sweep",
+    "summarise",
+    "plot_sockets",
+    "plot_threshold",
+    "no_interrupt_runs",
+]
 
 # Share of CPU time in zone_nr_free_pages, zone_watermark_ok, __zone_watermark_ok,
 # zone_watermark_ok_safe, zone_page_state_snapshot and zone_page_state, Shaohua Li's workload:
@@ -130,3 +138,72 @@ def plot_sockets(rows: list[dict], ax=None):
     ax.set_title("Shaohua Li's readers: the cost of an accurate NR_FREE_PAGES", fontsize=9)
     ax.legend(fontsize=8)
     return ax
+
+
+def plot_threshold(result, *, ax=None):
+    """The per-CPU ``stat_threshold`` in force over a run, with kswapd's state underneath.
+
+    2.6.38 lowers it when kswapd is woken from its full sleep and restores it just before the
+    next full sleep; ``cpus × threshold`` (the worst drift) is drawn against ``low − min``.
+    """
+    import matplotlib.pyplot as plt
+
+    from .vmscan import KswapdState
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.2), layout="constrained")
+    t = result.t_ms
+    d = result.derived
+    cpus = result.config.cpus
+    drift = cpus * result["stat_threshold"]
+    ax.step(t, drift, where="post", color="tab:purple", label="cpus × stat_threshold (max drift)")
+    ax.axhline(d["tolerate_drift"], color="grey", ls=":", label="low − min")
+    awake = result["kswapd_state"] == KswapdState.RUNNING
+    top = max(float(drift.max()), d["tolerate_drift"]) * 1.6
+    ax.fill_between(
+        t,
+        0,
+        top,
+        where=awake,
+        step="post",
+        color="tab:orange",
+        alpha=0.15,
+        linewidth=0,
+        label="kswapd in balance_pgdat",
+    )
+    ax.set_yscale("symlog", linthresh=max(1, d["tolerate_drift"] // 4))
+    ax.set_ylim(0, top)
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("pages")
+    ax.set_title(
+        f"{result.config.patches.label()}: stat_threshold {d['stat_threshold']} normal, "
+        f"{d['pressure_threshold']} under pressure ({cpus} CPUs)",
+        fontsize=9,
+    )
+    ax.legend(fontsize=8, loc="upper right")
+    return ax
+
+
+def no_interrupt_runs(
+    seed: int = 1,
+    kernels=("2.6.36", "2.6.38"),
+    duration_ms: int = 4000,
+    kswapd_asleep_at_start: bool = True,
+):
+    """The ``large`` case without interrupt load on each kernel, same seed: RunResults."""
+    from .config import preset
+    from .sim import Simulation
+
+    return [
+        Simulation(
+            preset(
+                "large",
+                atomic_rate=0.0,
+                seed=seed,
+                patches=k,
+                duration_ms=duration_ms,
+                kswapd_asleep_at_start=kswapd_asleep_at_start,
+            )
+        ).run()
+        for k in kernels
+    ]

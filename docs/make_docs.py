@@ -472,15 +472,15 @@ def no_interrupt_section() -> dict:
                 f"{_pct(100 * sum(r['cost']['watermark_cpu_share'] for r in rs) / len(rs))} |"
             )
             tag = f"{label.replace('.', '')}_{'ASLEEP' if asleep else 'NAP'}"
-            facts[f"NOIRQ_STALL_{tag}"] = _span([r["stalled_ms"] for r in rs], " ms")
-            facts[f"NOIRQ_PVE_{tag}"] = _span(
+            facts[f"NOIRQ_STALL_{tag}"] = _seed_range([r["stalled_ms"] for r in rs], " ms")
+            facts[f"NOIRQ_PVE_{tag}"] = _seed_range(
                 [round(100 * r["progress_vs_exact"]) for r in rs if r["progress_vs_exact"]], "%"
             )
-            facts[f"NOIRQ_LIES_{tag}"] = _span([r["counter_lies_ms"] for r in rs], " ms")
+            facts[f"NOIRQ_LIES_{tag}"] = _seed_range([r["counter_lies_ms"] for r in rs], " ms")
     return {"NO_INTERRUPT_TABLE": "\n".join(lines), **facts}
 
 
-def _span(values, unit: str) -> str:
+def _seed_range(values, unit: str) -> str:
     lo, hi = min(values), max(values)
     return f"{lo}{unit}" if lo == hi else f"{lo}-{hi}{unit}"
 
