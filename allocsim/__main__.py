@@ -71,6 +71,14 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
         help="allow settings no 2.6.36 kernel can have (a stat_interval that is not whole "
         "seconds); the output says so",
     )
+    p.add_argument(
+        "--kswapd-asleep-at-start",
+        dest="kswapd_asleep_at_start",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="kswapd has finished its boot-time nap and sleeps at t=0 (a machine that has been "
+        "up a while); 2.6.38 lowers its thresholds only on waking from that sleep",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--quiet", action="store_true", help="do not print the parameters first")
     for f in fields(SimConfig):

@@ -394,3 +394,14 @@ def test_sockets_sweep_2638_is_far_cheaper_than_2636_on_many_sockets():
     assert s[(14, "2.6.36")]["share"] > 5 * s[(14, "2.6.38")]["share"]
     assert s[(14, "2.6.36")]["share"] > 2 * s[(1, "2.6.36")]["share"]
     assert s[(14, "2.6.38")]["share"] < 1.0
+
+
+def test_cli_kswapd_asleep_flag_reaches_the_config():
+    """--kswapd-asleep-at-start sets the field; without it the preset's value stays."""
+    from allocsim.__main__ import _config_from, build_parser
+
+    parser = build_parser()
+    on = _config_from(parser.parse_args(["run", "--preset", "large", "--kswapd-asleep-at-start"]))
+    off = _config_from(parser.parse_args(["compare", "--preset", "large"]))
+    assert on.kswapd_asleep_at_start and not off.kswapd_asleep_at_start
+    assert _config_from(parser.parse_args(["run", "--preset", "readers"])).kswapd_asleep_at_start
