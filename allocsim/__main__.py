@@ -2,6 +2,7 @@
 
     python -m allocsim run --preset large --patches none --seed 1
     python -m allocsim run --preset large --patches all --json
+    python -m allocsim run --preset readers --sockets 14 --patches 2.6.38 --json
     python -m allocsim run --preset small --cpus 64 --stat-threshold 1 --seconds 2
     python -m allocsim compare --preset large --seed 1 [--json]
     python -m allocsim zoneinfo [PATH] [--json]
@@ -71,6 +72,14 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
         help="allow settings no 2.6.36 kernel can have (a stat_interval that is not whole "
         "seconds); the output says so",
     )
+    p.add_argument(
+        "--kswapd-asleep-at-start",
+        dest="kswapd_asleep_at_start",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="kswapd has finished its boot-time nap and sleeps at t=0 (a machine that has been "
+        "up a while); 2.6.38 lowers its thresholds only on waking from that sleep",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--quiet", action="store_true", help="do not print the parameters first")
     for f in fields(SimConfig):
@@ -106,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--patches",
         default="none",
-        help="'all', 'none' or a comma list of " + ", ".join(Patches.names()),
+        help="a kernel (2.6.35, 2.6.36, 2.6.38), 'all' (= 2.6.36), 'none' (= 2.6.35) or a "
+        "comma list of " + ", ".join(Patches.switches()),
     )
     _add_config_options(run)
     cmp_ = sub.add_parser(
@@ -118,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="none,all,exact",
         help="the variants, comma-separated: 'exact' (exact counters) or any --patches value "
         "(default: none,all,exact)",
+    )
+    cmp_.add_argument(
+        "--kernels",
+        default=None,
+        help="kernel versions to compare instead of --labels, comma-separated: any of "
+        "2.6.35, 2.6.36, 2.6.38 (one row each, and the exact machine as the yardstick)",
     )
     _add_config_options(cmp_)
     zi = sub.add_parser(
@@ -227,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
             from .compare import variant
 
             labels = [x.strip() for x in args.labels.split(",") if x.strip()]
+            if args.kernels is not None:
+                labels = _kernel_labels(args.kernels)
             if not labels:
                 raise ValueError("labels must name at least one variant, e.g. none,all,exact")
             for label in labels:
@@ -256,6 +274,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(result.summary())
     return 0
+
+
+def _kernel_labels(text: str) -> list[str]:
+    """``--kernels 2.6.35,2.6.36,2.6.38``: the versions, checked against the known ones."""
+    from .patches import KERNELS
+
+    labels = [x.strip() for x in text.split(",") if x.strip()]
+    unknown = [x for x in labels if x not in KERNELS]
+    if unknown or not labels:
+        raise ValueError(f"kernels must be a comma list of {', '.join(KERNELS)}, got {text!r}")
+    return labels
 
 
 def _compare(cfg: SimConfig, labels: list[str], args) -> int:

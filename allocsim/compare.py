@@ -74,7 +74,7 @@ def table(rows: list[dict]) -> str:
     """The comparison as a plain-text table (what ``python -m allocsim compare`` prints)."""
     head = (
         f"{'variant':<28} {'pages had':>10} {'vs exact':>9} {'stalled':>9} "
-        f"{'lied':>8} {'buddy<min':>9} {'drains':>7}"
+        f"{'lied':>8} {'buddy<min':>9} {'drains':>7} {'wmark cpu':>9}"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -82,10 +82,18 @@ def table(rows: list[dict]) -> str:
         lines.append(
             f"{r['label']:<28} {r['delivered_pages']:>10} {pve:>9} "
             f"{r['stalled_ms']:>7}ms {r['counter_lies_ms']:>6}ms {r['buddy_below_min_ms']:>7}ms "
-            f"{r['drain_all_pages_calls']:>7}"
+            f"{r['drain_all_pages_calls']:>7} {_wmark_share(r):>9}"
         )
     lines.append(
         "stalled: 100 ms bins in which the writers got < 1% of what they asked for while most "
-        "were stuck; lied: the checked count was >= min while the buddy lists held < min"
+        "were stuck; lied: the checked count was >= min while the buddy lists held < min; "
+        "wmark cpu: share of CPU time in watermark checks and their reads (allocsim/cost.py)"
     )
     return "\n".join(lines)
+
+
+def _wmark_share(row: dict) -> str:
+    cost = row.get("cost")
+    if not cost:
+        return "-"
+    return f"{100 * cost['watermark_cpu_share']:.2f}%"

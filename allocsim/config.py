@@ -19,6 +19,7 @@ from .page_alloc import setup_pageset, setup_per_zone_wmarks, zone_batchsize
 from .patches import Patches
 from .vmstat import (
     STAT_THRESHOLD_MAX,
+    calculate_pressure_threshold,
     calculate_threshold,
     drift_mark,
     refresh_zone_stat_thresholds,
@@ -68,6 +69,13 @@ class SimConfig:
         range=(64, MAX_ZONE_MIB),
         help="size of the one Normal zone (present_pages × 4 KiB)",
     )
+    sockets: int = _f(
+        1,
+        label="sockets",
+        range=(1, 64),
+        help="processor sockets, CPUs spread evenly in blocks: a cache line from another "
+        "socket costs more (the cost model, allocsim/cost.py)",
+    )
     stat_threshold: int | None = _f(
         None,
         label="stat_threshold",
@@ -105,6 +113,15 @@ class SimConfig:
         range=(1, 1 << 14),
         optional=True,
         help="per-cpu list batch; None = zone_batchsize",
+    )
+    cost_scale: float = _f(
+        1.0,
+        label="cost of accuracy",
+        range=(0.0, 100.0),
+        integer=False,
+        help="multiplies every constant of the cost model (watermark checks, snapshot reads, "
+        "folds, threshold rewrites, IPIs): the CPU time they take is not spent serving "
+        "the writers; 0 = all free",
     )
     patches: Patches = field(
         default_factory=Patches,
@@ -324,6 +341,16 @@ class SimConfig:
         group="memory",
         help="the CPU kswapd runs on (its pcp list takes its reclaimed pages); None = the last CPU",
     )
+    kswapd_asleep_at_start: bool = field(
+        default=False,
+        metadata=dict(
+            label="kswapd asleep at start",
+            group="memory",
+            help="at t=0 kswapd has finished its boot-time 100 ms nap and sleeps in schedule() "
+            "(a machine that has been up a while); False: it starts its loop at t=0, as at "
+            "boot, and naps first",
+        ),
+    )
     kswapd_scan_per_ms: int = _f(
         512,
         label="kswapd scan rate",
@@ -361,7 +388,7 @@ class SimConfig:
             object.__setattr__(self, f.name, check(f.name, value, lo, hi))
         if not isinstance(self.patches, Patches):
             raise TypeError(f"patches must be an allocsim.Patches, got {self.patches!r}")
-        for name in ("record_events", "counterfactual"):
+        for name in ("record_events", "counterfactual", "kswapd_asleep_at_start"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.stat_interval_ms % 1000 and not self.counterfactual:
@@ -372,6 +399,8 @@ class SimConfig:
                 f"is on 2.6.36, got {self.stat_interval_ms}; pass counterfactual=True "
                 "(--counterfactual) to simulate a machine no 2.6.36 kernel can be"
             )
+        if self.sockets > self.cpus:
+            raise ValueError(f"sockets must be in [1, cpus={self.cpus}], got {self.sockets}")
         if self.writer_cpus > self.cpus:
             raise ValueError(
                 f"writer_cpus must be in [0, cpus={self.cpus}], got {self.writer_cpus}"
@@ -436,6 +465,7 @@ class SimConfig:
             stat_threshold=threshold,
             max_drift=self.cpus * threshold,
             tolerate_drift=wlow - wmin,
+            pressure_threshold=calculate_pressure_threshold(wmin, wlow, self.cpus),
             drift_mark_if_patched=mark,
             percpu_drift_mark=stand_in.percpu_drift_mark,
             pcp_high=high,
@@ -465,7 +495,7 @@ class SimConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides) -> SimConfig:
-        """A named scenario (``small``, ``large``, ``steady``) with optional overrides."""
+        """A named scenario (``small``, ``large``, ``steady``, ``readers``) with overrides."""
         return preset(name, **overrides)
 
     def to_dict(self) -> dict:
@@ -494,6 +524,8 @@ class Derived:
     stat_threshold: int
     max_drift: int
     tolerate_drift: int
+    # What 2.6.38's kswapd installs while it is awake (only in zones with a drift mark).
+    pressure_threshold: int
     drift_mark_if_patched: int
     percpu_drift_mark: int
     pcp_high: int
@@ -554,6 +586,56 @@ def _steady(**o):
     return base
 
 
+# Shaohua Li's workload (Sep 2010, "zone state overhead"; the V4 changelog of 88f5acf): one
+# process per CPU reading its own sparse file, 10 x RAM / CPUs each. Reading a hole allocates a
+# zero-filled page-cache page and never touches a disk: clean page cache, no writeback, no
+# device interrupts; reclaim frees clean pages. Eight threads per socket, as in the published
+# one-socket case (8 threads) and 14-socket case (112 threads).
+#
+# The model has one zone, so the preset simulates one NUMA node: the zone is that node's, its
+# readers are the CPUs of one socket (each allocates from its local node), and kswapd runs on
+# that socket. The other sockets' CPUs are online: they count in num_online_cpus (the
+# thresholds, the drift mark, the pressure threshold), every snapshot reads their lines and
+# drain_all_pages interrupts them, but their own nodes are not simulated (every node does the
+# same, so the node's share of CPU time is the machine's).
+READERS_PER_SOCKET = 8
+# A 2 GiB node: the largest for which one 8-CPU socket still gets a drift mark (8 x 48 = 384
+# pages of possible drift > low - min = 362), as Mel Gorman's one-socket machine evidently did.
+READER_NODE_MIB = 2048
+# Pages each reader allocates per ms. CALIBRATED, the one fitted constant of the cost study:
+# chosen so that 2.6.36 spends about 0.66 % of CPU time in the watermark functions on one
+# socket (mean of seeds 1-3: 0.68 %), the published one-socket figure; every other figure in
+# docs/results.md is predicted. At this rate one socket's readers take 96 pages a tick, well
+# inside the 362-page gap between LOW and MIN that the 1 ms tick has to resolve.
+READER_RATE = 12.0
+
+
+def _readers(**o):
+    sockets = o.get("sockets", 1)
+    cpus = o.get("cpus", READERS_PER_SOCKET * sockets)
+    per_socket = max(1, cpus // sockets)
+    rate = o.get("writer_rate", READER_RATE)
+    base = dict(
+        cpus=cpus,
+        sockets=sockets,
+        zone_mib=READER_NODE_MIB,
+        writer_cpus=per_socket,  # one reader per CPU of the simulated node's socket
+        writer_rate=rate,
+        dirty_fraction=0.0,  # page cache filled from holes: clean, nothing to write back
+        atomic_rate=0.0,  # no disk, no device interrupts
+        quiet_atomic_rate=0.0,
+        burst_start_ms=0,
+        kswapd_cpu=per_socket - 1,  # the node's kswapd runs on the node's CPUs
+        # kswapd reclaims clean pages twice as fast as the node's readers allocate: it keeps up,
+        # and is awake (in balance_pgdat) about half the time.
+        kswapd_scan_per_ms=max(32, int(2 * per_socket * rate)),
+        kswapd_asleep_at_start=True,  # a machine that has been up: kswapd sleeps at t=0
+        duration_ms=1000,
+    )
+    base.update(o)
+    return base
+
+
 PRESETS = {
     # A workstation: 4 CPUs, 1 GiB. The drift (4 × 30 = 120 pages) fits between LOW and MIN.
     "small": lambda **o: {**dict(cpus=4, zone_mib=1024, writer_cpus=1, duration_ms=4000), **o},
@@ -562,6 +644,8 @@ PRESETS = {
     "large": _large,
     # Sustained mixed load on many CPUs: every CPU writes, half the pages are clean or temporary.
     "steady": lambda **o: _steady(**o),
+    # Shaohua Li's sparse-file readers: 8 readers per socket streaming clean page cache.
+    "readers": _readers,
 }
 
 

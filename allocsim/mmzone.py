@@ -168,6 +168,11 @@ class Zone:
         self.percpu_drift_mark = 0
         self.all_unreclaimable = False
         self.pages_scanned = 0
+        # Meters for the cost model (not kernel state): folds of each CPU's diff into vm_stat,
+        # calls of zone_page_state_snapshot, and the diff bound after a threshold rewrite.
+        self.stat_folds = np.zeros(n, dtype=np.int64)
+        self.snapshot_reads = 0
+        self.diff_limit = None
         if stat_threshold is None:
             stat_threshold = calculate_threshold(self.present_pages, n)
         stat_threshold = check_int("stat_threshold", stat_threshold, 0, STAT_THRESHOLD_MAX)

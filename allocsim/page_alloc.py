@@ -24,7 +24,12 @@ from .constants import (
     PAGE_SIZE,
 )
 from .errors import check_cpu, check_int
-from .vmstat import __mod_zone_page_state, zone_nr_free_pages
+from .vmstat import (
+    __mod_zone_page_state,
+    zone_nr_free_pages,
+    zone_page_state,
+    zone_page_state_snapshot,
+)
 
 __all__ = [
     "int_sqrt",
@@ -36,6 +41,9 @@ __all__ = [
     "rounddown_pow_of_two",
     "__zone_watermark_ok",
     "zone_watermark_ok",
+    "zone_watermark_ok_safe",
+    "watermark_free_pages",
+    "watermark_free_pages_safe",
     "rmqueue_bulk",
     "free_pcppages_bulk",
     "free_hot_cold_page",
@@ -233,14 +241,56 @@ def zone_watermark_ok(
     quarter off; fail if ``free <= min + lowmem_reserve[classzone_idx]``; then, for each lower
     order, discount its blocks and halve the mark.
 
-    The read is ``zone_nr_free_pages`` (the plain counter, or the snapshot with the drift-mark
-    patch). ``free_pages`` lets a simulation pass the value a lockless reader saw earlier.
+    The read is :func:`watermark_free_pages`: ``zone_nr_free_pages`` in 2.6.35/36 (the plain
+    counter, or the snapshot with the drift-mark patch), the plain counter in 2.6.38.
+    ``free_pages`` lets a simulation pass the value a lockless reader saw earlier.
     """
     if free_pages is None:
-        free_pages = zone_nr_free_pages(zone, kswapd_awake)
+        free_pages = watermark_free_pages(zone, kswapd_awake)
     reserve = zone.lowmem_reserve[classzone_idx] if classzone_idx < len(zone.lowmem_reserve) else 0
     nr_free = zone.nr_free_by_order() if order else ()
     return __zone_watermark_ok(free_pages, order, mark, reserve, alloc_flags, nr_free)
+
+
+def zone_watermark_ok_safe(
+    zone, order: int, mark: int, classzone_idx: int, alloc_flags: int, *, free_pages=None
+) -> bool:
+    """``zone_watermark_ok`` on an accurate count when it matters (mm/page_alloc.c, 2.6.38).
+
+    Reads :func:`watermark_free_pages_safe` and passes it to ``__zone_watermark_ok``. 88f5acf
+    uses it only where kswapd decides to wake or to sleep (``wakeup_kswapd``,
+    ``sleeping_prematurely``, ``balance_pgdat``); it has no kswapd-awake condition.
+    """
+    if free_pages is None:
+        free_pages = watermark_free_pages_safe(zone)
+    reserve = zone.lowmem_reserve[classzone_idx] if classzone_idx < len(zone.lowmem_reserve) else 0
+    nr_free = zone.nr_free_by_order() if order else ()
+    return __zone_watermark_ok(free_pages, order, mark, reserve, alloc_flags, nr_free)
+
+
+def watermark_free_pages(zone, kswapd_awake: bool = False) -> int:
+    """The free count ``zone_watermark_ok`` passes to ``__zone_watermark_ok``.
+
+    2.6.35/36: ``zone_nr_free_pages`` (mm/mmzone.c). 2.6.38: ``zone_page_state``, the plain
+    clamped counter: ``zone_watermark_ok`` calls ``__zone_watermark_ok(z, ..., free_pages)``.
+    """
+    # PATCH(watermark_ok_safe): 88f5acf deletes zone_nr_free_pages; ordinary checks go back to
+    # the plain counter, which the lowered thresholds (pressure_threshold) keep close enough.
+    if zone.patches.watermark_ok_safe:
+        return zone_page_state(zone)
+    return zone_nr_free_pages(zone, kswapd_awake)
+
+
+def watermark_free_pages_safe(zone) -> int:
+    """The free count ``zone_watermark_ok_safe`` reads (mm/page_alloc.c, 2.6.38).
+
+    The plain counter; below a (non-zero) ``percpu_drift_mark``, ``zone_page_state_snapshot``
+    instead — whether kswapd is awake or not.
+    """
+    free_pages = zone_page_state(zone)
+    if zone.percpu_drift_mark and free_pages < zone.percpu_drift_mark:
+        free_pages = zone_page_state_snapshot(zone)
+    return free_pages
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,12 +452,13 @@ def get_page_from_freelist(sim, cpu: int, alloc_flags: int, nr: int = 1) -> int:
     """Check the watermark, then take pages from this CPU's pcp list (``get_page_from_freelist``).
 
     Returns how many of the ``nr`` pages were had. No re-check happens between the watermark
-    test and the refill, so CPUs that passed on the same stale value all refill.
+    test and the refill, so CPUs that passed on the same stale value all refill. Each of the
+    ``nr`` allocations makes its own check, and ``cpu`` pays for them.
     """
     zone = sim.zone
     if not alloc_flags & ALLOC_NO_WATERMARKS:
         mark = zone.watermark[alloc_flags & ALLOC_WMARK_MASK]
-        if not sim.watermark_ok(mark, alloc_flags):
+        if not sim.watermark_ok(mark, alloc_flags, cpu=cpu, n=nr):
             return 0
     return buffered_rmqueue_n(zone, cpu, nr)
 
@@ -428,16 +479,18 @@ def buffered_rmqueue_n(zone, cpu: int, nr: int) -> int:
     return got
 
 
-def wake_all_kswapd(sim, order: int = 0) -> None:
+def wake_all_kswapd(sim, order: int = 0, cpu=None, n=1) -> None:
     """``wakeup_kswapd`` for the zone (``wake_all_kswapd``, mm/page_alloc.c; mm/vmscan.c).
 
     kswapd is woken only if the zone fails a LOW check (classzone 0, no flag reductions) *and*
-    kswapd is waiting on ``kswapd_wait``. The check reads the same counter as everyone: while
-    kswapd sleeps that is the raw, drifting counter, even with the drift-mark patch.
+    kswapd is waiting on ``kswapd_wait``. In 2.6.35/36 the check reads the same counter as
+    everyone: while kswapd sleeps that is the raw, drifting counter, even with the drift-mark
+    patch; 2.6.38 makes it ``zone_watermark_ok_safe``. ``cpu`` runs the call and ``n`` is how
+    many failed allocations it stands for (each calls it; the cost model charges them).
     """
     from .vmscan import wakeup_kswapd
 
-    wakeup_kswapd(sim, order)
+    wakeup_kswapd(sim, order, cpu=cpu, n=n)
 
 
 def __alloc_pages_nodemask(
@@ -455,7 +508,7 @@ def __alloc_pages_nodemask(
     if got == nr:
         return got
     # __alloc_pages_slowpath
-    wake_all_kswapd(sim)
+    wake_all_kswapd(sim, cpu=cpu, n=nr - got)
     alloc_flags = gfp_to_alloc_flags(gfp_mask, pf_memalloc, in_interrupt)
     got += get_page_from_freelist(sim, cpu, alloc_flags & ~ALLOC_NO_WATERMARKS, nr - got)
     if got < nr and alloc_flags & ALLOC_NO_WATERMARKS:
@@ -473,7 +526,7 @@ def __alloc_pages_slowpath(sim, task, gfp_mask: int):
     """
     cpu = task.cpu
     while True:  # restart:
-        wake_all_kswapd(sim)
+        wake_all_kswapd(sim, cpu=cpu)
         alloc_flags = gfp_to_alloc_flags(gfp_mask, task.pf_memalloc)
         # This is the last chance, in general, before the goto nopage.
         if get_page_from_freelist(sim, cpu, alloc_flags & ~ALLOC_NO_WATERMARKS):

@@ -5,7 +5,8 @@ because it decides what concurrency the model can show:
 
 1. **Lockless reads see the tick's start.** Every watermark check during tick ``t`` (every
    ``zone_watermark_ok``, ``wakeup_kswapd``'s LOW test, kswapd's HIGH test) reads the value
-   ``zone_nr_free_pages`` had at the start of ``t`` (``Simulation.free_read``). CPUs run at once
+   ``zone_nr_free_pages`` had at the start of ``t`` (``Simulation.free_read``; 2.6.38's
+   ``zone_watermark_ok_safe`` reads ``Simulation.free_read_safe``). CPUs run at once
    and read ``vm_stat`` without a lock, so none of them sees what the others do during the
    tick: checks can pass on a stale counter, and many CPUs can pass on the same value and
    then all refill — the N × batch overshoot.
@@ -39,6 +40,7 @@ from . import page_alloc
 from .budget import check_series_memory
 from .config import SimConfig
 from .constants import ALLOC_CPUSET, ALLOC_WMARK_LOW, ALLOC_WMARK_MASK, GFP_ATOMIC, GFP_KERNEL
+from .cost import ALL_CPUS, TICK_NS, CostMeter
 from .errors import check_run_arguments
 from .mmzone import CountingZone
 from .page_alloc import (
@@ -47,11 +49,18 @@ from .page_alloc import (
     get_page_from_freelist,
     gfp_to_alloc_flags,
     wake_all_kswapd,
+    watermark_free_pages,
+    watermark_free_pages_safe,
 )
 from .page_writeback import balance_dirty_pages_pause, bdi_writeback_thread, over_dirty_limit
 from .trace import Event, Recorder, RunResult
 from .vmscan import LRU, KswapdState, kswapd
-from .vmstat import refresh_cpu_vm_stats, zone_nr_free_pages, zone_page_state
+from .vmstat import (
+    diff_limit,
+    refresh_cpu_vm_stats,
+    set_pgdat_percpu_threshold,
+    zone_page_state,
+)
 
 __all__ = ["Simulation", "Task", "PgData", "run"]
 
@@ -99,8 +108,21 @@ class PgData:
 
     @property
     def awake(self) -> bool:
-        """Not waiting on ``kswapd_wait``: what ``zone_nr_free_pages`` asks."""
+        """Not waiting on ``kswapd_wait``: what ``zone_nr_free_pages`` asks.
+
+        SIMPLIFICATION: it turns True when kswapd runs (the tick after its wake-up), not at
+        the wake-up itself; see :attr:`waitqueue_active`.
+        """
         return not self.on_waitqueue
+
+    @property
+    def waitqueue_active(self) -> bool:
+        """``waitqueue_active(&pgdat->kswapd_wait)``: kswapd is queued and not woken yet.
+
+        kswapd waits with ``DEFINE_WAIT`` (``autoremove_wake_function``): the wake-up takes it
+        off the queue at once, so later callers in the same tick see an empty queue.
+        """
+        return self.on_waitqueue and not self.woken
 
 
 class Simulation:
@@ -167,7 +189,7 @@ class Simulation:
         self.kswapd_cpu = n - 1 if cfg.kswapd_cpu is None else cfg.kswapd_cpu
         self.io_irq_cpus = min(8, n) if cfg.io_irq_cpus is None else cfg.io_irq_cpus
         self.kswapd = PgData()
-        self.kswapd.gen = kswapd(self)
+        self.kswapd.gen = kswapd(self, asleep=cfg.kswapd_asleep_at_start)
         # SIMPLIFICATION: the flusher thread shares kswapd's CPU (both are kernel threads that
         # the model keeps on one CPU).
         self.flusher_cpu = self.kswapd_cpu
@@ -213,22 +235,40 @@ class Simulation:
         self._wakeups: dict[int, list[Task]] = {}  # tick -> tasks whose sleep ends then
         self.t = 0
         self.free_read = zone_page_state(zone)
-        self._wm_cache: dict[tuple[int, int], bool] = {}
+        self.free_read_safe = self.free_read
+        self._wm_cache: dict[tuple[int, int, bool], bool] = {}
+        # What accuracy costs: checks, snapshots, folds, rewrites and drains, in CPU time.
+        self.meter = CostMeter(cfg.cpus, cfg.sockets, cfg.cost_scale)
+        self._folds_seen = zone.stat_folds.copy()
+        self._busy = None  # this tick's time spent on debt, per CPU (None: no debt anywhere)
+        self._lost_acc = np.zeros(cfg.writer_cpus, dtype=np.float64)
         self.recorder = Recorder(cfg.duration_ms)
         self.events: list[Event] = []
         self.events_dropped = 0
         self._tick = {}
 
     # -- services the kernel-named functions call ----------------------------------------------
-    def watermark_ok(self, mark: int, alloc_flags: int) -> bool:
-        """``zone_watermark_ok(zone, 0, mark, 0, alloc_flags)`` on this tick's lockless read."""
-        key = (mark, alloc_flags)
+    def watermark_ok(self, mark: int, alloc_flags: int, safe: bool = False, cpu=None, n=1) -> bool:
+        """``zone_watermark_ok(zone, 0, mark, 0, alloc_flags)`` on this tick's lockless read.
+
+        ``safe`` makes it ``zone_watermark_ok_safe`` (2.6.38). ``cpu`` makes the check and
+        pays for it, ``n`` times (the allocations it stands for); with ``cpu=ALL_CPUS``, ``n``
+        is an array of counts, one per CPU. Without ``cpu`` nothing is charged: the caller
+        charges for the allocations the decision stands for.
+        """
+        key = (mark, alloc_flags, safe)
         ok = self._wm_cache.get(key)
         if ok is None:
-            ok = self._wm_cache[key] = zone_watermark_ok_arith(
-                self.free_read, 0, mark, 0, alloc_flags
-            )
+            free = self.free_read_safe if safe else self.free_read
+            ok = self._wm_cache[key] = zone_watermark_ok_arith(free, 0, mark, 0, alloc_flags)
+        if cpu is not None:
+            self.meter.check(cpu, n, safe)
         return ok
+
+    def set_pgdat_percpu_threshold(self, calculate) -> None:
+        """2.6.38's ``set_pgdat_percpu_threshold`` from kswapd, which pays for the rewrite."""
+        if set_pgdat_percpu_threshold(self.zone, calculate):
+            self.meter.threshold_rewrite(self.kswapd_cpu)
 
     def wake_kswapd(self) -> None:
         """``wake_up_interruptible(&pgdat->kswapd_wait)``: kswapd runs from the next tick."""
@@ -248,6 +288,7 @@ class Simulation:
 
     def drain_all_pages(self, cpu: int) -> int:
         """Patch 3's ``drain_all_pages()``: an IPI to every CPU to flush its pcp lists."""
+        self.meter.drain_all_pages(cpu, self.zone.pcp_count.copy())
         if self.vector_fast_path:
             pages = self.zone.drain_all_counted()
         else:
@@ -370,9 +411,17 @@ class Simulation:
             0,
         )
 
-        # 0. What every lockless reader sees this tick.
-        self.free_read = zone_nr_free_pages(zone, self.kswapd.awake)
+        # 0. What every lockless reader sees this tick, and whether reading it sums every
+        # CPU's delta (a snapshot, which the cost model charges per check).
+        seen = zone.snapshot_reads
+        self.free_read = watermark_free_pages(zone, self.kswapd.awake)
+        normal_snapshot = zone.snapshot_reads != seen
+        # What zone_watermark_ok_safe would read (only 2.6.38's call sites use it).
+        seen = zone.snapshot_reads
+        self.free_read_safe = watermark_free_pages_safe(zone)
+        safe_snapshot = zone.snapshot_reads != seen
         self._wm_cache.clear()
+        self._busy = self.meter.begin_tick(normal_snapshot, safe_snapshot)
 
         # 1. I/O completions: request pages freed where the interrupt runs, data pages clean.
         slot = t % len(self._wb_data)
@@ -397,7 +446,12 @@ class Simulation:
         # 4. Allocations.
         self._allocate(row)
 
-        # 5. Record.
+        # 5. Price what the tick's kernel paths did (charged to the CPUs' debts).
+        folds = zone.stat_folds - self._folds_seen
+        self._folds_seen = zone.stat_folds.copy()
+        self.meter.end_tick(folds)
+
+        # 6. Record.
         self._record()
         self.t = t + 1
 
@@ -439,6 +493,16 @@ class Simulation:
         self._dirtied[:] = False
         runnable = self._task_running & (self._throttled_until <= t)
         need_task[:k] = np.where(runnable, demand, 0)
+        busy = self._busy
+        if busy is not None and k:
+            # A CPU that spends part of the tick working off its debt (reads, folds, IPIs)
+            # serves that much less of its task's demand; the demand itself was drawn as
+            # always. Fractions of a page carry over (error diffusion, no random numbers).
+            acc = self._lost_acc
+            acc += need_task[:k] * (busy[:k] / TICK_NS)
+            lost = np.minimum(np.floor(acc).astype(np.int64), need_task[:k])
+            acc -= lost
+            need_task[:k] -= lost
 
         # First what needs no lock. Every check this tick reads the same value, so whether a
         # context may take pages is one decision per tick: tasks at LOW (the fast path);
@@ -449,8 +513,8 @@ class Simulation:
         low_flags = ALLOC_WMARK_LOW | ALLOC_CPUSET
         low_ok = self.watermark_ok(zone.watermark[ALLOC_WMARK_LOW], low_flags)
         irq_flags = low_flags
-        if not low_ok and need_irq.any():
-            wake_all_kswapd(self)
+        irq_slow = not low_ok and need_irq.any()
+        if irq_slow:
             irq_flags = gfp_to_alloc_flags(GFP_ATOMIC, in_interrupt=True)
         irq_ok = self.watermark_ok(zone.watermark[irq_flags & ALLOC_WMARK_MASK], irq_flags)
         pcp = zone.pcp_count
@@ -473,6 +537,19 @@ class Simulation:
                     take_t[cpu] = get_page_from_freelist(
                         self, cpu, low_flags, int(min(need_task[cpu], pcp[cpu]))
                     )
+        # The checks these fast-path decisions stand for, one per allocation, on its CPU: the
+        # final check of each page taken here (or of each interrupt allocation failed here);
+        # and, if LOW failed, the failed LOW check and wakeup_kswapd before the MIN retry.
+        meter = self.meter
+        fast_irq = take_i if irq_ok else need_irq
+        if self.vector_fast_path:
+            meter.check(ALL_CPUS, take_t)
+            meter.check(ALL_CPUS, fast_irq)
+        elif not irq_ok:
+            meter.check(ALL_CPUS, need_irq)  # get_page_from_freelist was not called
+        if irq_slow:
+            meter.check(ALL_CPUS, fast_irq)
+            wake_all_kswapd(self, cpu=ALL_CPUS, n=fast_irq)
         got_irq = take_i
         left_i = need_irq - take_i
         left_t = need_task - take_t
@@ -520,15 +597,28 @@ class Simulation:
 
         def refill_run(run: np.ndarray) -> None:
             """Interrupt-only CPUs with empty pcp lists whose need one batch covers, in lock
-            order, all at once: each refill takes min(batch, what is left) of the buddy pages."""
+            order, all at once: each refill takes min(batch, what is left) of the buddy pages.
+            The checks are those __alloc_pages_nodemask makes for them (see cpu_turn)."""
+            counts = np.zeros(n, dtype=np.int64)
+            counts[run] = left_i[run]
+            meter.check(ALL_CPUS, counts)  # the check that let the refill happen
             if not low_ok:
-                wake_all_kswapd(self)
+                meter.check(ALL_CPUS, counts)  # LOW failed first
+                wake_all_kswapd(self, cpu=ALL_CPUS, n=counts)
             got = zone.refill_counted(run)
             need = left_i[run]
             take = np.minimum(need, got)
             pcp[run] -= take
             got_irq[run] += take
-            failed[0] += int((need - take).sum())
+            short = need - take
+            failed[0] += int(short.sum())
+            if low_ok and short.any():
+                # Passed LOW but the buddy lists ran dry: the slow path wakes kswapd and
+                # retries at MIN, in vain.
+                counts[:] = 0
+                counts[run] = short
+                wake_all_kswapd(self, cpu=ALL_CPUS, n=counts)
+                meter.check(ALL_CPUS, counts)
 
         def cpu_segment(seg: np.ndarray) -> None:
             """Consecutive CPU turns with no task or kswapd between them. Nothing in a turn
@@ -698,6 +788,9 @@ class Simulation:
         a["writeback"][i] = self.writeback_in_flight
         a["lru_dirty"][i] = self.lru.dirty
         a["lru_clean"][i] = self.lru.clean
+        a["stat_threshold"][i] = zone.stat_threshold[0]
+        a["watermark_ns"][i] = self.meter.tick_watermark_ns
+        a["cost_ns"][i] = self.meter.tick_ns
         rec.n = i + 1
 
     # -- running --------------------------------------------------------------------------------
@@ -744,6 +837,7 @@ class Simulation:
             dict(self.derived),
             self.events_dropped,
             finished=self.t >= self.config.duration_ms,
+            cost=self.meter.summary(self.recorder.n),
         )
 
     # -- invariants (used by the tests after every step) ---------------------------------------
@@ -771,7 +865,9 @@ class Simulation:
         )
         assert min(parts.values()) >= 0, f"negative page count: {parts}"
         assert (zone.pcp_count >= 0).all(), "negative pcp count"
-        assert (np.abs(zone.vm_stat_diff) <= zone.stat_threshold).all(), "diff beyond threshold"
+        # Each diff is within the threshold in force when it was written (2.6.38 lowers the
+        # thresholds under existing diffs: see vmstat.set_pgdat_percpu_threshold).
+        assert (np.abs(zone.vm_stat_diff) <= diff_limit(zone)).all(), "diff beyond threshold"
         exact = zone.vm_stat + int(zone.vm_stat_diff.sum())
         assert exact == zone.nr_free_pages_buddy, (
             f"exact counter {exact} != buddy pages {zone.nr_free_pages_buddy}"

@@ -52,6 +52,16 @@ SERIES = {
     "lru_clean": (np.int64, "clean pages on the LRU"),
     "folds": (np.int64, "vmstat_update folds this tick"),
     "flushed": (np.int64, "dirty pages the flusher sent to the device"),
+    "stat_threshold": (
+        np.int64,
+        "the per-CPU stat_threshold in force (2.6.38 lowers it while kswapd is awake)",
+    ),
+    "watermark_ns": (np.float64, "CPU time in watermark checks and their reads (all CPUs, ns)"),
+    "cost_ns": (
+        np.float64,
+        "CPU time the cost model charged this tick: checks, snapshots, folds, threshold "
+        "rewrites, IPIs and drains (all CPUs, ns)",
+    ),
 }
 
 
@@ -103,6 +113,7 @@ class RunResult:
         derived: dict,
         events_dropped: int = 0,
         finished: bool = True,
+        cost: dict | None = None,
     ):
         self.config = config
         self.t_ms = t_ms
@@ -111,6 +122,7 @@ class RunResult:
         self.events_dropped = events_dropped
         self.derived = derived
         self.finished = finished
+        self.cost = cost  # the cost model's totals (allocsim/cost.py), or None
         self.verdict = verdict(self)
         self.episodes: list[Episode] = self.verdict["episodes"]
 
@@ -123,7 +135,6 @@ class RunResult:
             "wmark_low": "wmark_low",
             "wmark_high": "wmark_high",
             "drift_mark": "percpu_drift_mark",
-            "stat_threshold": "stat_threshold",
         }
         if name in const:
             return np.full(len(self.t_ms), self.derived[const[name]], dtype=np.int64)
@@ -144,7 +155,6 @@ class RunResult:
             "wmark_low",
             "wmark_high",
             "drift_mark",
-            "stat_threshold",
         ]
 
     def __len__(self) -> int:
@@ -192,6 +202,7 @@ class RunResult:
             "zone_mib": cfg.zone_mib,
             "seed": cfg.seed,
             "patches": list(cfg.patches.enabled()),
+            "kernel": cfg.patches.kernel(),
             "stat_threshold": self.derived["stat_threshold"],
             "stat_interval_ms": cfg.stat_interval_ms,
             "drift_mark": self.derived["percpu_drift_mark"],
@@ -214,6 +225,7 @@ class RunResult:
             "atomic_failed": int(s["atomic_failed"].sum()),
             "pages_reclaimed": int(s["reclaimed"].sum()),
             "pages_flushed": int(s["flushed"].sum()),
+            "cost": self.cost,
         }
 
     def summary(self) -> str:
@@ -247,6 +259,17 @@ class RunResult:
         )
         if d["counterfactual"]:
             lines.append("  COUNTERFACTUAL           " + "; ".join(d["counterfactual"]))
+        c = self.cost
+        if c is not None:
+            lines.append(
+                f"  watermark checks         {100 * c['watermark_cpu_share']:.2f}% of CPU time "
+                f"({c['snapshot_reads']} snapshot reads); all charged costs "
+                f"{100 * c['overhead_cpu_share']:.2f}%"
+            )
+            lines.append(
+                f"  threshold rewrites       {c['threshold_rewrites']}, "
+                f"drain IPIs {c['drain_ipis']}"
+            )
         if self.livelocked:
             lines.append(
                 f"  LIVELOCK                 {len(self.episodes)} stall(s), "

@@ -24,6 +24,7 @@ from .constants import (
     SWAP_CLUSTER_MAX,
 )
 from .page_alloc import __alloc_pages_nodemask, free_hot_cold_page_n
+from .vmstat import zone_normal_threshold, zone_pressure_threshold
 
 __all__ = [
     "LRU",
@@ -144,14 +145,31 @@ class LRU:
 # ---------------------------------------------------------------------------------------------
 
 
-def wakeup_kswapd(sim, order: int = 0) -> None:
-    """Wake kswapd if the zone is below LOW and kswapd waits (``wakeup_kswapd``, mm/vmscan.c)."""
+def wakeup_kswapd(sim, order: int = 0, cpu=None, n=1) -> None:
+    """Wake kswapd if the zone is below LOW and kswapd waits (``wakeup_kswapd``, mm/vmscan.c).
+
+    ``cpu`` is the CPU making the call and ``n`` how many allocations the call stands for (the
+    cost model charges each one's check to that CPU).
+    """
     zone = sim.zone
-    if sim.watermark_ok(zone.watermark[ALLOC_WMARK_LOW], 0):
-        return
     ks = sim.kswapd
+    low = zone.watermark[ALLOC_WMARK_LOW]
+    # 88f5acf tests the wait queue first, so that the (now expensive) check is made only when
+    # kswapd could be woken, and makes it zone_watermark_ok_safe: below the drift mark it sums
+    # every CPU's delta even while kswapd sleeps, which 2.6.36's zone_nr_free_pages never did.
+    # PATCH(watermark_ok_safe): the safe check, after the wait-queue test.
+    if zone.patches.watermark_ok_safe:
+        ks.max_order = max(ks.max_order, order)
+        if not ks.waitqueue_active:  # already running, or already woken
+            return
+        if sim.watermark_ok(low, 0, safe=True, cpu=cpu, n=n):
+            return
+        sim.wake_kswapd()
+        return
+    if sim.watermark_ok(low, 0, cpu=cpu, n=n):
+        return
     ks.max_order = max(ks.max_order, order)
-    if not ks.on_waitqueue:  # !waitqueue_active(&pgdat->kswapd_wait): already running
+    if not ks.waitqueue_active:  # already running, or already woken
         return
     sim.wake_kswapd()
 
@@ -166,18 +184,25 @@ def sleeping_prematurely(sim, order: int, remaining: int) -> bool:
     zone = sim.zone
     if zone.all_unreclaimable:
         return False
-    return not sim.watermark_ok(zone.watermark[ALLOC_WMARK_HIGH], 0)
+    # PATCH(watermark_ok_safe): 88f5acf: kswapd may sleep only if an accurate count says HIGH.
+    safe = zone.patches.watermark_ok_safe
+    return not sim.watermark_ok(zone.watermark[ALLOC_WMARK_HIGH], 0, safe=safe, cpu=sim.kswapd_cpu)
 
 
-def kswapd(sim):
+def kswapd(sim, asleep: bool = False):
     """The kswapd thread loop (``kswapd``, mm/vmscan.c), as a generator.
 
     On the wait queue it counts as asleep for ``zone_nr_free_pages``; it naps 100 ms and sleeps
     for good only if the zone is still above HIGH; woken, it leaves the queue and runs
-    ``balance_pgdat`` until the zone is above HIGH again.
+    ``balance_pgdat`` until the zone is above HIGH again. In 2.6.38 (``kswapd_try_to_sleep``)
+    the per-CPU thresholds are restored just before the full sleep and lowered again as soon
+    as kswapd is woken from it. ``asleep`` starts it past its boot-time nap (a machine that has
+    been up for a while): it goes straight to the full sleep if the zone is above HIGH.
     """
     ks = sim.kswapd
+    zone = sim.zone
     order = 0
+    nap = not asleep
     while True:
         ks.on_waitqueue = True  # prepare_to_wait(&pgdat->kswapd_wait, TASK_INTERRUPTIBLE)
         new_order = ks.max_order
@@ -186,15 +211,24 @@ def kswapd(sim):
             order = new_order  # don't sleep if someone wants a larger 'order' allocation
         else:
             remaining = 0
-            if not sleeping_prematurely(sim, order, remaining):
+            if nap and not sleeping_prematurely(sim, order, remaining):
                 ks.woken = False
                 sim.set_kswapd_state(KswapdState.NAPPING)
                 yield HZ // 10  # schedule_timeout(HZ/10)
                 remaining = 1 if ks.woken else 0
+            nap = True
             if not sleeping_prematurely(sim, order, remaining):
                 ks.woken = False
                 sim.set_kswapd_state(KswapdState.SLEEPING)
+                # PATCH(pressure_threshold): 88f5acf: while kswapd is awake the thresholds are
+                # small enough that cpus x threshold <= low - min; put the normal ones back
+                # for the sleep, and lower them again the moment kswapd is woken.
+                if zone.patches.pressure_threshold:
+                    sim.set_pgdat_percpu_threshold(zone_normal_threshold)
                 yield None  # schedule(): until wake_up_interruptible
+                # PATCH(pressure_threshold): woken: lower the thresholds again.
+                if zone.patches.pressure_threshold:
+                    sim.set_pgdat_percpu_threshold(zone_pressure_threshold)
             order = ks.max_order
         ks.on_waitqueue = False  # finish_wait
         sim.set_kswapd_state(KswapdState.RUNNING)
@@ -214,8 +248,11 @@ def balance_pgdat(sim, order: int):
     zone = sim.zone
     cpu = sim.kswapd_cpu
     budget = sim.config.kswapd_scan_per_ms
+    # PATCH(watermark_ok_safe): 88f5acf: balance_pgdat's HIGH and MIN tests are
+    # zone_watermark_ok_safe, so kswapd does not stop early on a drifted counter.
+    safe = zone.patches.watermark_ok_safe
     while True:  # loop_again:
-        if sim.watermark_ok(zone.watermark[ALLOC_WMARK_HIGH], 0):
+        if sim.watermark_ok(zone.watermark[ALLOC_WMARK_HIGH], 0, safe=safe, cpu=cpu):
             return  # every zone is at HIGH: the node is balanced
         nr_reclaimed = 0
         total_scanned = 0
@@ -225,7 +262,7 @@ def balance_pgdat(sim, order: int):
             total_scanned += scanned
             if scanned == 0:
                 break
-        has_under_min = not sim.watermark_ok(zone.watermark[ALLOC_WMARK_MIN], 0)
+        has_under_min = not sim.watermark_ok(zone.watermark[ALLOC_WMARK_MIN], 0, safe=safe, cpu=cpu)
         if total_scanned and nr_reclaimed < SWAP_CLUSTER_MAX and not has_under_min:
             yield HZ // 10  # congestion_wait(BLK_RW_ASYNC, HZ/10)
         else:

@@ -1,4 +1,4 @@
-"""Per-CPU vmstat counters: mirrors ``mm/vmstat.c`` and ``include/linux/vmstat.h`` (2.6.36).
+"""Per-CPU vmstat counters: mirrors ``mm/vmstat.c`` and ``include/linux/vmstat.h`` (2.6.36/38).
 
 ``NR_FREE_PAGES`` lives in two places: the zone-wide ``vm_stat`` and a small signed delta per
 CPU (``vm_stat_diff``). A CPU folds its delta into ``vm_stat`` only when the delta would leave
@@ -28,6 +28,10 @@ __all__ = [
     "zone_nr_free_pages",
     "refresh_cpu_vm_stats",
     "refresh_zone_stat_thresholds",
+    "calculate_normal_threshold",
+    "zone_pressure_threshold",
+    "zone_normal_threshold",
+    "set_pgdat_percpu_threshold",
 ]
 
 # The stored diff is an s8 in the kernel, hence the cap of 125 on the threshold.
@@ -61,6 +65,10 @@ def calculate_threshold(present_pages: int, num_online_cpus: int) -> int:
     # threshold = 2 * fls(num_online_cpus()) * (1 + fls(mem));
     threshold = 2 * fls(num_online_cpus) * (1 + fls(mem))
     return min(STAT_THRESHOLD_MAX, threshold)
+
+
+# 2.6.38 renamed calculate_threshold to calculate_normal_threshold (same formula).
+calculate_normal_threshold = calculate_threshold
 
 
 def drift_mark(
@@ -120,6 +128,7 @@ def __mod_zone_page_state(zone, cpu: int, delta: int) -> None:
     # if (unlikely(x > t || x < -t)) { zone_page_state_add(x, zone, item); x = 0; }
     if x > t or x < -t:
         zone.vm_stat += x
+        zone.stat_folds[cpu] += 1  # not kernel state: the cost model charges each fold
         x = 0
     zone.vm_stat_diff[cpu] = x
 
@@ -135,6 +144,7 @@ def mod_zone_page_state_vector(zone, cpus: np.ndarray, deltas: np.ndarray) -> No
     fold = (x > t) | (x < -t)
     if fold.any():
         zone.vm_stat += int(x[fold].sum())
+        zone.stat_folds[cpus[fold]] += 1  # the CPUs are distinct
         x[fold] = 0
     zone.vm_stat_diff[cpus] = x
 
@@ -146,7 +156,12 @@ def zone_page_state(zone) -> int:
 
 
 def zone_page_state_snapshot(zone) -> int:
-    """``vm_stat`` plus every online CPU's unfolded diff, clamped at 0 (vmstat.h, 2.6.36)."""
+    """``vm_stat`` plus every online CPU's unfolded diff, clamped at 0 (vmstat.h, 2.6.36).
+
+    It reads one cache line per online CPU (each CPU's pageset); ``zone.snapshot_reads`` counts
+    the calls so that the simulation can tell when a read took this path.
+    """
+    zone.snapshot_reads += 1
     x = zone.vm_stat + int(zone.vm_stat_diff.sum())
     return x if x > 0 else 0
 
@@ -157,6 +172,7 @@ def zone_nr_free_pages(zone, kswapd_awake: bool) -> int:
     Unpatched (2.6.35.3) the checks read ``zone_page_state``. With the drift-mark patch
     (aa45484) the expensive snapshot is taken when the plain read is below
     ``percpu_drift_mark`` *and* kswapd is awake, i.e. not waiting on ``kswapd_wait``.
+    2.6.36 and 2.6.37 only: 88f5acf (2.6.38) deletes it (see ``page_alloc.watermark_free_pages``).
     """
     nr_free_pages = zone_page_state(zone)
     # PATCH(drift_mark_snapshot): below percpu_drift_mark while kswapd is awake, add the per-CPU
@@ -180,6 +196,7 @@ def refresh_cpu_vm_stats(zone, cpu: int) -> int:
     if v:
         zone.vm_stat_diff[cpu] = 0
         zone.vm_stat += v
+        zone.stat_folds[cpu] += 1
     return v
 
 
@@ -189,19 +206,70 @@ def refresh_zone_stat_thresholds(
     """Give every online CPU the zone's threshold and set the drift mark (mm/vmstat.c).
 
     ``threshold`` overrides ``calculate_threshold`` (a teaching knob: "what if the threshold
-    were 1?"). With the drift-mark patch the zone's ``percpu_drift_mark`` becomes
-    ``high + max_drift`` when ``max_drift > low - min``.
+    were 1?"); it is also what ``calculate_normal_threshold`` gives back when 2.6.38's kswapd
+    restores the normal threshold (``zone.normal_threshold``). With the drift-mark patch, or
+    with 2.6.38's behaviour, the zone's ``percpu_drift_mark`` becomes ``high + max_drift`` when
+    ``max_drift > low - min``.
     """
     if num_online_cpus is None:
         num_online_cpus = zone.num_online_cpus
     if threshold is None:
         threshold = calculate_threshold(zone.present_pages, num_online_cpus)
     zone.stat_threshold[:num_online_cpus] = threshold
+    zone.normal_threshold = threshold
+    p = zone.patches
     # PATCH(drift_mark_snapshot): 2.6.36 computes percpu_drift_mark here; 2.6.35.3 has no mark.
-    if zone.patches.drift_mark_snapshot:
+    # PATCH(pressure_threshold) PATCH(watermark_ok_safe): 2.6.38 keeps computing it: the mark
+    # picks the zones whose thresholds kswapd lowers and below which the safe check takes the
+    # snapshot.
+    if p.drift_mark_snapshot or p.pressure_threshold or p.watermark_ok_safe:
         mark = drift_mark(*zone.watermark, threshold, num_online_cpus)
         if mark:
             zone.percpu_drift_mark = mark
+
+
+def zone_pressure_threshold(zone) -> int:
+    """``calculate_pressure_threshold(zone)`` as ``set_pgdat_percpu_threshold`` calls it."""
+    return calculate_pressure_threshold(zone.watermark[0], zone.watermark[1], zone.num_online_cpus)
+
+
+def zone_normal_threshold(zone) -> int:
+    """``calculate_normal_threshold(zone)`` as ``set_pgdat_percpu_threshold`` calls it.
+
+    The threshold ``refresh_zone_stat_thresholds`` installed: the kernel formula, or the value
+    you fixed (``SimConfig.stat_threshold``), which stands in for the formula throughout.
+    """
+    return zone.normal_threshold
+
+
+def set_pgdat_percpu_threshold(zone, calculate) -> bool:
+    """Write ``calculate(zone)`` into every online CPU's ``stat_threshold`` (mm/vmstat.c, 2.6.38).
+
+    The kernel walks the node's zones and skips those without a ``percpu_drift_mark`` (on them
+    drift is harmless); the model has one zone. It writes every CPU's threshold
+    (``for_each_possible_cpu`` in 2.6.38; all CPUs are online here) and leaves the diffs alone:
+    a diff larger than a new, lower threshold stays until that CPU's next
+    ``__mod_zone_page_state`` (which then folds it) or its ``vmstat_update``. Returns True if
+    it wrote the thresholds (the zone has a mark).
+    """
+    if not zone.percpu_drift_mark:
+        return False
+    threshold = calculate(zone)
+    n = zone.num_online_cpus
+    # Not kernel state: the bound every stored diff obeys (what the invariant checks assert).
+    # A stored diff is within the threshold in force when it was written; after a rewrite the
+    # old diffs keep their old size until their CPU writes again.
+    zone.diff_limit = np.maximum(np.abs(zone.vm_stat_diff[:n]), threshold)
+    zone.stat_threshold[:n] = threshold
+    return True
+
+
+def diff_limit(zone) -> np.ndarray:
+    """The largest ``|vm_stat_diff|`` each CPU may hold now (``stat_threshold`` until a rewrite)."""
+    limit = getattr(zone, "diff_limit", None)
+    if limit is None:
+        return zone.stat_threshold
+    return np.maximum(limit, zone.stat_threshold)
 
 
 def stat_threshold_array(num_cpus: int, threshold: int) -> np.ndarray:

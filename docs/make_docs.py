@@ -2,6 +2,7 @@
 
     python docs/make_docs.py            # every experiment (a few minutes on 2 cores)
     python docs/make_docs.py phase      # only notebook 09's precomputed phase grid
+    python docs/make_docs.py --only after-the-fix   # just the 2.6.38 / cost-of-accuracy part
 
 Every number in docs/results.md comes from this script; nothing is typed in by hand. Each
 comparison runs the same seed three times — unpatched (2.6.36-rc3), all three patches (2.6.36)
@@ -377,8 +378,162 @@ def phase_data():
     print(f"wrote {PRECOMPUTED.relative_to(HERE.parent)} ({len(df)} runs)", file=sys.stderr)
 
 
+# ---------------------------------------------------------------------------------------------
+# After the fix: 2.6.38 and what accuracy costs (issue 11). Self-contained: main() only merges
+# the sections this returns.
+# ---------------------------------------------------------------------------------------------
+
+KERNEL_SEEDS = (1, 2, 3)
+
+
+def _pct(x: float) -> str:
+    return f"{x:.2f}%" if x >= 0.1 else f"{x:.3f}%"
+
+
+def sockets_section() -> dict:
+    """Watermark CPU share of 2.6.36 and 2.6.38 on Shaohua Li's readers, sockets 1-16."""
+    from allocsim.accuracy import PUBLISHED, SOCKETS, plot_sockets, sockets_sweep, summarise
+    from allocsim.config import READER_RATE
+
+    def progress(i, n, what):
+        print(f"  [{i + 1}/{n}] readers: {what}", file=sys.stderr)
+
+    rows = sockets_sweep(SOCKETS, seeds=KERNEL_SEEDS, progress=progress)
+    summary = summarise(rows)
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), layout="constrained")
+    plot_sockets(rows, ax=ax)
+    fig.savefig(FIG / "sockets.png", dpi=110)
+    plt.close(fig)
+    published = {s: v for (s, _threads), v in PUBLISHED.items()}
+    lines = [
+        "| sockets | CPUs | 2.6.36 watermark share | 2.6.38 watermark share | 2.6.36 / 2.6.38 "
+        "| pages had 2.6.36 / 2.6.38 | all charged costs 2.6.36 / 2.6.38 | published |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in SOCKETS:
+        old, new = summary[(s, "2.6.36")], summary[(s, "2.6.38")]
+        pub = published.get(s)
+        pub_text = f"{pub[0]}% / {pub[1]}%" if pub else ""
+        lines.append(
+            f"| {s} | {old['cpus']} | {_pct(old['share'])} ({_pct(old['share_min'])}-"
+            f"{_pct(old['share_max'])}) | {_pct(new['share'])} ({_pct(new['share_min'])}-"
+            f"{_pct(new['share_max'])}) | {old['share'] / new['share']:.0f} | "
+            f"{100 * old['pages_had']:.0f}% / {100 * new['pages_had']:.0f}% | "
+            f"{_pct(old['overhead'])} / {_pct(new['overhead'])} | {pub_text} |"
+        )
+    from allocsim.config import preset as _preset
+
+    d1 = _preset("readers", sockets=1).derived()
+    d14 = _preset("readers", sockets=14).derived()
+    pub1, pub14 = published[1], published[14]
+    one_old, one_new = summary[(1, "2.6.36")]["share"], summary[(1, "2.6.38")]["share"]
+    big_old, big_new = summary[(14, "2.6.36")]["share"], summary[(14, "2.6.38")]["share"]
+    return {
+        "SOCKETS_TABLE": "\n".join(lines),
+        "READER_RATE": f"{READER_RATE:g}",
+        "SOCKETS_SEEDS": ", ".join(str(s) for s in KERNEL_SEEDS),
+        "ONE_SOCKET_2636": _pct(one_old),
+        "ONE_SOCKET_2638": _pct(one_new),
+        "FOURTEEN_2636": _pct(big_old),
+        "FOURTEEN_2638": _pct(big_new),
+        "FOURTEEN_RATIO": f"{big_old / big_new:.0f}",
+        "GROWTH_2636": f"{big_old / one_old:.1f}",
+        "GROWTH_2638": f"{big_new / one_new:.1f}",
+        "NORMAL_1": str(d1.stat_threshold),
+        "NORMAL_14": str(d14.stat_threshold),
+        "PRESSURE_14": str(d14.pressure_threshold),
+        "PUBLISHED_RATIO_14": f"{pub14[0] / pub14[1]:.0f}",
+        "PUBLISHED_GROWTH_2636": f"{pub14[0] / pub1[0]:.1f}",
+        "PUBLISHED_GROWTH_2638": f"{pub14[1] / pub1[1]:.1f}",
+        "ONE_SOCKET_2638_VS_PUBLISHED": f"{100 * one_new / pub1[1]:.0f}%",
+        "PAGES_HAD_14": (
+            f"{100 * summary[(14, '2.6.36')]['pages_had']:.0f}% against "
+            f"{100 * summary[(14, '2.6.38')]['pages_had']:.0f}%"
+        ),
+    }
+
+
+def no_interrupt_section() -> dict:
+    """The large case without interrupts, seeds 1-5, on each kernel and the exact machine."""
+    import collections
+
+    from allocsim.compare import compare
+
+    kernels = ("2.6.35", "2.6.36", "2.6.38")
+    lines = [
+        "| kswapd at t=0 | kernel | stalled ms per seed | longest stall ms | pages had vs exact "
+        "| counter lied ms | drain_all_pages | watermark share |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    facts = {}
+    for asleep in (False, True):
+        by = collections.defaultdict(list)
+        for seed in SEEDS:
+            print(f"  no interrupts: seed {seed}, kswapd asleep {asleep}", file=sys.stderr)
+            cfg = preset("large", atomic_rate=0.0, seed=seed, kswapd_asleep_at_start=asleep)
+            for r in compare(cfg, list(kernels)):
+                by[r["label"]].append(r)
+        for label in (*kernels, "exact"):
+            rs = by[label]
+            lines.append(
+                f"| {'asleep' if asleep else 'starting (boot nap)'} | {label} | "
+                f"{', '.join(str(r['stalled_ms']) for r in rs)} | "
+                f"{max(r['longest_stall_ms'] for r in rs)} | "
+                f"{', '.join(_vs_exact(r) for r in rs)} | "
+                f"{', '.join(str(r['counter_lies_ms']) for r in rs)} | "
+                f"{', '.join(str(r['drain_all_pages_calls']) for r in rs)} | "
+                f"{_pct(100 * sum(r['cost']['watermark_cpu_share'] for r in rs) / len(rs))} |"
+            )
+            tag = f"{label.replace('.', '')}_{'ASLEEP' if asleep else 'NAP'}"
+            facts[f"NOIRQ_STALL_{tag}"] = _seed_range([r["stalled_ms"] for r in rs], " ms")
+            facts[f"NOIRQ_PVE_{tag}"] = _seed_range(
+                [round(100 * r["progress_vs_exact"]) for r in rs if r["progress_vs_exact"]], "%"
+            )
+            facts[f"NOIRQ_LIES_{tag}"] = _seed_range([r["counter_lies_ms"] for r in rs], " ms")
+    return {"NO_INTERRUPT_TABLE": "\n".join(lines), **facts}
+
+
+def _seed_range(values, unit: str) -> str:
+    lo, hi = min(values), max(values)
+    return f"{lo}{unit}" if lo == hi else f"{lo}-{hi}{unit}"
+
+
+def _vs_exact(row: dict) -> str:
+    return "-" if row["progress_vs_exact"] is None else f"{100 * row['progress_vs_exact']:.0f}%"
+
+
+def after_the_fix_sections() -> dict:
+    out = sockets_section()
+    out.update(no_interrupt_section())
+    return out
+
+
+AFTER_THE_FIX = "## After the fix: 2.6.38 and what accuracy costs"
+
+
+def after_the_fix_only() -> None:
+    """Regenerate only the after-the-fix part of docs/results.md (``--only after-the-fix``).
+
+    Renders the template from its after-the-fix heading on and puts it in place of that part of
+    the existing results.md (or appends it), leaving the other sections as they were generated.
+    """
+    FIG.mkdir(parents=True, exist_ok=True)
+    template = (HERE / "results.template.md").read_text()
+    part = template[template.index(AFTER_THE_FIX) :]
+    for key, table in after_the_fix_sections().items():
+        part = part.replace("{{" + key + "}}", table)
+    results = HERE / "results.md"
+    old = results.read_text() if results.exists() else ""
+    if AFTER_THE_FIX in old:
+        old = old[: old.index(AFTER_THE_FIX)]
+    results.write_text(old.rstrip("\n") + "\n\n" + part)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--only", "after-the-fix"]:
+        after_the_fix_only()
+        return
     FIG.mkdir(parents=True, exist_ok=True)
     start = time.time()
     phase_data()
@@ -403,6 +558,7 @@ def main(argv=None):
         "CPU_SWEEP": cpu_sweep(),
         "STEADY_SMALL": steady_and_small(),
     }
+    sections.update(after_the_fix_sections())
     interval_figure()
     livelock_figure()
     template = (HERE / "results.template.md").read_text()

@@ -30,19 +30,23 @@ def test_model_doc_names_exist(module, name):
 
 def test_patch_switches_read_only_at_marked_points():
     """Each read of a patch switch in allocsim/ sits within three lines of a PATCH(name) marker."""
+    from allocsim.patches import Patches
+
     for path in (ROOT / "allocsim").glob("*.py"):
         lines = path.read_text().splitlines()
         for i, line in enumerate(lines):
-            for name in ("counter_after_free", "drift_mark_snapshot", "drain_after_reclaim"):
+            for name in Patches.switches():
                 if f"patches.{name}" in line:
                     context = "\n".join(lines[max(0, i - 3) : i + 1])
                     assert f"PATCH({name})" in context, f"{path.name}:{i + 1} reads {name} unmarked"
 
 
 def test_every_patch_has_a_marker():
-    """grep PATCH( finds a decision point for each of the three switches."""
+    """grep PATCH( finds a decision point for each switch (2010 patches and 2.6.38)."""
+    from allocsim.patches import Patches
+
     out = subprocess.run(
         ["grep", "-rn", "PATCH(", str(ROOT / "allocsim")], capture_output=True, text=True
     ).stdout
-    for name in ("counter_after_free", "drift_mark_snapshot", "drain_after_reclaim"):
+    for name in Patches.switches():
         assert f"PATCH({name})" in out

@@ -380,7 +380,7 @@ def test_zone_rejects_wrongly_typed_options(cls, kwargs, pattern):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", Patches.names())
+@pytest.mark.parametrize("name", Patches.switches())
 @pytest.mark.parametrize("value", [1, 0, "yes", None, 1.0])
 def test_patches_rejects_non_bool_switches(name, value):
     """Patches raises TypeError naming the switch and that it must be True or False."""
@@ -394,12 +394,15 @@ def test_patches_rejects_unknown_switch():
         Patches(bogus=True)
 
 
-@pytest.mark.parametrize("text", ["bogus", "all,bogus", "counter_after_free, bogus", "ALL"])
+@pytest.mark.parametrize(
+    "text", ["bogus", "all,bogus", "counter_after_free, bogus", "ALL", "2.6.37", "2.6.38,all"]
+)
 def test_patches_parse_rejects_unknown_names(text):
     """Patches.parse raises ValueError naming the unknown patch and the valid choices."""
     pattern = (
-        r"patches: unknown patch name.*use 'all', 'none' or a comma list of "
-        r"counter_after_free, drift_mark_snapshot, drain_after_reclaim"
+        r"patches: unknown patch name.*use 'all', 'none', a kernel \(2\.6\.35, 2\.6\.36, "
+        r"2\.6\.38\) or a comma list of counter_after_free, drift_mark_snapshot, "
+        r"drain_after_reclaim, pressure_threshold, watermark_ok_safe"
     )
     with pytest.raises(ValueError, match=pattern):
         Patches.parse(text)
