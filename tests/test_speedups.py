@@ -1,0 +1,64 @@
+"""The Python engine's speed-ups change no result: every series, event and JSON field is the same.
+
+The digests below were computed with :func:`_full_digest` on ``main`` at c7abb60, before the
+speed-ups of issue 13 item 2 (import once, scalar Poisson rates, fewer per-tick allocations).
+They cover every recorded series (float cost series included, bit for bit), the event log and
+``to_json()``, with the cost model on. If a later change alters the dynamics on purpose,
+recompute them from the commit before it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from allocsim.config import preset
+from allocsim.sim import Simulation
+from allocsim.trace import SERIES
+
+CASES = [
+    ("large", dict(seed=1, patches="none", duration_ms=1500), "efd67a223ef79987"),
+    ("large", dict(seed=2, patches="2.6.38", duration_ms=1500), "c30a5e0c494d6ac6"),
+    ("large", dict(seed=3, patches="all", atomic_rate=0.0, duration_ms=1500), "de964624088996cb"),
+    (
+        "large",
+        dict(
+            seed=4, patches="2.6.38", atomic_rate=0.0, kswapd_asleep_at_start=True, duration_ms=800
+        ),
+        "c520f9021a17aeb0",
+    ),
+    ("steady", dict(seed=1, patches="2.6.36", duration_ms=600), "9fd2c60c3398d460"),
+    ("small", dict(seed=4, patches="all", duration_ms=600), "7ce4777d4604765e"),
+    ("readers", dict(seed=5, patches="2.6.36", sockets=4, duration_ms=400), "13fe807b0ac28525"),
+    ("large", dict(seed=6, patches="none", cpus=1024, duration_ms=300), "b78268d6523ccd7b"),
+]
+
+
+def _full_digest(result) -> str:
+    """SHA-256 over every series (with its dtype), every event and the JSON summary."""
+    h = hashlib.sha256()
+    for name, (dtype, _) in SERIES.items():
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(result[name], dtype=dtype).tobytes())
+    h.update(repr([(e.t_ms, e.name, e.cpu, e.value) for e in result.events]).encode())
+    h.update(result.to_json().encode())
+    return h.hexdigest()[:16]
+
+
+@pytest.mark.parametrize(
+    "name,overrides,digest", CASES, ids=[f"{n}-{o['seed']}-{o['patches']}" for n, o, _ in CASES]
+)
+def test_speedups_keep_every_series_event_and_json_bit_identical(name, overrides, digest):
+    """A run's series, events and JSON hash to what the engine gave before the speed-ups."""
+    assert _full_digest(Simulation(preset(name, **overrides)).run()) == digest
+
+
+def test_speedups_keep_a_resumed_run_identical_to_one_run():
+    """Running in two parts (across a random-block boundary) equals running at once."""
+    cfg = preset("large", seed=7, patches="2.6.38", duration_ms=700)
+    whole = Simulation(cfg).run()
+    sim = Simulation(cfg)
+    sim.run(until=300)
+    assert _full_digest(sim.run()) == _full_digest(whole)
