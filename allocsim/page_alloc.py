@@ -488,9 +488,7 @@ def wake_all_kswapd(sim, order: int = 0, cpu=None, n=1) -> None:
     patch; 2.6.38 makes it ``zone_watermark_ok_safe``. ``cpu`` runs the call and ``n`` is how
     many failed allocations it stands for (each calls it; the cost model charges them).
     """
-    from .vmscan import wakeup_kswapd
-
-    wakeup_kswapd(sim, order, cpu=cpu, n=n)
+    vmscan.wakeup_kswapd(sim, order, cpu=cpu, n=n)
 
 
 def __alloc_pages_nodemask(
@@ -573,13 +571,11 @@ def __alloc_pages_direct_reclaim(sim, task, gfp_mask: int, alloc_flags: int):
     this CPU's pcp list and reach the buddy lists (and the counter) only when that list overflows
     ``high``, so the allocation right after a successful reclaim can still fail.
     """
-    from .vmscan import try_to_free_pages
-
     cpu = task.cpu
     sim.note_direct_reclaim(task)
     # We now go into synchronous reclaim
     task.pf_memalloc = True
-    did_some_progress = yield from try_to_free_pages(sim, cpu, gfp_mask)
+    did_some_progress = yield from vmscan.try_to_free_pages(sim, cpu, gfp_mask)
     task.pf_memalloc = False
 
     # PATCH(drain_after_reclaim): 2.6.35.3 drains the pcp lists only for order > 0, before the
@@ -631,3 +627,9 @@ def free_hot_cold_page_n(zone, cpu: int, nr: int, cold: bool = False) -> int:
         flushed += free_pcppages_bulk(zone, cpu, batch)
         count = int(zone.pcp_count[cpu])
     return flushed
+
+
+# mm/vmscan.c calls into this file and this file into it. Imported once, last, so that either
+# module may be imported first (each finds the other's names by the time they are called), and
+# so that wake_all_kswapd, called on every failed LOW check, does not run an import each call.
+from . import vmscan  # noqa: E402
