@@ -74,6 +74,23 @@ _BLOCK = 256  # ticks of workload drawn at once (the draw is the same whatever t
 _MAX_EVENTS = 200_000
 
 
+def _poisson_block(rng, burst: np.ndarray, burst_rate, quiet_rate, width: int) -> np.ndarray:
+    """Poisson counts for ``_BLOCK`` ticks x ``width``: ``burst_rate`` in burst ticks, else
+    ``quiet_rate``.
+
+    numpy draws element after element in C order, the same way whether the rate is one number or
+    an array broadcast over the block, so a block wholly inside (or outside) the burst is drawn
+    with a scalar rate: the same numbers, without the cost of broadcasting (tests/test_speedups).
+    """
+    if burst_rate == quiet_rate or burst.all():
+        rate = burst_rate
+    elif not burst.any():
+        rate = quiet_rate
+    else:
+        rate = np.where(burst, burst_rate, quiet_rate)[:, None]
+    return rng.poisson(rate, (_BLOCK, width))
+
+
 class Task:
     """A writer task pinned to one CPU: it fills the page cache, ``writer_rate`` pages per ms."""
 
@@ -369,11 +386,11 @@ class Simulation:
         t0 = self.t - self.t % _BLOCK
         ticks = np.arange(t0, t0 + _BLOCK)
         burst = self._burst_mask(ticks)
-        irq_rate = np.where(burst, cfg.atomic_rate, cfg.quiet_atomic_rate)
-        self._irq_block = self._rng_irq.poisson(irq_rate[:, None], (_BLOCK, cfg.cpus))
-        w_rate = np.where(burst, cfg.writer_rate, 0.0)
-        self._task_block = self._rng_task.poisson(
-            w_rate[:, None], (_BLOCK, max(1, cfg.writer_cpus))
+        self._irq_block = _poisson_block(
+            self._rng_irq, burst, cfg.atomic_rate, cfg.quiet_atomic_rate, cfg.cpus
+        )
+        self._task_block = _poisson_block(
+            self._rng_task, burst, cfg.writer_rate, 0.0, max(1, cfg.writer_cpus)
         )
         self._lock_block = self._rng_lock.random((_BLOCK, cfg.cpus))
         self._block_start = t0
