@@ -150,7 +150,7 @@ class CostMeter:
             return None
         busy = np.minimum(self.debt, TICK_NS)
         self.debt -= busy
-        self._debt_any = bool(self.debt.any())
+        self._debt_any = bool(np.count_nonzero(self.debt))
         return busy
 
     def check(self, cpu, n, safe: bool = False) -> None:
@@ -180,30 +180,30 @@ class CostMeter:
         sender = k * ((n - 1) * m.ipi_send_ns + pages[cpu] * m.drain_page_ns) + others.max()
         work[cpu] = sender
         self.other_ns += work
-        self.ns_by_kind["drain"] += float(work.sum())
+        self.ns_by_kind["drain"] += float(np.add.reduce(work))
 
     def end_tick(self, folds: np.ndarray) -> None:
         """Price the tick: ``folds[c]`` is how often CPU c wrote the counter line this tick."""
         checks = self.checks
         safe = self.safe_checks
         all_checks = checks + safe
-        n_checks = int(all_checks.sum())
+        n_checks = int(np.add.reduce(all_checks))
         wm = None
         if n_checks:
             self.watermark_checks += n_checks
             # A check reads zone->vm_stat; it misses once per write by another CPU, at most.
-            writes_by_others = int(folds.sum()) - folds
+            writes_by_others = int(np.add.reduce(folds)) - folds
             misses = np.minimum(all_checks, writes_by_others)
             wm = all_checks * self.check_ns + misses * self.line_ns
             if self.normal_snapshot:
                 wm = wm + checks * self.snapshot_ns
-                self.snapshot_reads += int(checks.sum())
+                self.snapshot_reads += int(np.add.reduce(checks))
             if self.safe_snapshot:
                 wm = wm + safe * self.snapshot_ns
-                self.snapshot_reads += int(safe.sum())
+                self.snapshot_reads += int(np.add.reduce(safe))
             checks[:] = 0
             safe[:] = 0
-        n_folds = int(folds.sum())
+        n_folds = int(np.add.reduce(folds))
         fold_ns = None
         if n_folds:
             self.folds += n_folds
@@ -212,12 +212,12 @@ class CostMeter:
         wm_sum = 0.0
         if wm is not None:
             tick = tick + wm
-            wm_sum = float(wm.sum())
+            wm_sum = float(np.add.reduce(wm))
             self.watermark_ns_by_cpu += wm
         if fold_ns is not None:
             tick = tick + fold_ns
-            self.ns_by_kind["fold"] += float(fold_ns.sum())
-        total = float(tick.sum())
+            self.ns_by_kind["fold"] += float(np.add.reduce(fold_ns))
+        total = float(np.add.reduce(tick))
         self.tick_watermark_ns = wm_sum
         self.tick_ns = total
         self.watermark_ns += wm_sum
@@ -226,7 +226,7 @@ class CostMeter:
         if total:
             self.debt += tick
             self._debt_any = True
-        if self.other_ns.any():
+        if np.count_nonzero(self.other_ns):
             self.other_ns[:] = 0.0
 
     # -- results ------------------------------------------------------------------------------

@@ -486,7 +486,7 @@ class CountingZone(Zone):
         if not len(cpus):
             return 0
         counts = self.pcp_count[cpus]
-        total = int(counts.sum())
+        total = int(np.add.reduce(counts))
         self.all_unreclaimable = False
         self.pages_scanned = 0
         self.nr_free_pages_buddy += total
@@ -503,7 +503,7 @@ class CountingZone(Zone):
         batch = self.pcp_batch[cpus]
         before = np.concatenate(([0], np.cumsum(batch)[:-1]))
         got = np.minimum(np.maximum(self.nr_free_pages_buddy - before, 0), batch)
-        total = int(got.sum())
+        total = int(np.add.reduce(got))
         if total:
             self.nr_free_pages_buddy -= total
             self.pcp_count[cpus] += got

@@ -475,7 +475,7 @@ class Simulation:
     def _free_due(self, ring: np.ndarray, slot: int) -> int:
         """Free (hot) the pages a ring buffer holds for this tick on each CPU; return how many."""
         due = ring[slot]
-        total = int(due.sum())
+        total = int(np.add.reduce(due))
         if total:
             self._free_vector(due.copy())
             due[:] = 0
@@ -486,7 +486,7 @@ class Simulation:
         zone = self.zone
         pcp = zone.pcp_count
         over = (counts > 0) & (pcp + counts >= zone.pcp_high)
-        if over.any():
+        if np.count_nonzero(over):
             pcp += np.where(over, 0, counts)
             for cpu in np.flatnonzero(over):
                 free_hot_cold_page_n(zone, int(cpu), int(counts[cpu]))
@@ -502,9 +502,9 @@ class Simulation:
         k = cfg.writer_cpus
 
         need_irq = self._irq_block[row]
-        tick["atomic_attempted"] = int(need_irq.sum())
+        tick["atomic_attempted"] = int(np.add.reduce(need_irq))
         demand = self._task_block[row][:k]
-        self._demand = int(demand.sum())
+        self._demand = int(np.add.reduce(demand))
         need_task = np.zeros(n, dtype=np.int64)
         # Task i runs on CPU i unless it sits in the allocator or in balance_dirty_pages.
         self._dirtied[:] = False
@@ -530,7 +530,7 @@ class Simulation:
         low_flags = ALLOC_WMARK_LOW | ALLOC_CPUSET
         low_ok = self.watermark_ok(zone.watermark[ALLOC_WMARK_LOW], low_flags)
         irq_flags = low_flags
-        irq_slow = not low_ok and need_irq.any()
+        irq_slow = not low_ok and np.count_nonzero(need_irq) > 0
         if irq_slow:
             irq_flags = gfp_to_alloc_flags(GFP_ATOMIC, in_interrupt=True)
         irq_ok = self.watermark_ok(zone.watermark[irq_flags & ALLOC_WMARK_MASK], irq_flags)
@@ -570,14 +570,14 @@ class Simulation:
         got_irq = take_i
         left_i = need_irq - take_i
         left_t = need_task - take_t
-        ok_t = int(take_t.sum())
+        ok_t = int(np.add.reduce(take_t))
         if ok_t:
             self._task_pages(take_t)
-        tick["task_attempted"] = int(need_task.sum())
+        tick["task_attempted"] = int(np.add.reduce(need_task))
         atomic_failed = 0
         if not irq_ok:
             # Every interrupt's check fails the same way: the allocations fail (nopage).
-            atomic_failed = int(left_i.sum())
+            atomic_failed = int(np.add.reduce(left_i))
             left_i = np.zeros(n, dtype=np.int64)
 
         # Whoever needs the zone lock or sleeps in the allocator, in this tick's lock order:
@@ -628,8 +628,8 @@ class Simulation:
             pcp[run] -= take
             got_irq[run] += take
             short = need - take
-            failed[0] += int(short.sum())
-            if low_ok and short.any():
+            failed[0] += int(np.add.reduce(short))
+            if low_ok and np.count_nonzero(short):
                 # Passed LOW but the buddy lists ran dry: the slow path wakes kswapd and
                 # retries at MIN, in vain.
                 counts[:] = 0
@@ -673,7 +673,7 @@ class Simulation:
             cpu_segment(cpus[first:])
         atomic_failed, ok_t = failed[0], had[0]
 
-        tick["atomic_ok"] = int(got_irq.sum())
+        tick["atomic_ok"] = int(np.add.reduce(got_irq))
         tick["atomic_failed"] = atomic_failed
         # Interrupt pages are freed on their CPU atomic_lifetime_ms later.
         if tick["atomic_ok"]:
@@ -695,7 +695,7 @@ class Simulation:
         until = self._throttled_until
         waking = until == t + 1  # would run next tick
         check = (self._dirtied & (until <= t)) | waking
-        if not check.any():
+        if not np.count_nonzero(check):
             return
         if over_dirty_limit(self):
             for tid in np.flatnonzero(check):
@@ -787,13 +787,13 @@ class Simulation:
         zone = self.zone
         tick = self._tick
         a["counter"][i] = zone_page_state(zone)
-        snap = zone.vm_stat + int(zone.vm_stat_diff.sum())
+        snap = zone.vm_stat + int(np.add.reduce(zone.vm_stat_diff))
         a["snapshot"][i] = snap if snap > 0 else 0
         a["read"][i] = self.free_read
         a["buddy"][i] = zone.nr_free_pages_buddy
         pcp = zone.pcp_count
-        a["pcp"][i] = int(pcp.sum())
-        a["pcp_stranded"][i] = int(pcp[self._no_task].sum())
+        a["pcp"][i] = int(np.add.reduce(pcp))
+        a["pcp_stranded"][i] = int(np.add.reduce(pcp[self._no_task]))
         a["kswapd_state"][i] = self.kswapd.state
         for name, value in tick.items():
             a[name][i] = value
