@@ -154,9 +154,13 @@ class CostMeter:
         return busy
 
     def check(self, cpu, n, safe: bool = False) -> None:
-        """``n`` watermark checks on ``cpu`` (or, with ``cpu=ALL_CPUS``, ``n[c]`` on each c)."""
+        """``n`` watermark checks on ``cpu``; with ``cpu=ALL_CPUS``, ``n[c]`` on each CPU c; with
+        ``cpu`` an array of distinct CPUs, ``n[i]`` on ``cpu[i]`` (a run of a few CPUs is charged
+        without building a count for every CPU of the machine)."""
         arr = self.safe_checks if safe else self.checks
-        if cpu == ALL_CPUS:
+        if type(cpu) is np.ndarray:
+            arr[cpu] += n
+        elif cpu == ALL_CPUS:
             arr += n
         elif n:
             arr[cpu] += n

@@ -270,8 +270,9 @@ class Simulation:
 
         ``safe`` makes it ``zone_watermark_ok_safe`` (2.6.38). ``cpu`` makes the check and
         pays for it, ``n`` times (the allocations it stands for); with ``cpu=ALL_CPUS``, ``n``
-        is an array of counts, one per CPU. Without ``cpu`` nothing is charged: the caller
-        charges for the allocations the decision stands for.
+        is an array of counts, one per CPU; with ``cpu`` an array of distinct CPUs, one count
+        for each of them. Without ``cpu`` nothing is charged: the caller charges for the
+        allocations the decision stands for.
         """
         key = (mark, alloc_flags, safe)
         ok = self._wm_cache.get(key)
@@ -616,14 +617,12 @@ class Simulation:
             """Interrupt-only CPUs with empty pcp lists whose need one batch covers, in lock
             order, all at once: each refill takes min(batch, what is left) of the buddy pages.
             The checks are those __alloc_pages_nodemask makes for them (see cpu_turn)."""
-            counts = np.zeros(n, dtype=np.int64)
-            counts[run] = left_i[run]
-            meter.check(ALL_CPUS, counts)  # the check that let the refill happen
-            if not low_ok:
-                meter.check(ALL_CPUS, counts)  # LOW failed first
-                wake_all_kswapd(self, cpu=ALL_CPUS, n=counts)
-            got = zone.refill_counted(run)
             need = left_i[run]
+            meter.check(run, need)  # the check that let the refill happen
+            if not low_ok:
+                meter.check(run, need)  # LOW failed first
+                wake_all_kswapd(self, cpu=run, n=need)
+            got = zone.refill_counted(run)
             take = np.minimum(need, got)
             pcp[run] -= take
             got_irq[run] += take
@@ -632,10 +631,8 @@ class Simulation:
             if low_ok and np.count_nonzero(short):
                 # Passed LOW but the buddy lists ran dry: the slow path wakes kswapd and
                 # retries at MIN, in vain.
-                counts[:] = 0
-                counts[run] = short
-                wake_all_kswapd(self, cpu=ALL_CPUS, n=counts)
-                meter.check(ALL_CPUS, counts)
+                wake_all_kswapd(self, cpu=run, n=short)
+                meter.check(run, short)
 
         def cpu_segment(seg: np.ndarray) -> None:
             """Consecutive CPU turns with no task or kswapd between them. Nothing in a turn
