@@ -28,7 +28,7 @@ import numpy as np
 from .constants import MAX_ORDER, NR_CPUS, PAGE_SHIFT, WMARK_HIGH, WMARK_LOW, WMARK_MIN, ZONE_NAMES
 from .errors import bad_page, check_int
 from .page_alloc import min_free_kbytes as default_min_free_kbytes
-from .page_alloc import setup_pageset, setup_per_zone_wmarks, zone_batchsize
+from .page_alloc import rmqueue_bulk, setup_pageset, setup_per_zone_wmarks, zone_batchsize
 from .patches import Patches
 from .vmstat import (
     STAT_THRESHOLD_MAX,
@@ -41,6 +41,8 @@ __all__ = ["FreeArea", "Zone", "CountingZone", "MAX_ZONE_PAGES"]
 
 # Page-level zones keep one byte per page; 2^26 pages = 256 GiB is the supported ceiling.
 MAX_ZONE_PAGES = 1 << 26
+# CountingZone.refill_counted refills runs of up to this many CPUs one by one with plain ints.
+SHORT_RUN = 4
 
 
 class FreeArea:
@@ -500,6 +502,13 @@ class CountingZone(Zone):
         Each takes ``min(batch, what is left)``; a CPU that gets pages updates its own diff.
         Equals ``page_alloc.rmqueue_bulk`` called CPU by CPU (tested). Returns pages per CPU.
         """
+        if len(cpus) <= SHORT_RUN:
+            # A few CPUs: rmqueue_bulk on plain ints costs about 1.5 us a CPU, the numpy
+            # version about 10 us whatever the length (benchmarks: issue 13).
+            got = np.zeros(len(cpus), dtype=np.int64)
+            for i, cpu in enumerate(cpus.tolist()):
+                got[i] = rmqueue_bulk(self, cpu, int(self.pcp_batch[cpu]))
+            return got
         batch = self.pcp_batch[cpus]
         before = np.concatenate(([0], np.cumsum(batch)[:-1]))
         got = np.minimum(np.maximum(self.nr_free_pages_buddy - before, 0), batch)

@@ -62,3 +62,25 @@ def test_speedups_keep_a_resumed_run_identical_to_one_run():
     sim = Simulation(cfg)
     sim.run(until=300)
     assert _full_digest(sim.run()) == _full_digest(whole)
+
+
+@pytest.mark.parametrize("free", [0, 20, 45, 3000])
+def test_refill_counted_short_runs_match_the_vector_path(free, monkeypatch):
+    """Runs of up to SHORT_RUN CPUs, refilled with plain ints, leave the zone as numpy does."""
+    from allocsim import mmzone
+
+    rng = np.random.default_rng(free)
+    for length in range(1, mmzone.SHORT_RUN + 1):
+        cpus = rng.permutation(16)[:length]
+        short = mmzone.CountingZone(262144, 16, stat_threshold=20, free_pages=free)
+        vector = mmzone.CountingZone(262144, 16, stat_threshold=20, free_pages=free)
+        short.vm_stat_diff[:] = vector.vm_stat_diff[:] = rng.integers(-20, 21, 16)
+        got_short = short.refill_counted(cpus)
+        monkeypatch.setattr(mmzone, "SHORT_RUN", 0)
+        got_vector = vector.refill_counted(cpus)
+        monkeypatch.undo()
+        np.testing.assert_array_equal(got_short, got_vector)
+        assert short.nr_free_pages_buddy == vector.nr_free_pages_buddy
+        assert short.vm_stat == vector.vm_stat
+        for name in ("vm_stat_diff", "pcp_count", "stat_folds"):
+            np.testing.assert_array_equal(getattr(short, name), getattr(vector, name), name)
