@@ -72,6 +72,23 @@ zone_watermark_ok_arith = getattr(page_alloc, "__zone_watermark_ok")
 
 _BLOCK = 256  # ticks of workload drawn at once (the draw is the same whatever the block)
 _MAX_EVENTS = 200_000
+# What each tick counts (recorded under these names by Simulation._record).
+_TICK_COUNTS = (
+    "atomic_attempted",
+    "atomic_ok",
+    "atomic_failed",
+    "task_attempted",
+    "task_ok",
+    "task_failed",
+    "memalloc_attempted",
+    "memalloc_ok",
+    "direct_reclaim",
+    "drain_all_pages",
+    "reclaimed",
+    "scanned",
+    "folds",
+    "flushed",
+)
 
 
 def _poisson_block(rng, burst: np.ndarray, burst_rate, quiet_rate, width: int) -> np.ndarray:
@@ -409,25 +426,7 @@ class Simulation:
         if t - self._block_start >= _BLOCK or t < self._block_start:
             self._draw_block()
         row = t - self._block_start
-        tick = self._tick = dict.fromkeys(
-            (
-                "atomic_attempted",
-                "atomic_ok",
-                "atomic_failed",
-                "task_attempted",
-                "task_ok",
-                "task_failed",
-                "memalloc_attempted",
-                "memalloc_ok",
-                "direct_reclaim",
-                "drain_all_pages",
-                "reclaimed",
-                "scanned",
-                "folds",
-                "flushed",
-            ),
-            0,
-        )
+        tick = self._tick = dict.fromkeys(_TICK_COUNTS, 0)
 
         # 0. What every lockless reader sees this tick, and whether reading it sums every
         # CPU's delta (a snapshot, which the cost model charges per check).
@@ -466,7 +465,7 @@ class Simulation:
 
         # 5. Price what the tick's kernel paths did (charged to the CPUs' debts).
         folds = zone.stat_folds - self._folds_seen
-        self._folds_seen = zone.stat_folds.copy()
+        self._folds_seen += folds  # now equal to zone.stat_folds, without a copy
         self.meter.end_tick(folds)
 
         # 6. Record.
@@ -751,8 +750,10 @@ class Simulation:
         ks.wake_at = math.inf if ms is None else self.t + ms
 
     def _task_pages(self, take_t: np.ndarray) -> None:
-        for cpu in np.flatnonzero(take_t):  # writer i runs on CPU i
-            self._task_page(self.task_on_cpu[int(cpu)], int(take_t[cpu]))
+        cpus = np.flatnonzero(take_t)
+        # Plain ints (tolist) rather than numpy scalars: up to one call per writer each tick.
+        for cpu, nr in zip(cpus.tolist(), take_t[cpus].tolist(), strict=True):
+            self._task_page(self.task_on_cpu[cpu], nr)  # writer i runs on CPU i
 
     def _task_page(self, task: Task, nr: int) -> None:
         """Where a task's new pages go: temporary (freed later) or page cache (LRU head)."""
