@@ -218,8 +218,6 @@ class Simulation:
         # SIMPLIFICATION: kswapd never migrates; the real thread may run on any CPU of its node.
         self.tasks = [Task(i, i) for i in range(cfg.writer_cpus)]
         self.task_on_cpu: dict[int, Task] = {t.cpu: t for t in self.tasks}
-        self._no_task = np.ones(n, dtype=bool)
-        self._no_task[: cfg.writer_cpus] = False
         self.kswapd_cpu = n - 1 if cfg.kswapd_cpu is None else cfg.kswapd_cpu
         self.io_irq_cpus = min(8, n) if cfg.io_irq_cpus is None else cfg.io_irq_cpus
         self.kswapd = PgData()
@@ -791,7 +789,8 @@ class Simulation:
         a["buddy"][i] = zone.nr_free_pages_buddy
         pcp = zone.pcp_count
         a["pcp"][i] = int(np.add.reduce(pcp))
-        a["pcp_stranded"][i] = int(np.add.reduce(pcp[self._no_task]))
+        # Writers run on CPUs 0 .. writer_cpus-1: the CPUs after them run no task.
+        a["pcp_stranded"][i] = int(np.add.reduce(pcp[self.config.writer_cpus :]))
         a["kswapd_state"][i] = self.kswapd.state
         for name, value in tick.items():
             a[name][i] = value
