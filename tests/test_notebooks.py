@@ -6,6 +6,7 @@ A learner's run-and-saved notebook passes these tests: outputs are only checked 
 git holds, and the pairs are compared on their cells' sources alone.
 """
 
+import ast
 import importlib.util
 import os
 import re
@@ -102,6 +103,62 @@ def test_notebooks_keep_cells_short_and_import_the_package():
             assert "sys.path" not in src
 
 
+def _ask_calls(path):
+    """Every ``aw.ask(...)`` call in a notebook's code cells, as ast.Call nodes."""
+    nb = nbformat.read(path, as_version=4)
+    calls = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "ask"
+            ):
+                calls.append(node)
+    return calls
+
+
+def test_learner_checks_name_a_check_of_the_package_and_pass_no_answer():
+    """Each aw.ask names a check in allocsim.widgets.questions and passes only notebook values."""
+    from allocsim.widgets.questions import CHECKS
+
+    used = set()
+    for path in NOTEBOOKS:
+        for call in _ask_calls(path):
+            assert len(call.args) == 1 and isinstance(call.args[0], ast.Constant), (
+                f"{path.name}: aw.ask takes the key of a check, not a question and its answer"
+            )
+            key = call.args[0].value
+            assert key in CHECKS and key.startswith(path.name[:2]), f"{path.name}: {key!r}"
+            for kw in call.keywords:
+                assert isinstance(kw.value, ast.Name), f"{path.name}: {key} {kw.arg}= a literal"
+                assert kw.arg in (*CHECKS[key].needs, "demo"), f"{path.name}: {key} {kw.arg}="
+            used.add(key)
+    assert used == set(CHECKS), f"checks no notebook asks: {set(CHECKS) - used}"
+
+
+def test_no_learner_check_answer_appears_in_a_notebook_source():
+    """The answers (and their explanations) of the checks are not in the notebooks' text."""
+    from allocsim.widgets.questions import CHECKS, answer_key
+
+    cheap = [k for k, c in CHECKS.items() if c.notebook not in ("05", "06")]  # no long runs
+    for row in answer_key(cheap):
+        sources = [p.read_text() for p in NB_DIR.glob(f"{row['notebook']}-*")]
+        assert sources
+        answer = row["answer"]
+        forms = {answer, answer.split()[0], answer.split()[0].replace(",", "")}
+        forms |= {answer.replace(" / ", "/"), answer.replace(" / ", "/").replace(",", "")}
+        for text in sources:
+            for form in forms:
+                if len(form) >= 3 and form not in ("yes", "no"):  # "10" is everywhere
+                    # as a number of its own: 500 is not in 1500
+                    found = re.search(rf"(?<![\d,._]){re.escape(form)}(?![\d_]|[,.]\d)", text)
+                    assert not found, f"{row['key']}: answer {form!r} in the notebook"
+            assert row["why"] not in text, f"{row['key']}: the explanation is in the notebook"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes_headless_without_errors(path, monkeypatch):
     """The notebook runs top to bottom in a fresh kernel with static figures, no cell failing."""
@@ -119,7 +176,8 @@ def test_notebook_executes_headless_without_errors(path, monkeypatch):
     assert not [o for o in outputs if o.output_type == "error"]
     streams = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "Traceback" not in streams
-    assert "static figures" in streams  # use_live_plots chose the headless backend
+    assert "live plots on" not in streams  # use_live_plots chose the headless backend
+    assert "static figures" not in streams  # and said nothing a handout reader cannot act on
     pngs = [o for o in outputs if "image/png" in o.get("data", {})]
     assert pngs, f"{path.name}: no figure rendered"
 

@@ -88,10 +88,37 @@ def use_live_plots(live: bool | None = None) -> str:
         ip.run_line_magic("matplotlib", "inline")
     _MODE.update(mode=mode, reason=reason)
     if mode == "live":
+        _tidy_live_figures()
         print("allocsim: live plots on (ipympl). If figures stay blank, see notebook 00.")
-    else:
+    elif not _headless():  # a handout or a test has no use for the message
         print(f"allocsim: static figures, {reason}; demos redraw a picture after each run.")
     return mode
+
+
+# The widths JupyterLab gives an output area: about 840 px with the file browser open on a
+# 1280 px screen. Live figures wider than this are cut on the right.
+LIVE_MAX_WIDTH_IN = 8.2
+
+
+def tidy_live_figure(fig) -> None:
+    """A matplotlib figure hook (``figure.hooks``) for live notebooks: no toolbar over the axes,
+    no "Figure N" header, and no wider than the output area."""
+    canvas = fig.canvas
+    for attr in ("header_visible", "footer_visible", "toolbar_visible"):
+        if hasattr(canvas, attr):
+            setattr(canvas, attr, False)
+    w, h = fig.get_size_inches()
+    if w > LIVE_MAX_WIDTH_IN:
+        fig.set_size_inches(LIVE_MAX_WIDTH_IN, h * LIVE_MAX_WIDTH_IN / w)
+
+
+def _tidy_live_figures() -> None:
+    import matplotlib
+
+    hook = "allocsim.widgets.environment:tidy_live_figure"
+    hooks = list(matplotlib.rcParams.get("figure.hooks", []))
+    if hook not in hooks:
+        matplotlib.rcParams["figure.hooks"] = [*hooks, hook]
 
 
 def plot_mode() -> str:
