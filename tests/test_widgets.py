@@ -107,12 +107,12 @@ def test_run_demo_patch_checkboxes_remove_the_livelock():
     demo.run_sync()
     off = sum(b - a for a, b in demo.plotted()["livelock_spans"])
     assert off >= 1000, "no livelock with the patches off"
-    assert "LIVELOCK" in demo.readout.value
+    assert "LIVELOCK" in demo.readout.value and "LIVELOCK" in demo.verdict.value
     demo.set(patches="all")
     assert demo.result.config.patches == Patches.all()
     assert not demo.result.livelocked
     assert sum(b - a for a, b in demo.plotted()["livelock_spans"]) <= off / 2
-    assert "no livelock" in demo.readout.value
+    assert "no livelock" in demo.readout.value and "no livelock" in demo.verdict.value
 
 
 def test_run_demo_toggling_one_patch_reruns_with_it():

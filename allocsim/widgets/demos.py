@@ -766,11 +766,12 @@ class _SimDemo(_FigureHost):
         if self._state == "finished":
             for r in self.results:
                 color = PALETTE["wmark_min"] if r.livelocked else PALETTE["wmark_high"]
-                head = (
-                    f"LIVELOCK: {len(r.episodes)} episode(s), {r.livelock_ms} ms"
-                    if r.livelocked
-                    else "no livelock"
-                )
+                if r.livelocked:
+                    head = f"LIVELOCK: {len(r.episodes)} episode(s), {r.livelock_ms} ms"
+                elif r.livelock_ms:
+                    head = f"no livelock (short stalls, {r.livelock_ms} ms)"
+                else:
+                    head = "no livelock"
                 who = f"patches {html.escape(r.config.patches.label())}: "
                 verdicts.append(f"{who}<b style='color:{color}'>{head}</b>")
         cfg = self.sims[-1].config
