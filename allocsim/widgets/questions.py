@@ -723,6 +723,14 @@ def ask(question: str, answer=None, explain: str = "", tolerance: float = 0.0, *
 # -------------------------------------------------------------------------------------------------
 
 
+def print_answer_key(log=print) -> None:
+    """The answer key as text (``python -m allocsim.widgets answer-key``)."""
+    for r in answer_key():
+        log(f"[{r['notebook']}] {r['question']}\n     answer: {r['answer']}  ({r['why']})")
+        if r["depends on"]:
+            log(f"     depends on {r['depends on']}")
+
+
 def answer_key(keys=None) -> list[dict]:
     """Every check (or those in ``keys``): notebook, question, answer, why, what it depends on.
 
@@ -779,16 +787,3 @@ def answer_key_html(rows=None, *, title: str = "allocsim: answer key for facilit
         "<b>Question.</b> in the notebooks' text carry their answers in a collapsed block."
         f"</p>{''.join(body)}</body></html>"
     )
-
-
-def main(argv=None) -> int:
-    """``python -m allocsim.widgets.questions``: print the answer key."""
-    for r in answer_key():
-        print(f"[{r['notebook']}] {r['question']}\n     answer: {r['answer']}  ({r['why']})")
-        if r["depends on"]:
-            print(f"     depends on {r['depends on']}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
