@@ -495,7 +495,10 @@ def test_live_layout_puts_switches_verdict_and_figure_together():
     assert any("drain_after_reclaim" in n for n in names)
     assert verdict is demo.verdict and "ready: press Run" in verdict.value
     assert canvas is demo.fig.canvas
-    assert more.selected_index is None and demo.readout in more.children
+    machine, details = more.children
+    assert machine.selected_index is None and details.selected_index is None  # folded
+    assert details.children == (demo.readout,)
+    assert demo.controls["cpus"] in machine.children[0].children[0].children
     assert demo.fig.get_size_inches()[1] * demo.fig.dpi <= 500  # leaves room on 1280 × 720
 
 

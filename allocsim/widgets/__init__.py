@@ -30,7 +30,7 @@ re-exported here: ``import allocsim.widgets as aw``.
 """
 
 from .controls import OptionalInt, controls_for, patch_controls
-from .demos import SCENES, CompareDemo, RunDemo, later, livelock_demo
+from .demos import SCENES, CompareDemo, RunDemo, busy, later, livelock_demo
 from .drift import DriftPanel
 from .environment import (
     STATIC_ENV,
@@ -59,6 +59,7 @@ __all__ = [
     "livelock_demo",
     "SCENES",
     "later",
+    "busy",
     "big",
     "CompareDemo",
     "WindowStepper",

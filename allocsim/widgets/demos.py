@@ -14,6 +14,7 @@ import html
 import io
 import threading
 import time
+import weakref
 
 import numpy as np
 
@@ -193,6 +194,7 @@ class Later(_Pending):
         self.value = None
         self.thread = None
         self.done = threading.Event()
+        _JOBS.add(self)
 
     def _wait_for_after(self) -> None:
         for dep in self.after:
@@ -245,6 +247,15 @@ class Later(_Pending):
         self.thread.start()
 
 
+_JOBS: weakref.WeakSet = weakref.WeakSet()  # every Later made in this kernel
+
+
+def busy() -> bool:
+    """Is a background job of :func:`later` still computing? (A test, or a lecturer about to
+    tick a box, may wait for the machine to be quiet.)"""
+    return any(j.thread is not None and not j.done.is_set() for j in list(_JOBS))
+
+
 def later(fn, *, after=(), note: str = "", show=None) -> Later:
     """Compute ``fn()`` without holding the kernel: in a background thread, once the demos
     (or earlier ``later`` jobs) in ``after`` have finished, so they do not compete for the CPU,
@@ -282,9 +293,9 @@ class _SimDemo(_FigureHost):
         "seed",
         "duration_ms",
     )
-    # 820 × 480 px: with the switches above it, the figure fits a 1280 × 720 projector in
+    # 820 × 440 px: with the switches above it, the figure fits a 1280 × 720 projector in
     # JupyterLab with the file browser open (output area about 840 px wide, 600 px high).
-    figsize = (8.2, 4.8)
+    figsize = (8.2, 4.4)
 
     def __init__(
         self,
@@ -360,6 +371,7 @@ class _SimDemo(_FigureHost):
         self.threaded = self.live if threaded is None else bool(threaded)
         self._stop = threading.Event()
         self._layout = None  # the layout engine, while a run's frames keep the layout fixed
+        self._laid_out = False  # has a final frame been laid out (and drawn) yet?
         self._thread: threading.Thread | None = None
         self._gen = 0
         self._suspend = False
@@ -527,11 +539,12 @@ class _SimDemo(_FigureHost):
     # -- running --------------------------------------------------------------------------------
     def restart(self) -> None:
         """Rebuild the machine from the controls and, with ``autorun``, run it."""
-        self.reset()
+        # With autorun the next picture is the new run's first frame, not an empty plot.
+        self.reset(redraw=not self.autorun)
         if self.autorun:
             self.run()
 
-    def reset(self) -> None:
+    def reset(self, redraw: bool = True) -> None:
         """Stop any run, rebuild the Simulation(s) from the current controls, clear the plot."""
         from ..sim import Simulation
 
@@ -546,7 +559,8 @@ class _SimDemo(_FigureHost):
             self._clear_plots(cfgs)
         self._show_formulas(cfgs[-1])
         self._show_state()
-        self._redraw(final=False)
+        if redraw:
+            self._redraw(final=False)
 
     @property
     def finished(self) -> bool:
@@ -558,10 +572,8 @@ class _SimDemo(_FigureHost):
 
     def run(self) -> None:
         """Start the run (or go on after a pause). Live: in a background thread; static: now."""
-        if not self.sims:
-            self.reset()
-        if self.finished:
-            self.reset()
+        if not self.sims or self.finished:
+            self.reset(redraw=False)  # the next picture is the new run's first frame
         if not self.threaded:
             self.run_sync()
             return
@@ -659,11 +671,19 @@ class _SimDemo(_FigureHost):
                 if self._lock.acquire(blocking=False):
                     try:
                         self._show_results(latest)
-                        if stats["frames"] == 1:
+                        # The layout of the last finished run (same machine) serves the new
+                        # run's first frame; a figure never laid out gets one frame to do it.
+                        if stats["frames"] == (0 if self._laid_out else 1):
                             self._freeze_layout()
                     finally:
                         self._lock.release()
-                    self._redraw(final=False, push=True)
+                    # The first frame is rendered and sent from here at once (a request from
+                    # the browser would add a round trip); later frames go at the browser's
+                    # pace, unless no view has answered yet (see _FigureHost._redraw).
+                    self._redraw(
+                        final=False,
+                        push=stats["frames"] == 0 or not getattr(self, "_view_ready", True),
+                    )
                     stats["frames"] += 1
                     if stats["frames"] == 1:
                         stats["first_frame_s"] = time.perf_counter() - t0
@@ -708,8 +728,9 @@ class _SimDemo(_FigureHost):
         with self._lock:
             self._thaw_layout()
         self._state = "finished"
+        self._redraw(final=True)  # the last frame is on its way before the verdict says so
+        self._laid_out = True
         self._show_state()
-        self._redraw(final=True)
         gen = self._gen
         for follower in list(self._followers):
             if gen != self._gen:  # a new run started: its own finish will update them
@@ -830,15 +851,21 @@ class _SimDemo(_FigureHost):
 
     def _live_children(self) -> list:
         w = _widgets()
-        more = w.Accordion(
-            children=[self._machine_controls(), self.readout],
-            titles=(
-                "Machine and workload: CPUs, zone, thresholds, rates, seed",
-                "Details: the kernel's numbers for this machine, and the run's summary",
-            ),
-            selected_index=None,  # folded: the figure stays next to the switches
-        )
-        return [self._top_bar(), self.verdict, self.fig.canvas, more, self.errors]
+        # Two accordions, so each opens on its own; folded, the figure stays next to the switches
+        folds = [
+            w.Accordion(children=[child], titles=(title,), selected_index=None)
+            for child, title in (
+                (
+                    self._machine_controls(),
+                    "Machine and workload: CPUs, zone, thresholds, rates, seed",
+                ),
+                (
+                    self.readout,
+                    "Details: the kernel's numbers for this machine, and the run's summary",
+                ),
+            )
+        ]
+        return [self._top_bar(), self.verdict, self.fig.canvas, w.VBox(folds), self.errors]
 
     def _static_children(self) -> list:
         return [self._panel(), self.errors]

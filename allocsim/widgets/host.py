@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import threading
 import traceback
 import uuid
@@ -28,6 +29,7 @@ from .environment import (
 BIG_FONT_SCALE = 1.5
 _BIG = {"on": False, "base": None}
 _HOSTS: weakref.WeakSet = weakref.WeakSet()  # the figure hosts made in this kernel
+_FIGURE_NUMBERS = itertools.count(10_001)  # the hosts' figures are not in pyplot's list
 
 # CSS for the demos' widgets in big mode (shipped inside each live demo, see _hide_static_style)
 _BIG_CSS = (
@@ -91,8 +93,15 @@ class _FigureHost:
         if self.live:
             import matplotlib.pyplot as plt
 
+            # The backend's canvas, but not pyplot's figure list: pyplot redraws the figures it
+            # knows after each message the kernel handles, which would render each frame twice
+            # (once on the kernel's main thread, competing with the run); the host draws when a
+            # frame is complete.
             with plt.ioff():
-                self.fig = plt.figure(figsize=figsize, layout="constrained")
+                manager = plt.new_figure_manager(
+                    next(_FIGURE_NUMBERS), figsize=figsize, layout="constrained"
+                )
+            self.fig = manager.canvas.figure
             canvas = self.fig.canvas
             for attr, val in (
                 ("header_visible", False),  # no "Figure N" title bar
@@ -182,19 +191,16 @@ class _FigureHost:
         (``draw_idle``, which the browser skips while an earlier picture is still on its way);
         a final frame is rendered and pushed at once (``draw``), so the last state always
         arrives, and the saved still copy follows it. ``push`` renders and sends an intermediate
-        frame too while no browser view has answered yet (the kernel answers a view's requests
-        on its main thread, which during Run All is busy with later cells): the background run
-        asks for it, so the figure moves during Run All. Static, the PNG display is replaced
-        (final frames only)."""
+        frame at once too: the background run does so for a run's first frame, and while no
+        browser view has answered yet (the kernel answers a view's requests on its main
+        thread, which during Run All is busy with later cells). Static, the PNG display is
+        replaced (final frames only)."""
         if self.live:
             canvas = self.fig.canvas
             # ipympl stops syncing its data URL once a browser view has said "initialized";
             # before that there is no view to push a picture to, and draw() would only keep
             # that data URL (the picture a view starts from) up to date.
-            # A view's requests are answered on the kernel's main thread; until it has answered
-            # the first ("initialized"), that thread is busy (Run All) and requests would wait.
-            waiting = not getattr(self, "_view_ready", True)
-            if (push and waiting) or final:
+            if push or final:
                 canvas.draw()
             else:
                 canvas.draw_idle()
