@@ -622,13 +622,13 @@ class _SimDemo(_FigureHost):
         # page while the cell runs).
         eta = sum(estimate_seconds(s.config.cpus, s.config.duration_ms - s.t) for s in self.sims)
         self._eta_text = f"should take {describe_seconds(eta)}" if eta > 2 else ""
-        self._set_readout(self._readout_html())
+        self._show_state()
         shown = [time.perf_counter()]
 
         def progress(_sim) -> None:
             if time.perf_counter() - shown[0] > 0.5:
                 shown[0] = time.perf_counter()
-                self._set_readout(self._readout_html())
+                self._show_state()
 
         for s in self.sims:
             s.run(progress=progress, progress_every=50)
@@ -797,6 +797,8 @@ class _SimDemo(_FigureHost):
                 verdicts.append(f"{who}<b style='color:{color}'>{head}</b>")
         cfg = self.sims[-1].config
         line = f"<b>{cfg.cpus} CPUs</b> · t = {t:,} / {end:,} ms — {state}"
+        if self._state == "running" and getattr(self, "_eta_text", ""):
+            line += f" (this run {self._eta_text}; the cell waits for it)"
         if verdicts:
             line += " — " + " · ".join(verdicts)
         return f"<div class='allocsim-verdict' style='font-size:110%'>{line}</div>"

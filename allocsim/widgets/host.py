@@ -200,7 +200,9 @@ class _FigureHost:
             # ipympl stops syncing its data URL once a browser view has said "initialized";
             # before that there is no view to push a picture to, and draw() would only keep
             # that data URL (the picture a view starts from) up to date.
-            if push or final:
+            # A view's requests are answered on the kernel's main thread; until the first one
+            # ("initialized") is, that thread is busy (Run All) and a request would wait.
+            if push or final or not getattr(self, "_view_ready", True):
                 canvas.draw()
             else:
                 canvas.draw_idle()

@@ -36,6 +36,9 @@ UNITS = {
     "MiB": {"mib": 1, "mb": 1, "m": 1, "gib": 1024, "gb": 1024, "kib": 1 / 1024, "kb": 1 / 1024},
     "blocks": {"block": 1, "blocks": 1},
     "pages per CPU": {"page": 1, "pages": 1, "pages per cpu": 1, "pages/cpu": 1, "p": 1},
+    "cache lines": {"line": 1, "lines": 1, "cache line": 1, "cache lines": 1},
+    "CPUs": {"cpu": 1, "cpus": 1},
+    "times": {"x": 1, "×": 1, "times": 1, "fold": 1},
 }
 
 # a number: 1,441 or 1_441 (thousands groups), or plain digits with an optional decimal part
@@ -251,6 +254,60 @@ def _alone(ctx) -> frozenset[str]:
     return frozenset(n for n in Patches.names() if not results[n].livelocked)
 
 
+def _sockets_summary() -> dict:
+    from ..accuracy import sockets_sweep, summarise
+
+    return {"summary": summarise(sockets_sweep(sockets=(1, 4, 14), seeds=(1,), duration_ms=500))}
+
+
+def _boundary_16() -> dict:
+    from .. import sweep
+
+    return {"boundary": sweep.kernel_boundary([16], [4096], patches="all")}
+
+
+def _precomputed_map() -> dict:
+    from .. import sweep
+
+    return {"full": sweep.load_precomputed()}
+
+
+def _stall_onsets(full) -> dict:
+    """Per zone size, the fewest CPUs at which some seed stalls without patches (None: never)."""
+    from .. import sweep
+
+    return sweep.onset(
+        full, sweep.stall_measure(full), where={"patches": "none"}, above=0, how="max"
+    )
+
+
+def _memory_moves_stall(ctx) -> str:
+    full = ctx["full"]
+    first = _stall_onsets(full)
+    at = {z: n or 2 * full.cpus.max() for z, n in first.items()}  # never: beyond the grid
+    small, big = min(at), max(at)
+    return "more" if at[big] > at[small] else "fewer" if at[big] < at[small] else "same"
+
+
+def _memory_moves_why(ctx) -> str:
+    first = _stall_onsets(ctx["full"])
+    small, big = min(first), max(first)
+    return (
+        f"some seed stalls from {first[small]} CPUs at {small} MiB, from {first[big]} at {big} "
+        "MiB (None: never)"
+    )
+
+
+def _lines_part(ctx) -> bool:
+    from .. import sweep
+
+    full = ctx["full"]
+    bf = sweep.kernel_boundary(
+        sorted(full.cpus.unique()), sorted(full.zone_mib.unique()), patches="all"
+    )
+    return bool(((bf["percpu_drift_mark"] > 0) != (bf["max_drift"] > bf["tolerate_drift"])).any())
+
+
 CHECKS: dict[str, Check] = {
     c.key: c
     for c in (
@@ -442,6 +499,96 @@ CHECKS: dict[str, Check] = {
             needs=("report",),
             example=_bundled_report,
             depends="the learner's machine (the key: the 64-CPU node of the 2010 thread)",
+        ),
+        Check(
+            "08-pressure-threshold-node3",
+            _const(
+                "Shaohua Li's node 3 (64 CPUs, min/low/high 1441/1801/2161): which "
+                "stat_threshold does 2.6.38 install while kswapd is awake?"
+            ),
+            _pressure_64,
+            _const("(1801 - 1441) / 64 = 360 / 64 = 5.6, rounded down (and 64 × it ≤ 360)"),
+            unit="pages per CPU",
+        ),
+        Check(
+            "08-snapshot-lines-14-sockets",
+            _const(
+                "On 14 sockets (112 CPUs online), how many other CPUs' cache lines does one "
+                "snapshot read?"
+            ),
+            _const(14 * 8 - 1),
+            _const("one per other online CPU: 7 on the same socket, 104 on other sockets"),
+            unit="cache lines",
+        ),
+        Check(
+            "08-check-cost-ratio",
+            _const(
+                "In this sweep, how many times more CPU time does 2.6.36 spend in watermark "
+                "checks than 2.6.38 on 14 sockets? (predict first, then reveal)"
+            ),
+            lambda ctx: round(
+                ctx["summary"][(14, "2.6.36")]["share"] / ctx["summary"][(14, "2.6.38")]["share"]
+            ),
+            _const("the changelog measured 11.66 % against 0.26 %: about 45 times"),
+            unit="times",
+            tolerance=0.5,
+            needs=("summary",),
+            example=_sockets_summary,
+            depends="the notebook's short sockets sweep",
+        ),
+        Check(
+            "09-drift-mark-16",
+            _const("16 CPUs, 4 GiB zone, 2.6.36: is percpu_drift_mark set (yes/no)?"),
+            lambda ctx: bool(ctx["boundary"]["percpu_drift_mark"][0, 0]),
+            lambda ctx: (
+                f"drift {ctx['boundary']['max_drift'][0, 0]} pages against low − min = "
+                f"{ctx['boundary']['tolerate_drift'][0, 0]} pages"
+            ),
+            kind="yesno",
+            needs=("boundary",),
+            example=_boundary_16,
+        ),
+        Check(
+            "09-memory-moves-stall",
+            _const(
+                "Does more memory move the unpatched stall to more CPUs or to fewer? "
+                "(more/fewer/same)"
+            ),
+            _memory_moves_stall,
+            _memory_moves_why,
+            kind="text",
+            needs=("full",),
+            example=_precomputed_map,
+            depends="the lecture's precomputed map",
+        ),
+        Check(
+            "09-stall-from-cpus-4096",
+            _const(
+                "On the lecture's map, with no patch and a 4096 MiB zone, from how many CPUs "
+                "does some seed stall?"
+            ),
+            lambda ctx: _stall_onsets(ctx["full"])[4096],
+            _const("the stall row of the printout, at 4096 MiB"),
+            unit="CPUs",
+            needs=("full",),
+            example=_precomputed_map,
+            depends="the lecture's precomputed map",
+        ),
+        Check(
+            "09-lines-part",
+            _const(
+                "On 2.6.36, do the two lines (drift > low − min; drift mark set) ever part? "
+                "(yes/no)"
+            ),
+            _lines_part,
+            _const(
+                "refresh_zone_stat_thresholds sets the mark exactly when the drift exceeds "
+                "low − min"
+            ),
+            kind="yesno",
+            needs=("full",),
+            example=_precomputed_map,
+            depends="the lecture's precomputed map",
         ),
     )
 }
