@@ -1,7 +1,9 @@
 # allocsim: install, run and test the teaching kit.
 #
-#   make lab     create .venv if needed, install the kit, start JupyterLab in notebooks/
-#   make test    the same install, chromium for the browser tests, then the whole test suite
+#   make lab        create .venv if needed, install the kit, start JupyterLab in notebooks/
+#   make test       the same install, chromium for the browser tests, then the whole test suite
+#   make check      a workshop health check in seconds (packages, extensions, a run, a figure)
+#   make wheelhouse download every wheel into wheelhouse/; make lab then installs offline
 #
 # Variables you may set:  PY=python3.12  LAB_ARGS='--port=8890'  PYTEST_ARGS='-k buddy -x'
 
@@ -9,6 +11,9 @@ PY          ?= python3
 VENV        ?= .venv
 VPY         := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
+WHEELHOUSE  ?= wheelhouse
+# With wheels in $(WHEELHOUSE)/ (make wheelhouse), installs use them and never the network.
+PIP_OFFLINE := $(if $(wildcard $(WHEELHOUSE)/*.whl),--no-index --find-links $(WHEELHOUSE))
 CHROMIUM    ?= /usr/bin/chromium
 LAB_ARGS    ?=
 PYTEST_ARGS ?=
@@ -24,12 +29,14 @@ endif
 LAB_SAFE_ARGS = $(if $(findstring terminals_enabled,$(LAB_ARGS)),,--ServerApp.terminals_enabled=False)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab chromium test handouts notebooks nbcheck bench clean distclean
+.PHONY: help venv lab check wheelhouse chromium test handouts notebooks nbcheck bench clean distclean
 
 help:
 	@echo "make lab        start JupyterLab on 127.0.0.1 (token on, terminals off) in notebooks/"
+	@echo "make check      workshop health check (under 30 s once installed)"
+	@echo "make wheelhouse download every wheel for offline installs (make lab uses them)"
 	@echo "make test       run the whole test suite (installs chromium via apt-get if missing)"
-	@echo "make handouts   build the HTML handouts"
+	@echo "make handouts   build the handouts: HTML, A4 PDF, index, answer key (PAPER=letter)"
 	@echo "make notebooks  rewrite notebooks/*.ipynb from their .md sources (drops outputs)"
 	@echo "make nbcheck    before a commit: pairs agree, staged notebooks carry no outputs"
 	@echo "make bench      run benchmarks/bench.py"
@@ -40,12 +47,25 @@ help:
 # so a repeated `make test` or `make lab` skips pip entirely.
 venv: $(STAMP)
 
+# Debian and Ubuntu ship Python's venv module separately (python3-venv); say so plainly.
 $(VPY):
+	@$(PY) -c 'import ensurepip, venv' >/dev/null 2>&1 || { \
+	    echo "$(PY) cannot create a virtual environment: the venv module is missing."; \
+	    echo "On Debian or Ubuntu: sudo apt-get install python3-venv   (then run make again)"; \
+	    exit 1; }
 	$(PY) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(VPY)
-	$(VPY) -m pip install --disable-pip-version-check -e '.[test]'
+	$(VPY) -m pip install --disable-pip-version-check $(PIP_OFFLINE) -e '.[test]'
 	@touch $@
+
+# Every wheel the kit and its tests need, for a room of machines without (good) network: copy
+# the clone with its wheelhouse/ to each machine (same OS and Python version), then make lab.
+wheelhouse: | $(VPY)
+	$(VPY) -m pip download --disable-pip-version-check --dest $(WHEELHOUSE) \
+	    pip 'setuptools>=77' wheel '.[test]'
+	@rm -f $(WHEELHOUSE)/allocsim-*
+	@echo "wheelhouse: $$(ls $(WHEELHOUSE) | wc -l) files in $(WHEELHOUSE)/; make lab now installs from them"
 
 # --- run ---------------------------------------------------------------------
 # LAB_ARGS may move the server off 127.0.0.1 (--ip=...), but not with an empty token: that
@@ -71,8 +91,12 @@ lab: venv
 	@mkdir -p $(CURDIR)/notebooks
 	$(VPY) -m jupyterlab --ip=127.0.0.1 --no-browser --notebook-dir=$(CURDIR)/notebooks $(LAB_SAFE_ARGS) $(ROOT_ARGS) $(LAB_ARGS)
 
+PAPER ?= a4
 handouts: venv
-	$(VPY) -m allocsim.handouts
+	$(VPY) -m allocsim.handouts --paper $(PAPER)
+
+check: venv
+	$(VPY) -m allocsim.widgets check
 
 # The chapters' sources are notebooks/NN-name.md (jupytext MyST), paired with the .ipynb.
 notebooks: venv

@@ -33,6 +33,8 @@ __all__ = [
     "RunPlot",
     "TaskPlot",
     "run_title",
+    "machine_title",
+    "figure_legend",
     "pages_to_mib",
     "mib_to_pages",
     "plot_run",
@@ -136,6 +138,40 @@ def run_title(config, *, t_ms: int | None = None) -> str:
     return text
 
 
+def _renderer(fig):
+    get = getattr(fig.canvas, "get_renderer", None)
+    if get is not None:
+        return get()
+    return fig._get_renderer()  # a Figure without a pyplot canvas (matplotlib >= 3.6)
+
+
+def figure_legend(fig, handles, *, where: str = "right", fontsize="x-small"):
+    """A legend for the whole figure that stays inside it, never cut at the edges.
+
+    ``where="right"``: one column beside the axes (constrained layout makes room for it).
+    ``where="below"``: under the axes, in as many columns as fit the figure's width.
+    """
+    if where == "right":
+        return fig.legend(
+            handles=handles, loc="outside right upper", ncols=1, fontsize=fontsize, frameon=False
+        )
+    if where != "below":
+        raise ValueError(f"where must be 'right' or 'below', got {where!r}")
+    renderer = _renderer(fig)
+    for ncols in range(min(len(handles), 6), 0, -1):
+        leg = fig.legend(
+            handles=handles,
+            loc="outside lower center",
+            ncols=ncols,
+            fontsize=fontsize,
+            frameon=False,
+        )
+        if ncols == 1 or leg.get_window_extent(renderer).width <= 0.98 * fig.bbox.width:
+            return leg
+        leg.remove()
+    return leg  # pragma: no cover - the loop always returns
+
+
 def _spans(mask: np.ndarray, t: np.ndarray) -> list[tuple[float, float]]:
     """Maximal runs of True in ``mask`` as (start, end) times; a tick covers [t, t + 1)."""
     if not len(mask) or not mask.any():
@@ -180,6 +216,10 @@ class RunPlot:
     legend : {"inside", "outside", None}
     zoom : {"all", "watermarks"}
         ``"watermarks"`` limits the y axis to 0 … 3 × WMARK_HIGH.
+    title : {"run", "patches", "none"}
+        The Axes title: the whole run (CPUs, zone, patches, seed, clock), only the patches and
+        the clock (for panels side by side under a figure title that names the machine), or
+        none.
     """
 
     def __init__(
@@ -195,11 +235,15 @@ class RunPlot:
         mib_axis: bool = True,
         legend: str | None = "inside",
         zoom: str = "all",
+        title: str = "run",
     ):
         if zoom not in ("all", "watermarks"):
             raise ValueError(f"zoom must be 'all' or 'watermarks', got {zoom!r}")
+        if title not in ("run", "patches", "none"):
+            raise ValueError(f"title must be 'run', 'patches' or 'none', got {title!r}")
         self.ax = ax
         self.zoom = zoom
+        self.title = title
         c = PALETTE
         self.envelope = None
         if envelope:
@@ -286,7 +330,7 @@ class RunPlot:
             sec.set_ylabel("MiB")
         if config is not None:
             ax.set_xlim(0, config.duration_ms)
-            ax.set_title(run_title(config), fontsize="medium")
+            self._set_title(config, None)
         self.legend = None
         if legend == "inside":
             self.legend = ax.legend(
@@ -351,7 +395,16 @@ class RunPlot:
         self.data = {}
         if config is not None:
             self.ax.set_xlim(0, config.duration_ms)
-            self.ax.set_title(run_title(config, t_ms=0), fontsize="medium")
+            self._set_title(config, 0)
+
+    def _set_title(self, config, t_ms) -> None:
+        if self.title == "run":
+            self.ax.set_title(run_title(config, t_ms=t_ms), fontsize="medium")
+        elif self.title == "patches":
+            text = f"patches: {config.patches.label()}"
+            if t_ms is not None and t_ms < config.duration_ms:
+                text += f" · t = {t_ms} ms"
+            self.ax.set_title(text, fontsize="medium")
 
     def update(self, result) -> None:
         """Set every artist from ``result`` (complete or partial)."""
@@ -406,7 +459,7 @@ class RunPlot:
             note = f"drift mark {mark:,} pages: above this view ↑"
         self.mark_note.set_text(note)
         ax.set_xlim(0, max(cfg.duration_ms, len(t)))
-        ax.set_title(run_title(cfg, t_ms=len(t)), fontsize="medium")
+        self._set_title(cfg, len(t))
         self.data = {"t": tx, "envelope_lo": lo, "envelope_hi": hi}
 
     def plotted(self) -> dict:
@@ -561,13 +614,7 @@ def plot_run(
         zoom=zoom,
     )
     if legend == "figure":
-        ax.figure.legend(
-            handles=rp.legend_handles(),
-            loc="outside lower center",
-            ncols=4,
-            fontsize="x-small",
-            frameon=False,
-        )
+        figure_legend(ax.figure, rp.legend_handles(), where="right")
     rp.update(result)
     if xlim is not None:
         ax.set_xlim(*xlim)
@@ -595,11 +642,15 @@ def _verdict(result) -> str:
     return f"no stall · {pages}"
 
 
-def plot_compare(results, *, axes=None, tasks: bool = True, zoom: str = "all", titles=None):
+def plot_compare(
+    results, *, axes=None, tasks: bool = True, zoom: str = "all", titles=None, same_y: bool = True
+):
     """Runs side by side, one column each, with the same y range (e.g. patches off vs on).
 
     ``axes`` is a 2-D array (rows: memory, then tasks if ``tasks``; one column per result)
-    or None for a new figure. Returns the array of Axes.
+    or None for a new figure. ``same_y=False`` gives each panel its own y range (for
+    machines of different sizes, where a shared range would flatten the small one). Returns
+    the array of Axes.
     """
     results = list(results)
     nrows = 2 if tasks else 1
@@ -626,7 +677,7 @@ def plot_compare(results, *, axes=None, tasks: bool = True, zoom: str = "all", t
             axes[0, i], res.config, legend="inside" if last and not fig_legend else None, zoom=zoom
         )
         rp.update(res)
-        title = titles[i] if titles is not None else run_title(res.config)
+        title = titles[i] if titles is not None else f"patches: {res.config.patches.label()}"
         axes[0, i].set_title(f"{title}\n{_verdict(res)}", fontsize="medium")
         plots.append(rp)
         if tasks:
@@ -637,13 +688,26 @@ def plot_compare(results, *, axes=None, tasks: bool = True, zoom: str = "all", t
         handles = plots[0].legend_handles()
         if tasks:
             handles += tp.legend_handles()
-        fig.legend(
-            handles=handles, loc="outside lower center", ncols=5, fontsize="small", frameon=False
-        )
-    top = max(ax.get_ylim()[1] for ax in axes[0])
-    for ax in axes[0]:
-        ax.set_ylim(0, top)
+        figure_legend(fig, handles, where="right")
+    if same_y:
+        top = max(ax.get_ylim()[1] for ax in axes[0])
+        for ax in axes[0]:
+            ax.set_ylim(0, top)
+    if titles is None:
+        # What produced the figure, once for all panels (the panels differ only in patches);
+        # long per-panel titles collide side by side.
+        fig.suptitle(machine_title(results), fontsize="medium")
     return axes
+
+
+def machine_title(results) -> str:
+    """The machine the runs share: CPUs, zone size, seed (and what differs, if anything)."""
+    cfgs = [r.config for r in results]
+    parts = []
+    for attr, fmt in (("cpus", "{} CPUs"), ("zone_mib", "{} MiB zone"), ("seed", "seed {}")):
+        values = sorted({getattr(c, attr) for c in cfgs})
+        parts.append(fmt.format(" / ".join(str(v) for v in values)))
+    return " · ".join(parts)
 
 
 def compare_off_on(config, *, patches=None, axes=None, tasks: bool = True, zoom: str = "all"):
@@ -847,26 +911,30 @@ def plot_drift_vs_gap(*, ax=None, zone_mib: int | None = None, cpus=None, mark: 
 
 
 def plot_gfp_levels(rows, *, ax=None, wmarks=None, title: str | None = None):
-    """How deep each allocation context may go: one bar per context, up to the free count
-    below which it fails (``rows`` from :func:`allocsim.teaching.gfp_contexts`).
+    """How deep each allocation context may go: one bar per context over the free counts (as
+    read) at which its attempt may still allocate, from its floor up; the longer the bar, the
+    deeper it goes (``rows`` from :func:`allocsim.teaching.gfp_contexts`).
 
     ``wmarks=(min, low, high)`` draws the watermarks. Returns the Axes.
     """
     ax = _new_ax(ax, figsize=(7, 3.2))
     names = [r["who"] for r in rows]
     floors = [r["fails_at_or_below"] for r in rows]
+    top = max([*floors, *(wmarks or ())]) * 1.15 or 1
     y = np.arange(len(rows))
-    ax.barh(y, floors, color=PALETTE["counter"], alpha=0.35)
+    ax.barh(y, [top - f for f in floors], left=floors, color=PALETTE["counter"], alpha=0.35)
     for i, f in enumerate(floors):
-        ax.text(f, i, f"  {f}" if f else "  any free page", va="center", fontsize="x-small")
+        text = f"fails at ≤ {f:,}  " if f else "any free page  "
+        ax.text(f, i, text, va="center", ha="right" if f else "left", fontsize="x-small")
     ax.set_yticks(y, names, fontsize="small")
     ax.invert_yaxis()
+    ax.set_xlim(0, top)
     if wmarks is not None:
         for name, v in zip(("wmark_min", "wmark_low", "wmark_high"), wmarks, strict=True):
             ax.axvline(v, color=PALETTE[name], ls="--", lw=1, label=f"{LABELS[name]} {v}")
-        ax.legend(fontsize="x-small", loc="lower right")
-    ax.set_xlabel("free pages (as read) at or below which the attempt fails")
-    ax.set_title(title or "who may go how deep", fontsize="medium")
+        ax.legend(fontsize="x-small", loc="lower right", framealpha=0.9)
+    ax.set_xlabel("free pages (as read): each bar spans the counts at which the attempt succeeds")
+    ax.set_title(title or "who may go how deep: the longer the bar, the deeper", fontsize="medium")
     return ax
 
 
@@ -961,7 +1029,7 @@ def plot_window_compare(steps_off, steps_on, *, axes=None):
         import matplotlib.pyplot as plt
 
         _, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True, layout="constrained")
-    plot_window(steps_off, ax=axes[0], title="2.6.35.3: counter raised before linking")
+    plot_window(steps_off, ax=axes[0], title="2.6.36-rc3 (no patch): counter raised before linking")
     plot_window(steps_on, ax=axes[1], title="72853e2 (patch 1): counter raised after linking")
     return axes
 

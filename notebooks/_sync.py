@@ -2,6 +2,7 @@
 
     python notebooks/_sync.py           # rewrite every .ipynb from its .md, without outputs
     python notebooks/_sync.py --check   # pre-commit check; exit 1 on a problem (see below)
+    python notebooks/_sync.py --slides  # add missing slide marks to the .md files, then sync
 
 The chapters are jupytext MyST Markdown files, paired with their notebooks by
 notebooks/jupytext.toml: in JupyterLab (the kit installs jupytext) saving either file updates the
@@ -12,6 +13,11 @@ index) and at the working tree's pairs; a learner's run-and-saved notebook in th
 not a problem (only staged or committed outputs are). ``make nbcheck`` runs it; to run it before
 every commit: ``printf '#!/bin/sh\\nexec make -s nbcheck\\n' > .git/hooks/pre-commit`` and
 ``chmod +x`` it.
+
+Lecture mode: the chapters carry slide marks for jupyterlab-rise (cell metadata
+``slideshow.slide_type``; the notebook's ``rise`` settings). ``--slides`` adds the marks a chapter
+lacks, never changing one a lecturer set: the title cell and every "## " section start a slide,
+a cell that shows a demo starts a sub-slide (it fills the screen), the setup cell is skipped.
 """
 
 from __future__ import annotations
@@ -36,9 +42,17 @@ def chapters() -> list[Path]:
     return sorted(HERE.glob("[0-9][0-9]-*.md"))
 
 
-def inputs(nb) -> list[tuple[str, str]]:
-    """What a pair must agree on: each cell's type and source (not outputs, ids or counts)."""
-    return [(c.cell_type, c.source) for c in nb.cells]
+# Cell metadata the text source carries and the notebook must too: handout and slide markers.
+PAIRED_METADATA = ("tags", "slideshow")
+
+
+def inputs(nb) -> list[tuple]:
+    """What a pair must agree on: each cell's type, source, tags and slide type (not outputs,
+    ids, execution counts or what JupyterLab adds when a learner runs the notebook)."""
+    return [
+        (c.cell_type, c.source, *(repr(c.metadata.get(k)) for k in PAIRED_METADATA))
+        for c in nb.cells
+    ]
 
 
 def pairing_problems() -> list[str]:
@@ -107,8 +121,59 @@ def clean(nb):
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
-    nb.metadata = {**KEEP_METADATA}
+    slides = {"rise": nb.metadata["rise"]} if "rise" in nb.metadata else {}
+    nb.metadata = {**KEEP_METADATA, **slides}
     return nb
+
+
+# jupyterlab-rise settings for every chapter: long slides scroll (a demo is taller than a
+# slide), no transitions to wait for in front of a room.
+RISE = {"scroll": True, "transition": "none", "start_slideshow_at": "selected"}
+METADATA_FILTER = "rise,-jupytext.text_representation.jupytext_version"  # as jupytext.toml
+DEMO_MARKS = (
+    "Demo(",
+    "demo.show()",
+    "livelock_demo(",
+    "Explorer(",
+    "Stepper(",
+    "LiveCheck(",
+    "Panel(",
+)
+
+
+def slide_type(cell, index: int) -> str | None:
+    """The slide mark a chapter's cell gets by default (None: it continues the slide)."""
+    src = cell.source
+    if index == 0:
+        return "slide"
+    if cell.cell_type == "markdown" and src.startswith("## "):
+        return "slide"
+    if cell.cell_type == "code" and "use_live_plots" in src:
+        return "skip"
+    if cell.cell_type == "code" and any(mark in src for mark in DEMO_MARKS):
+        return "subslide"
+    return None
+
+
+def add_slides() -> list[Path]:
+    """Give every chapter the slide marks it lacks (see the module docstring)."""
+    import jupytext
+
+    fmt = {"extension": ".md", "format_name": "myst", "notebook_metadata_filter": METADATA_FILTER}
+    changed = []
+    for md in chapters():
+        nb = jupytext.read(md)
+        before = md.read_text(encoding="utf-8")
+        nb.metadata["rise"] = {**RISE, **nb.metadata.get("rise", {})}
+        for i, cell in enumerate(nb.cells):
+            kind = slide_type(cell, i)
+            if kind and "slideshow" not in cell.metadata:
+                cell.metadata["slideshow"] = {"slide_type": kind}
+        after = jupytext.writes(nb, fmt=fmt)
+        if after != before:
+            md.write_text(after, encoding="utf-8")
+            changed.append(md)
+    return changed
 
 
 def sync() -> list[Path]:
@@ -132,6 +197,9 @@ def sync() -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if "--slides" in argv:
+        for path in add_slides():
+            print("slide marks added to", path.relative_to(ROOT))
     if "--check" not in argv:
         for path in sync():
             print("wrote", path.relative_to(ROOT))

@@ -346,6 +346,8 @@ print(_json.dumps([
     if isinstance(_v, (_aw.RunDemo, _aw.CompareDemo)) and not _k.startswith("_")]))
 """
 
+BUSY_QUERY = "import allocsim.widgets as _aw\nprint(_aw.busy())"
+
 KERNEL_EXEC_JS = """
 async (code) => {
   const kernel = window.jupyterapp.shell.currentWidget.sessionContext.session.kernel;
@@ -418,6 +420,9 @@ class Notebook:
         )
         self.demo.first.wait_for()
         assert self.demo.count() == 1, f"{self.demo.count()} outputs with a CPU slider and a figure"
+        # the machine's controls and the detailed readout are folded under the figure: open them
+        for header in self.demo.locator(".jupyter-widget-Collapse-header").all():
+            header.click()
         self.fig = self.demo.locator(".jupyter-matplotlib")
         assert self.fig.count() == 1, f"the demo shows {self.fig.count()} figures"
         # Lab renders off-screen cells lazily: bring the demo into view, as a learner would
@@ -546,6 +551,13 @@ class Notebook:
         assert "KERNEL ERROR" not in out, out
         return out
 
+    def wait_quiet(self, timeout: float = 240) -> None:
+        """Wait until the notebook's background jobs (aw.later) have finished computing."""
+        deadline = time.monotonic() + timeout
+        while self.kernel(BUSY_QUERY).strip().splitlines()[-1] == "True":
+            assert time.monotonic() < deadline, "the notebook's background jobs never finished"
+            self.page.wait_for_timeout(500)
+
     def kernel_demo(self) -> dict:
         demos = json.loads(self.kernel(KERNEL_QUERY).strip().splitlines()[-1])
         assert len(demos) == 1, f"expected one simulation demo in the notebook: {demos}"
@@ -596,6 +608,7 @@ def _drive(nb: Notebook, url: str, marks: dict, t0: float) -> tuple[list, list]:
     # -- 0. the first run, started by the demo cell --------------------------------------------
     k0 = nb.kernel_demo()
     r0 = nb.wait_finished(k0["cpus"], k0["patches"])
+    nb.wait_quiet()  # the comparisons computed in the background after the demo's run
     fig0 = nb.settled_figure()
     nb.assert_figure_final(fig0, "after Run All")
     nb.check_state(r0, "after Run All")
@@ -787,3 +800,206 @@ def test_live_demo_animates_and_its_buttons_work_in_jupyterlab(chromium, lab):
         page.locator(".widget-button:has-text('Reset')").first.click()
         page.get_by_text("ready: press Run").first.wait_for(timeout=10_000)
         browser.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# a lecture hall and a saved file: 1280 × 720, Run All, a ticked patch, save, reopen
+# ---------------------------------------------------------------------------------------------
+
+PROJECTOR = {"width": 1280, "height": 720}
+FIRST_FRAME_S = 1.0  # a ticked patch shows the new run's first frame within this
+
+# One look at the demo: where its parts are (client px), the figure's size and a checksum of
+# its pixels, and the verdict line. The notebook's scrolling area bounds what is on screen.
+DEMO_STATE_JS = """() => {
+  const d = document.querySelector(".allocsim-demo");
+  if (!d) return null;
+  const rect = e => { if (!e) return null; const b = e.getBoundingClientRect();
+    return {left: b.left, top: b.top, right: b.right, bottom: b.bottom,
+            width: b.width, height: b.height}; };
+  const c = d.querySelector(".jupyter-matplotlib canvas");
+  let sum = 0;
+  if (c && c.width && c.height) {
+    const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    for (let i = 0; i < px.length; i += 1) sum = (sum * 31 + px[i]) >>> 0;
+  }
+  const v = d.querySelector(".allocsim-verdict");
+  const area = d.closest(".jp-WindowedPanel-outer") || d.closest(".jp-Notebook");
+  return {screen: rect(area), canvas: rect(c), verdict: rect(v), text: v ? v.innerText : "",
+          boxes: [...d.querySelectorAll(".widget-checkbox")].slice(0, 3).map(rect),
+          buttons: [...d.querySelectorAll(".widget-button")].filter(b => /Run|Pause|Reset/
+                   .test(b.innerText)).map(rect), sum};
+}"""
+
+# Resolves with the seconds until the demo's figure shows other pixels than `before`.
+FIRST_CHANGE_JS = """async ([before, t0, limit]) => {
+  const c = document.querySelector(".allocsim-demo .jupyter-matplotlib canvas");
+  const sum = () => { const px = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    let s = 0; for (let i = 0; i < px.length; i += 1) s = (s * 31 + px[i]) >>> 0; return s; };
+  while (performance.now() - t0 < limit * 1000) {
+    if (sum() !== before) return (performance.now() - t0) / 1000;
+    await new Promise(r => requestAnimationFrame(r));
+  }
+  return null;
+}"""
+
+
+def _on_screen(box: dict, screen: dict) -> bool:
+    return (
+        box is not None
+        and box["width"] > 0
+        and box["height"] > 0
+        and box["top"] >= screen["top"] - 1
+        and box["bottom"] <= screen["bottom"] + 1
+        and box["left"] >= screen["left"] - 1
+        and box["right"] <= screen["right"] + 1
+    )
+
+
+def _shut_down_kernels(url: str) -> int:
+    """Stop every kernel of the server (through its REST API), as closing the session would."""
+    base, token = url.split("/lab/")[0], url.split("token=")[1]
+    with urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=10) as r:
+        kernels = json.loads(r.read())
+    for k in kernels:
+        req = urllib.request.Request(f"{base}/api/kernels/{k['id']}?token={token}", method="DELETE")
+        urllib.request.urlopen(req, timeout=30).close()
+    return len(kernels)
+
+
+def test_livelock_demo_on_a_projector_and_saved_with_its_pictures(chromium, lab, capsys):
+    """At 1280 × 720, Run All shows the live figure (non-zero size, pixels changing) while the
+    run goes on, with the patch switches and the verdict on the same screen; a ticked patch
+    shows the new run's first frame within a second; saved and reopened without its kernel,
+    the notebook shows a picture where each live figure was."""
+    from playwright.sync_api import sync_playwright
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    home = lab["tmp"] / "browser-home-projector"
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / "config")}
+    saved = lab["tmp"] / "notebooks" / lab["source"].name
+    report = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, env=env)
+        try:
+            page = browser.new_page(viewport=PROJECTOR)
+            page.set_default_timeout(STEP_S * 1000)
+            nb = Notebook(page)
+            page.goto(lab["url"])
+            page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=SERVER_START_S * 1000)
+            page.wait_for_function(KERNEL_IDLE_JS, timeout=SERVER_START_S * 1000)
+            t0 = time.monotonic()
+            page.click("div.lm-MenuBar-itemLabel:text-is('Run')")
+            page.click("li.lm-Menu-item:has-text('Run All Cells')")
+            page.wait_for_selector(".allocsim-demo .jupyter-matplotlib canvas", timeout=120_000)
+            report["demo shown after Run All (s)"] = round(time.monotonic() - t0, 1)
+            page.evaluate("document.querySelector('.allocsim-demo').scrollIntoView()")
+
+            # -- 1. while the first run goes on -------------------------------------------------
+            running = []
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                s = page.evaluate(DEMO_STATE_JS)
+                if s and "finished" in s["text"]:
+                    break
+                if s and "running" in s["text"]:
+                    running.append(s)
+                page.wait_for_timeout(100)
+            page.screenshot(path=str(OUT / "projector-1-run-all.png"))
+            assert running, "the verdict never said the run was going on"
+            sizes = {(round(s["canvas"]["width"]), round(s["canvas"]["height"])) for s in running}
+            assert all(w > 0 and h > 0 for w, h in sizes), f"figure size while running: {sizes}"
+            pictures = {s["sum"] for s in running}
+            assert len(pictures) >= 2, "the figure's pixels did not change while the run went on"
+            last = running[-1]
+            for what in ("canvas", "verdict"):
+                assert _on_screen(last[what], last["screen"]), (what, last[what], last["screen"])
+            for i, box in enumerate(last["boxes"] + last["buttons"]):
+                assert _on_screen(box, last["screen"]), (f"switch/button {i}", box)
+            report["figure while running (px)"] = sorted(sizes)
+            report["distinct pictures while running"] = len(pictures)
+            report["screen (notebook area, px)"] = (
+                round(last["screen"]["width"]),
+                round(last["screen"]["height"]),
+            )
+            report["demo top..figure bottom (px)"] = (
+                round(last["boxes"][0]["top"] - last["screen"]["top"]),
+                round(last["canvas"]["bottom"] - last["screen"]["top"]),
+            )
+
+            # -- 2. a ticked patch: the new run's first frame -------------------------------------
+            # Two ticks (patch 3, then patch 1 as well); the better one must be within
+            # FIRST_FRAME_S: the machine is shared, and one tick can land on someone else's load.
+            page.wait_for_function(KERNEL_IDLE_JS, timeout=120_000)
+            nb.wait_quiet()  # the background comparisons: the machine is quiet again
+            latencies = []
+            for name in ("drain_after_reclaim", "counter_after_free"):
+                page.wait_for_timeout(1500)  # the still copy of the last frame is written
+                before = page.evaluate(DEMO_STATE_JS)
+                box = page.locator(".allocsim-demo .widget-checkbox").filter(has_text=name)
+                clicked = page.evaluate("performance.now()")
+                box.locator("input").click()
+                took = page.evaluate(FIRST_CHANGE_JS, [before["sum"], clicked, 10])
+                assert took is not None, f"the figure did not change within 10 s of ticking {name}"
+                latencies.append(round(took, 3))
+                page.wait_for_function(
+                    "() => /finished/.test(document.querySelector('.allocsim-verdict').innerText)",
+                    timeout=120_000,
+                )
+            page.screenshot(path=str(OUT / "projector-2-patches.png"))
+            k = nb.kernel_demo()
+            assert k["patches"] == "counter_after_free+drain_after_reclaim", k
+            report["tick -> first frame of the new run (s)"] = latencies
+            assert min(latencies) <= FIRST_FRAME_S, f"first frames {latencies} s after the ticks"
+
+            # -- 3. save; reopen without the kernel -----------------------------------------------
+            page.evaluate("window.jupyterapp.commands.execute('docmanager:save')")
+            page.wait_for_timeout(2000)
+        finally:
+            browser.close()
+
+    raw = json.loads(saved.read_text())
+    code = [c for c in raw["cells"] if c["cell_type"] == "code"]
+    live = [
+        i
+        for i, c in enumerate(code)
+        if any(
+            "application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in c["outputs"]
+        )
+        and any("allocsim-still" in str(o.get("data", {})) for o in c["outputs"])
+    ]
+    pictures = [
+        i
+        for i, c in enumerate(code)
+        if any("image/png" in o.get("data", {}) for o in c.get("outputs", []))
+    ]
+    assert live, "no live figure left a still picture in the saved notebook"
+    report["kernels stopped before reopening"] = _shut_down_kernels(lab["url"])
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, env=env)
+        try:
+            page = browser.new_context(viewport=PROJECTOR).new_page()
+            page.goto(lab["url"])
+            page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=SERVER_START_S * 1000)
+            cells = page.locator(".jp-CodeCell")
+            missing = []
+            for i in pictures:
+                cell = cells.nth(i)
+                cell.scroll_into_view_if_needed()
+                img = cell.locator(".jp-OutputArea-output img").first
+                try:
+                    img.wait_for(state="visible", timeout=20_000)
+                    assert img.evaluate("e => e.naturalWidth") > 100
+                except Exception:
+                    missing.append(i)
+                if i == live[0] and not missing:
+                    img.scroll_into_view_if_needed()
+                    page.screenshot(path=str(OUT / "projector-3-reopened.png"))
+            assert not missing, f"code cells {missing} (of {pictures}) show no picture"
+            report["pictures after reopening"] = f"{len(pictures)} (live figures: {len(live)})"
+        finally:
+            browser.close()
+
+    with capsys.disabled():
+        print("\nprojector test (1280 × 720): " + "; ".join(f"{k} {v}" for k, v in report.items()))

@@ -6,6 +6,7 @@ A learner's run-and-saved notebook passes these tests: outputs are only checked 
 git holds, and the pairs are compared on their cells' sources alone.
 """
 
+import ast
 import importlib.util
 import os
 import re
@@ -102,6 +103,83 @@ def test_notebooks_keep_cells_short_and_import_the_package():
             assert "sys.path" not in src
 
 
+def test_notebooks_carry_slide_marks_for_lecture_mode():
+    """Each chapter is a slideshow: rise settings, its title and every section start a slide,
+    each demo has a slide of its own, the setup cell is skipped."""
+    demos = _sync_module().DEMO_MARKS
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        assert nb.metadata.get("rise", {}).get("scroll") is True, path.name
+        kinds = [c.metadata.get("slideshow", {}).get("slide_type") for c in nb.cells]
+        assert kinds[0] == "slide", f"{path.name}: (python notebooks/_sync.py --slides)"
+        for cell, kind in zip(nb.cells, kinds, strict=True):
+            if cell.cell_type == "markdown" and cell.source.startswith("## "):
+                assert kind == "slide", f"{path.name}: {cell.source[:40]!r} starts no slide"
+            if "use_live_plots" in cell.source:
+                assert kind == "skip", path.name
+            if cell.cell_type == "code" and any(m in cell.source for m in demos):
+                assert kind in ("slide", "subslide"), f"{path.name}: demo {cell.source[:30]!r}"
+
+
+def _ask_calls(path):
+    """Every ``aw.ask(...)`` call in a notebook's code cells, as ast.Call nodes."""
+    nb = nbformat.read(path, as_version=4)
+    calls = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "ask"
+            ):
+                calls.append(node)
+    return calls
+
+
+def test_learner_checks_name_a_check_of_the_package_and_pass_no_answer():
+    """Each aw.ask names a check in allocsim.widgets.questions and passes only notebook values."""
+    from allocsim.widgets.questions import CHECKS
+
+    used = set()
+    for path in NOTEBOOKS:
+        for call in _ask_calls(path):
+            assert len(call.args) == 1 and isinstance(call.args[0], ast.Constant), (
+                f"{path.name}: aw.ask takes the key of a check, not a question and its answer"
+            )
+            key = call.args[0].value
+            assert key in CHECKS and key.startswith(path.name[:2]), f"{path.name}: {key!r}"
+            for kw in call.keywords:
+                assert isinstance(kw.value, ast.Name), f"{path.name}: {key} {kw.arg}= a literal"
+                assert kw.arg in (*CHECKS[key].needs, "demo"), f"{path.name}: {key} {kw.arg}="
+            used.add(key)
+    assert used == set(CHECKS), f"checks no notebook asks: {set(CHECKS) - used}"
+
+
+def test_no_learner_check_answer_appears_in_a_notebook_source():
+    """The fixed answers (and their explanations) of the checks are not in the notebooks' text.
+
+    Checks whose answer depends on the learner's run, machine or sweep are left out: no literal
+    can hold those (the test above makes sure aw.ask is given no answer at all)."""
+    from allocsim.widgets.questions import CHECKS, answer_key
+
+    cheap = [k for k, c in CHECKS.items() if not c.depends]
+    for row in answer_key(cheap):
+        sources = [p.read_text() for p in NB_DIR.glob(f"{row['notebook']}-*")]
+        assert sources
+        answer = row["answer"]
+        forms = {answer, answer.split()[0], answer.split()[0].replace(",", "")}
+        forms |= {answer.replace(" / ", "/"), answer.replace(" / ", "/").replace(",", "")}
+        for text in sources:
+            for form in forms:
+                if len(form) >= 3 and form not in ("yes", "no"):  # "10" is everywhere
+                    # as a number of its own: 500 is not in 1500
+                    found = re.search(rf"(?<![\d,._]){re.escape(form)}(?![\d_]|[,.]\d)", text)
+                    assert not found, f"{row['key']}: answer {form!r} in the notebook"
+            assert row["why"] not in text, f"{row['key']}: the explanation is in the notebook"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_executes_headless_without_errors(path, monkeypatch):
     """The notebook runs top to bottom in a fresh kernel with static figures, no cell failing."""
@@ -119,24 +197,58 @@ def test_notebook_executes_headless_without_errors(path, monkeypatch):
     assert not [o for o in outputs if o.output_type == "error"]
     streams = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "Traceback" not in streams
-    assert "static figures" in streams  # use_live_plots chose the headless backend
+    assert "live plots on" not in streams  # use_live_plots chose the headless backend
+    assert "static figures" not in streams  # and said nothing a handout reader cannot act on
     pngs = [o for o in outputs if "image/png" in o.get("data", {})]
     assert pngs, f"{path.name}: no figure rendered"
 
 
-def test_handouts_contain_figures_and_pdf_where_chromium_exists(tmp_path):
-    """make handouts' builder writes HTML with embedded PNG figures, and a PDF with chromium."""
+def test_handouts_contain_figures_an_index_and_a4_pdf_where_chromium_exists(tmp_path):
+    """make handouts' builder writes titled HTML with embedded PNG figures and wrapped code, an
+    index page, and an A4 PDF with chromium (US Letter on request)."""
     from allocsim import handouts
 
     nb = NB_DIR / "01-buddy-lists.ipynb"
     files = handouts.build(tmp_path, [nb], log=lambda *_: None)
-    html = (tmp_path / "01-buddy-lists.html").read_text()
-    assert re.search(r'<img[^>]+src="data:image/png;base64,', html)
-    assert "Learning goals" in html
+    page = (tmp_path / "01-buddy-lists.html").read_text()
+    assert re.search(r'<img[^>]+src="data:image/png;base64,', page)
+    assert "Learning goals" in page
+    assert "<title>01 · Buddy lists" in page and "white-space: pre-wrap" in page
+    index = (tmp_path / "index.html").read_text()
+    assert "<title>allocsim handouts" in index and "01-buddy-lists.html" in index
     if handouts.chromium_path():
         pdf = tmp_path / "01-buddy-lists.pdf"
         assert pdf in files and pdf.read_bytes()[:5] == b"%PDF-"
         assert pdf.stat().st_size > 20_000  # figures make it more than a page of text
+        assert "01-buddy-lists.pdf" in index
+        box = re.search(rb"/MediaBox\s*\[0 0 ([\d.]+) ([\d.]+)\]", pdf.read_bytes())
+        assert abs(float(box[1]) - 595) < 2 and abs(float(box[2]) - 842) < 2  # A4 in points
+        letter = handouts.to_pdf("<html><body>x</body></html>", paper="letter")
+        box = re.search(rb"/MediaBox\s*\[0 0 ([\d.]+) ([\d.]+)\]", letter)
+        assert abs(float(box[1]) - 612) < 2 and abs(float(box[2]) - 792) < 2
     else:
         assert all(f.suffix == ".html" for f in files)
     assert os.environ.get("ALLOCSIM_STATIC") is None  # build() restores the environment
+
+
+def test_handouts_leave_out_interactive_only_cells():
+    """Cells tagged interactive-only (tick this box, move that slider) are not in handouts."""
+    from allocsim import handouts
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# A title"),
+        nbformat.v4.new_markdown_cell(
+            "Tick the boxes above.", metadata={"tags": ["interactive-only"]}
+        ),
+        nbformat.v4.new_markdown_cell("Read this."),
+    ]
+    page = handouts.to_html(nb)
+    assert "Read this." in page and "Tick the boxes" not in page and "<title>A title" in page
+    tagged = [
+        c
+        for p in NOTEBOOKS
+        for c in nbformat.read(p, as_version=4).cells
+        if "interactive-only" in c.metadata.get("tags", [])
+    ]
+    assert any("tick the three patch boxes" in c.source.lower() for c in tagged)

@@ -1,6 +1,7 @@
 """The install routes (pyproject.toml, environment.yml, Makefile, .ci/run, README) agree."""
 
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -96,3 +97,52 @@ def test_makefile_has_the_documented_targets():
     text = (ROOT / "Makefile").read_text(encoding="utf-8")
     targets = set(re.findall(r"^([A-Za-z][\w.-]*)\s*:(?!=)", text, re.MULTILINE))
     assert {"venv", "lab", "chromium", "test", "handouts", "bench", "clean"} <= targets
+    assert {"check", "wheelhouse", "notebooks", "nbcheck"} <= targets
+
+
+def test_make_lab_says_how_to_get_python3_venv(tmp_path):
+    """Without Python's venv module, make stops with one clear instruction (python3-venv)."""
+    fake = tmp_path / "python-without-venv"
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    done = subprocess.run(
+        ["make", "-C", str(ROOT), "venv", f"PY={fake}", f"VENV={tmp_path / 'venv'}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "apt-get install python3-venv" in done.stdout
+    assert not (tmp_path / "venv").exists()
+
+
+def test_makefile_installs_from_the_wheelhouse_when_it_has_wheels():
+    """make lab's install uses wheelhouse/ (no index) once make wheelhouse has filled it."""
+    text = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"--no-index --find-links \$\(WHEELHOUSE\)", text)
+    assert re.search(r"pip install .*\$\(PIP_OFFLINE\)", text)
+    assert re.search(r"pip download .*--dest \$\(WHEELHOUSE\)", text, re.S)
+
+
+def test_workshop_health_check_passes_here():
+    """python -m allocsim.widgets check (make check) passes on the development machine."""
+    done = subprocess.run(
+        [sys.executable, "-m", "allocsim.widgets", "check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "FAIL" not in done.stdout and "the livelock demo" in done.stdout
+
+
+def test_facilitators_notes_name_the_scenes_and_the_answer_key():
+    """docs/FACILITATORS.md lists the demo's scenes as they are and says where the key is."""
+    from allocsim.widgets import SCENES
+
+    text = " ".join((ROOT / "docs" / "FACILITATORS.md").read_text(encoding="utf-8").split())
+    for scene in SCENES:
+        assert f'"{scene}"' in text, scene
+    for phrase in ("make check", "make wheelhouse", "answer-key", "python3-venv", "Alt+R"):
+        assert phrase in text, phrase

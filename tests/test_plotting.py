@@ -207,14 +207,19 @@ def test_plot_drift_vs_gap_compares_drift_with_low_minus_min():
 
 
 def test_plot_gfp_levels_one_bar_per_context():
-    """plot_gfp_levels draws one bar per GFP context at its failure level."""
+    """plot_gfp_levels draws one bar per GFP context from its failure level up: the deeper a
+    context may go, the longer its bar."""
     from allocsim.teaching import gfp_contexts
 
     rows = gfp_contexts(preset("large"))
     ax = plotting.plot_gfp_levels(rows, wmarks=(2048, 2560, 3072))
-    widths = [bar.get_width() for bar in ax.containers[0]]
-    assert widths == [r["fails_at_or_below"] for r in rows]
-    assert widths[0] == 2560 and widths[-1] == 0
+    bars = list(ax.containers[0])
+    assert [bar.get_x() for bar in bars] == [r["fails_at_or_below"] for r in rows]
+    assert bars[0].get_x() == 2560 and bars[-1].get_x() == 0
+    ends = {round(bar.get_x() + bar.get_width(), 6) for bar in bars}
+    assert len(ends) == 1 and ends.pop() >= 3072  # every bar reaches the right edge
+    widths = [bar.get_width() for bar in bars]
+    assert widths[-1] == max(widths) and widths[0] == min(widths)
 
 
 def test_plot_window_marks_the_lie_only_without_patch_1():

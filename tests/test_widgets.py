@@ -107,12 +107,12 @@ def test_run_demo_patch_checkboxes_remove_the_livelock():
     demo.run_sync()
     off = sum(b - a for a, b in demo.plotted()["livelock_spans"])
     assert off >= 1000, "no livelock with the patches off"
-    assert "LIVELOCK" in demo.readout.value
+    assert "LIVELOCK" in demo.readout.value and "LIVELOCK" in demo.verdict.value
     demo.set(patches="all")
     assert demo.result.config.patches == Patches.all()
     assert not demo.result.livelocked
     assert sum(b - a for a, b in demo.plotted()["livelock_spans"]) <= off / 2
-    assert "no livelock" in demo.readout.value
+    assert "no livelock" in demo.readout.value and "no livelock" in demo.verdict.value
 
 
 def test_run_demo_toggling_one_patch_reruns_with_it():
@@ -125,6 +125,16 @@ def test_run_demo_toggling_one_patch_reruns_with_it():
     assert len(demo.plotted()["drain_t"]) > 0
 
 
+def test_run_demo_readout_says_static_mode_only_where_a_learner_sees_it(monkeypatch):
+    """Interactive without ipympl the readout says the figure is static; headless it does not."""
+    demo = aw.RunDemo("large", autorun=False)
+    assert "Static figure" not in demo.readout.value
+    monkeypatch.delenv("PYTEST_CURRENT_TEST")
+    monkeypatch.delenv(aw.STATIC_ENV, raising=False)
+    demo.reset()
+    assert "Static figure" in demo.readout.value
+
+
 def test_run_demo_readout_shows_the_derived_numbers():
     """The readout always shows threshold, max drift vs low − min, drift mark, watermarks, pcp."""
     demo = aw.RunDemo("large", autorun=False)
@@ -135,7 +145,9 @@ def test_run_demo_readout_shows_the_derived_numbers():
     assert f"2.6.36 would set {d.drift_mark_if_patched:,}" in text
     assert f"{d.wmark_min:,} / {d.wmark_low:,} / {d.wmark_high:,} pages" in text
     assert f"{d.pcp_high} / {d.pcp_batch} per CPU" in text
-    assert "ready" in text and "Static figure" in text
+    assert "ready" in text
+    assert "Static figure" not in text  # headless (pytest): nothing to act on, so not said
+    assert "ready: press Run" in demo.verdict.value
     demo.controls["drift_mark_snapshot"].value = True
     assert (
         f"{d.drift_mark_if_patched:,} pages = high + max drift (patch 2 on)" in demo.readout.value
@@ -321,3 +333,193 @@ def test_environment_report_never_imports_ipympl():
         "assert any(r['check'] == 'ipympl' for r in rows)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# learner checks from the package
+# ---------------------------------------------------------------------------------------------
+
+
+def test_ask_accepts_numbers_with_units_and_separators():
+    """'1000 ms', '1,000', '1 000', '1 s' are all 1000 ms; another unit is refused with a note."""
+    from allocsim.sim import Simulation
+
+    result = Simulation(preset("small", duration_ms=1000)).run()
+    q = aw.ask("00-simulated-ms", result=result)
+    for typed in ("1000 ms", "1,000", "1 000", "1000ms", "1_000", "1 s", " 1000. "):
+        assert q.check(typed), typed
+    assert not q.check("1000 pages") and "ms" in q.note
+    assert not q.check("999 ms")
+
+
+def test_ask_accepts_lists_with_any_spacing():
+    """min/low/high is read whatever separates the numbers, and needs all three."""
+    q = aw.ask("04-wmarks-5765")
+    for typed in ("1441/1801/2161", "1441 / 1801 / 2161", "1,441, 1,801, 2,161", "1441 1801 2161"):
+        assert q.check(typed), typed
+    assert not q.check("1441 / 1801") and "3 numbers" in q.note
+    assert not q.check("1441 / 1801 / 2160")
+
+
+def test_ask_takes_commit_ids_and_patch_numbers_as_synonyms():
+    """A patch may be named by switch name, commit id (short or long) or 'patch N'."""
+    q = aw.Question("which patch?", frozenset({"drain_after_reclaim"}))
+    for typed in ("patch 3", "9ee493c", "9EE493C", "drain_after_reclaim", "3", "p3", "9ee493c5b"):
+        assert q.check(typed), typed
+    assert not q.check("patch 1") and not q.check("none")
+    assert aw.Question("which?", frozenset()).check("none")
+    both = aw.Question("which?", frozenset({"counter_after_free", "drain_after_reclaim"}))
+    assert both.check("patches 1 and 3") and both.check("72853e2, 9ee493c")
+
+
+def test_ask_enter_submits_and_marks_need_no_emoji_font():
+    """Pressing Enter (the box's value arriving) checks the answer; marks are text glyphs."""
+    q = aw.ask("02-batch-64m")
+    q.widget()
+    q.controls["answer"].value = "4"  # what the browser sends when Enter is pressed
+    assert q.feedback is False and "Not quite" in q._shown_answer.value
+    q.controls["answer"].value = "3 pages"
+    assert q.feedback is True and "Right" in q._shown_answer.value
+    for text in (q._feedback_html(True), q._feedback_html(False)):
+        assert all(ord(ch) < 0x2700 or ch in "✓✗" for ch in text), text  # no emoji block
+
+
+def test_ask_names_a_missing_value_or_an_unknown_check():
+    """A check asked without the value it needs, or an unknown key, fails in one line."""
+    with pytest.raises(ValueError, match="result="):
+        aw.ask("00-simulated-ms")
+    with pytest.raises(ValueError, match="no learner check named"):
+        aw.ask("99-nothing")
+
+
+def test_ask_with_a_demo_waits_for_its_first_run():
+    """A check on the demo's run appears when the run has finished, pinned to that first run."""
+    demo = aw.RunDemo("large", autorun=False, duration_ms=1500)
+    q = aw.ask("05-min-check-at-onset", demo=demo)
+    assert not q.ready and not q.check("yes") and "wait" in q.note
+    demo._followers.append(q)  # what showing the question does
+    demo.run_sync()
+    assert q.ready and q not in demo._followers
+    onset = demo.result.episodes[0].onset if demo.result.episodes else None
+    assert onset is not None and q.check("yes") == (
+        onset["counter"] > demo.result.derived["wmark_min"]
+    )
+    assert str(onset["counter"]) in q.question.replace(",", "")
+
+
+def test_answer_key_comes_from_the_same_checks():
+    """The facilitators' key lists every asked check with its answer and the reason."""
+    from allocsim.widgets import questions
+
+    keys = ["01-buddyinfo-pages", "03-drift-mark-64", "07-drift-mark-set"]
+    rows = questions.answer_key(keys)
+    assert [r["key"] for r in rows] == keys
+    assert rows[0]["answer"] == "26 pages" and rows[1]["answer"] == "8,433 pages"
+    assert rows[2]["answer"] == "yes" and "2010" in rows[2]["depends on"]
+    page = questions.answer_key_html(rows)
+    assert "<title>" in page and "8,433 pages" in page and "Notebook 07" in page
+
+
+# ---------------------------------------------------------------------------------------------
+# the demo's lecture face: scenes, big fonts, follow, later, saved pictures
+# ---------------------------------------------------------------------------------------------
+
+
+def test_scene_sets_every_control_in_one_step():
+    """A scene sets CPUs and patches, puts other controls back, and restarts once."""
+    demo = aw.livelock_demo(duration_ms=600)
+    demo.controls["seed"].value = 7
+    starts = []
+    demo.restart = lambda: starts.append(demo.config())
+    demo.scene("256 CPUs, patch 3 only")
+    assert len(starts) == 1
+    cfg = starts[0]
+    assert cfg.cpus == 256 and cfg.patches == Patches(drain_after_reclaim=True)
+    assert cfg.seed == 1  # back to the demo's starting value
+    demo.scene_picker.value = "small machine: 4 CPUs, no patches"
+    assert demo.controls["cpus"].value == 4 and demo.patches() == Patches.none()
+    assert demo.scene_picker.value == "choose a scene…"  # ready to pick again
+    with pytest.raises(ValueError, match="scene must be one of"):
+        demo.scene("no such scene")
+
+
+def test_big_scales_the_fonts_and_rebuilds_the_demo_figure():
+    """aw.big() enlarges matplotlib's fonts, the demo's figure keeps its run; off restores."""
+    demo = aw.RunDemo("large", duration_ms=600)
+    base = matplotlib.rcParams["font.size"]
+    before = demo.plotted()["counter"].copy()
+    try:
+        demo.big_switch.value = True
+        assert matplotlib.rcParams["font.size"] == pytest.approx(base * aw.host.BIG_FONT_SCALE)
+        title = demo.plot.ax.title.get_fontsize()
+        assert np.array_equal(demo.plotted()["counter"], before)
+    finally:
+        aw.big(False)
+    assert matplotlib.rcParams["font.size"] == pytest.approx(base)
+    assert demo.plot.ax.title.get_fontsize() < title and demo.big_switch.value is False
+
+
+def test_follow_shows_a_view_of_each_finished_run():
+    """demo.follow(fn) calls fn with each finished run's result, including re-runs."""
+    demo = aw.RunDemo("large", duration_ms=600, autorun=False)
+    seen = []
+    follower = demo.follow(lambda r: seen.append(r.config.patches.label()) or "text")
+    demo.run_sync()
+    demo.set(patches="all")  # autorun is off: the new run starts with run_sync
+    demo.run_sync()
+    assert seen == ["none", "all"] and follower.shown == "text"
+
+
+def test_later_computes_after_the_demo_without_holding_the_caller():
+    """aw.later runs its function once the demo's run is over, in the background when live."""
+    demo = aw.RunDemo("large", threaded=True, autorun=False, duration_ms=1500)
+    job = aw.later(lambda: demo.result.config.cpus if demo.finished else None, after=demo)
+    job.after[0].run()
+    job.handle = None
+    import threading
+
+    job.thread = threading.Thread(target=job._work, daemon=True)
+    job.thread.start()
+    assert job.wait(60) == demo.config().cpus
+
+
+def test_live_layout_puts_switches_verdict_and_figure_together():
+    """Live, the view is: switches and buttons, the one-line verdict, the figure; the
+    machine controls and the detailed readout fold away under it."""
+    demo = aw.livelock_demo(autorun=False)
+    top, verdict, canvas, more, _errors = demo._live_children()
+    names = {
+        c.description for row in top.children for c in row.children if hasattr(c, "description")
+    }
+    assert {"Run", "Pause", "Reset", "big", "scene"} <= names
+    assert any("drain_after_reclaim" in n for n in names)
+    assert verdict is demo.verdict and "ready: press Run" in verdict.value
+    assert canvas is demo.fig.canvas
+    machine, details = more.children
+    assert machine.selected_index is None and details.selected_index is None  # folded
+    assert details.children == (demo.readout,)
+    assert demo.controls["cpus"] in machine.children[0].children[0].children
+    assert demo.fig.get_size_inches()[1] * demo.fig.dpi <= 500  # leaves room on 1280 × 720
+
+
+def test_still_copy_of_the_figure_is_a_png_hidden_while_live():
+    """The saved-output copy holds the figure as PNG, and the live view's CSS hides it."""
+    demo = aw.RunDemo("large", duration_ms=300)
+    bundle = demo._static_bundle()
+    assert bundle["image/png"] and demo._static_class in bundle["text/html"]
+    import base64
+
+    assert base64.b64decode(bundle["image/png"])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f".{demo._static_class} {{display: none}}" in demo._hide_static_style().value
+
+
+def test_figure_legends_stay_inside_the_figure():
+    """Every legend of the demo figures lies within the figure's bounds (none cut off)."""
+    for demo in (aw.RunDemo("large", duration_ms=300), aw.CompareDemo("large", duration_ms=300)):
+        fig = demo.fig
+        renderer = fig.canvas.get_renderer() if hasattr(fig.canvas, "get_renderer") else None
+        renderer = renderer or fig._get_renderer()
+        fig.draw_without_rendering()
+        for leg in fig.legends:
+            box = leg.get_window_extent(renderer)
+            assert box.x0 >= -1 and box.x1 <= fig.bbox.width + 1, (type(demo).__name__, box)

@@ -30,7 +30,7 @@ re-exported here: ``import allocsim.widgets as aw``.
 """
 
 from .controls import OptionalInt, controls_for, patch_controls
-from .demos import CompareDemo, RunDemo, livelock_demo
+from .demos import SCENES, CompareDemo, RunDemo, busy, later, livelock_demo
 from .drift import DriftPanel
 from .environment import (
     STATIC_ENV,
@@ -41,7 +41,7 @@ from .environment import (
     use_live_plots,
 )
 from .explorers import BuddyDemo, ThresholdExplorer, WindowStepper
-from .host import LiveCheck
+from .host import LiveCheck, big
 from .questions import Question, ask
 
 __all__ = [
@@ -57,6 +57,10 @@ __all__ = [
     "LiveCheck",
     "RunDemo",
     "livelock_demo",
+    "SCENES",
+    "later",
+    "busy",
+    "big",
     "CompareDemo",
     "WindowStepper",
     "BuddyDemo",

@@ -9,14 +9,19 @@ are :class:`~allocsim.sim.Simulation` objects and figures come from :mod:`allocs
 
 from __future__ import annotations
 
+import base64
 import html
+import io
 import threading
 import time
+import weakref
+
+import numpy as np
 
 from ..budget import describe_seconds, estimate_seconds
 from ..config import SimConfig, scaled_zone_mib
 from ..patches import Patches
-from ..plotting import PALETTE, RunPlot, TaskPlot
+from ..plotting import PALETTE, RunPlot, TaskPlot, figure_legend
 from ..teaching import fitted_preset
 from .controls import (
     _FORMULA_OF,
@@ -26,10 +31,12 @@ from .controls import (
     patch_controls,
 )
 from .environment import (
+    _headless,
     _widgets,
     plot_mode,
 )
 from .host import (
+    _BIG,
     _FigureHost,
 )
 
@@ -99,6 +106,177 @@ def _rows_html(rows) -> str:
     return f"<table style='font-size:90%'>{body}</table>"
 
 
+def _bundle(obj) -> dict:
+    """A display bundle for what a follower or a background job returns."""
+    from matplotlib.figure import Figure
+
+    if obj is None:
+        return {"text/plain": ""}
+    if hasattr(obj, "figure") and not isinstance(obj, Figure):  # an Axes, or an array of them
+        obj = obj.figure
+    if isinstance(obj, (list, tuple)) and obj and hasattr(obj[0], "figure"):
+        obj = obj[0].figure
+    if isinstance(obj, np.ndarray) and obj.size and hasattr(obj.flat[0], "figure"):
+        obj = obj.flat[0].figure
+    if isinstance(obj, Figure):
+        buf = io.BytesIO()
+        obj.savefig(buf, format="png", dpi=80)
+        return {"image/png": base64.b64encode(buf.getvalue()).decode("ascii"), "text/plain": ""}
+    if isinstance(obj, str):
+        return {"text/plain": obj, "text/html": f"<pre>{html.escape(obj)}</pre>"}
+    from IPython.core.formatters import format_display_data
+
+    data, _meta = format_display_data(obj)
+    return data
+
+
+class _Pending:
+    """An output that is filled in later (from a background thread), without holding the
+    kernel. What is shown stays in the saved notebook, like any output."""
+
+    def __init__(self, note: str):
+        self.note = note
+        self.handle = None
+        self.error = None
+
+    def _placeholder(self) -> dict:
+        text = self.note or "(appears when the demo's run has finished)"
+        return {"text/plain": text, "text/html": f"<p style='color:#777'><i>{text}</i></p>"}
+
+    def _show(self, obj) -> None:
+        if self.handle is not None:  # shown: replace the output (not shown yet: nothing to do)
+            self.handle.update(_bundle(obj), raw=True)
+
+    def _fail(self, exc) -> None:
+        self.error = exc
+        text = f"{type(exc).__name__}: {exc}"
+        data = {"text/plain": text, "text/html": f"<pre style='color:#b00'>{html.escape(text)}"}
+        if self.handle is not None:
+            self.handle.update(data, raw=True)
+
+
+class Follower(_Pending):
+    """Shows ``fn(result)`` for each finished run of a demo (see :meth:`_SimDemo.follow`)."""
+
+    def __init__(self, demo, fn, *, note: str = ""):
+        super().__init__(note)
+        self.demo = demo
+        self.fn = fn
+        self.shown = None  # what fn returned for the run shown now
+        demo._followers.append(self)
+
+    def refresh(self, demo) -> None:
+        result = demo.result
+        try:
+            self.shown = self.fn(result)
+            self._show(self.shown)
+        except Exception as exc:  # shown in place of the output; the demo goes on
+            self._fail(exc)
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        self.handle = display(self._placeholder(), raw=True, display_id=True)
+        if self.demo.finished and self.demo.results:
+            self.refresh(self.demo)
+
+
+class Later(_Pending):
+    """Computes ``fn()`` in a background thread once the given demos' runs (and earlier
+    :class:`Later` jobs) have finished, and shows what it returns, or ``show(value)``
+    (see :func:`later`)."""
+
+    def __init__(self, fn, after=(), note: str = "", show=None):
+        super().__init__(note or "(computing in the background…)")
+        self.fn = fn
+        self.show = show
+        self.after = [after] if isinstance(after, (_SimDemo, Later)) else list(after)
+        self.value = None
+        self.thread = None
+        self.done = threading.Event()
+        _JOBS.add(self)
+
+    def _wait_for_after(self) -> None:
+        for dep in self.after:
+            if isinstance(dep, Later):
+                dep.wait(None)
+                continue
+            while dep.running or not dep.results:
+                time.sleep(0.05)
+
+    def _compute(self) -> None:
+        try:
+            self.value = self.fn()
+        finally:
+            self.done.set()
+
+    def _work(self) -> None:
+        try:
+            self._wait_for_after()
+            self._compute()
+            self._show(self.show(self.value) if self.show else self.value)
+        except Exception as exc:  # shown in place of the output
+            self._fail(exc)
+            self.done.set()
+
+    def wait(self, timeout: float | None = 300):
+        """The value, once computed (blocks; the next job of a chain calls this, notebooks
+        need not)."""
+        if self.thread is None and not self.done.is_set():
+            self._wait_for_after()
+            self._compute()
+        self.done.wait(timeout)
+        return self.value
+
+    def _live(self) -> bool:
+        demos = [d for d in self.after if isinstance(d, _SimDemo)]
+        jobs = [j for j in self.after if isinstance(j, Later)]
+        return not _headless() and (
+            any(d.threaded for d in demos) or any(j.thread is not None for j in jobs)
+        )
+
+    def _ipython_display_(self):
+        from IPython.display import display
+
+        if not self._live():
+            value = self.wait()
+            display(_bundle(self.show(value) if self.show else value), raw=True)
+            return
+        self.handle = display(self._placeholder(), raw=True, display_id=True)
+        self.thread = threading.Thread(target=self._work, daemon=True, name="allocsim-later")
+        self.thread.start()
+
+
+_JOBS: weakref.WeakSet = weakref.WeakSet()  # every Later made in this kernel
+
+
+def busy() -> bool:
+    """Is a background job of :func:`later` still computing? (A test, or a lecturer about to
+    tick a box, may wait for the machine to be quiet.)"""
+    return any(j.thread is not None and not j.done.is_set() for j in list(_JOBS))
+
+
+def later(fn, *, after=(), note: str = "", show=None) -> Later:
+    """Compute ``fn()`` without holding the kernel: in a background thread, once the demos
+    (or earlier ``later`` jobs) in ``after`` have finished, so they do not compete for the CPU,
+    and show what it returns (or ``show(value)``) in this cell's output. ``job.wait()`` gives
+    the value to a later job. Headless (tests, handouts) it is computed at once.
+    """
+    return Later(fn, after, note, show)
+
+
+# One-click settings for a lecture: each scene sets every control (those it does not name go
+# back to the demo's starting values), then the run restarts. Names say what the room will see.
+SCENES = {
+    "small machine: 4 CPUs, no patches": {"cpus": 4, "patches": "none"},
+    "256 CPUs, no patches (the livelock)": {"cpus": 256, "patches": "none"},
+    "1024 CPUs, no patches": {"cpus": 1024, "patches": "none"},
+    "256 CPUs, patch 3 only": {"cpus": 256, "patches": "drain_after_reclaim"},
+    "256 CPUs, all three patches": {"cpus": 256, "patches": "all"},
+}
+_NO_SCENE = "choose a scene…"
+
+
 class _SimDemo(_FigureHost):
     """Shared machinery of the simulation demos: controls → configs → Simulations → frames."""
 
@@ -115,7 +293,9 @@ class _SimDemo(_FigureHost):
         "seed",
         "duration_ms",
     )
-    figsize = (9.2, 6)  # fits a JupyterLab output area (about 9.7 in at 100 dpi)
+    # 820 × 440 px: with the switches above it, the figure fits a 1280 × 720 projector in
+    # JupyterLab with the file browser open (output area about 840 px wide, 600 px high).
+    figsize = (8.2, 4.4)
 
     def __init__(
         self,
@@ -130,6 +310,7 @@ class _SimDemo(_FigureHost):
         max_chunk_ms: int = 250,
         patches=None,
         zoom: str = "all",
+        scenes: dict | None = None,
         **overrides,
     ):
         w = _widgets()
@@ -168,6 +349,20 @@ class _SimDemo(_FigureHost):
                 tooltip="rebuild the machine from the controls, back to t = 0",
             ),
         }
+        self.scenes = dict(scenes or {})
+        self.scene_picker = w.Dropdown(
+            options=[_NO_SCENE, *self.scenes],
+            value=_NO_SCENE,
+            description="scene",
+            style={"description_width": "initial"},
+            layout=w.Layout(width="auto"),
+        )
+        self.big_switch = w.ToggleButton(
+            value=False, description="big", icon="search-plus", tooltip="large fonts for a room"
+        )
+        self.verdict = w.HTML()
+        self._defaults = {name: ctrl.value for name, ctrl in self.controls.items()}
+        self._followers = []  # displays that show something of each finished run
         self.autorun = autorun
         self.first_chunk_ms = int(first_chunk_ms)
         self.frame_s = float(frame_s)
@@ -175,6 +370,8 @@ class _SimDemo(_FigureHost):
         self._init_host(live, self.figsize)
         self.threaded = self.live if threaded is None else bool(threaded)
         self._stop = threading.Event()
+        self._layout = None  # the layout engine, while a run's frames keep the layout fixed
+        self._laid_out = False  # has a final frame been laid out (and drawn) yet?
         self._thread: threading.Thread | None = None
         self._gen = 0
         self._suspend = False
@@ -190,6 +387,8 @@ class _SimDemo(_FigureHost):
         self.buttons["run"].on_click(self._guard(lambda _b: self.run()))
         self.buttons["pause"].on_click(self._guard(lambda _b: self.pause()))
         self.buttons["reset"].on_click(self._guard(lambda _b: self.reset()))
+        self.scene_picker.observe(self._guard(self._on_scene), names="value")
+        self.big_switch.observe(self._guard(self._on_big), names="value")
         self._sync_zone()
         self.reset()
 
@@ -250,6 +449,44 @@ class _SimDemo(_FigureHost):
             self._suspend = False
         self.restart()
 
+    def scene(self, name: str) -> None:
+        """Set every control as the scene says (see :data:`SCENES`) and restart the run."""
+        if name not in self.scenes:
+            raise ValueError(f"scene must be one of {', '.join(self.scenes)}; got {name!r}")
+        values = {k: v for k, v in self._defaults.items() if k not in Patches.names()}
+        values.update(self.scenes[name])
+        values.setdefault("patches", "none")
+        self._suspend = True
+        try:
+            if "zone_mib" in self.controls and "zone_mib" not in self.scenes[name]:
+                self.scale_zone.value = self.preset == "large" and "zone_mib" not in self.overrides
+        finally:
+            self._suspend = False
+        self.set(**values)
+
+    def _on_big(self, change) -> None:
+        if _BIG["on"] != change["new"]:
+            self.set_big(change["new"])
+
+    def _rebuild_figure(self) -> None:
+        """New artists at the current font size, showing the same run."""
+        with self._lock:
+            self.fig.clear()
+            self._build_plots()
+            if self.results:
+                self._show_results(self.results)
+            elif self.sims:
+                self._clear_plots([s.config for s in self.sims])
+        self._redraw()
+
+    def _on_scene(self, change) -> None:
+        if change["new"] == _NO_SCENE:
+            return
+        try:
+            self.scene(change["new"])
+        finally:
+            self.scene_picker.value = _NO_SCENE  # the same scene can be chosen again
+
     def _sync_zone(self) -> None:
         zone = self.controls.get("zone_mib")
         if zone is None:
@@ -292,30 +529,38 @@ class _SimDemo(_FigureHost):
         self._redraw()
 
     def _on_error(self, exc) -> None:
-        self._set_readout(self._readout_html(error=exc))
+        self._show_state(error=exc)
+
+    def _show_state(self, error=None) -> None:
+        """Refresh the one-line verdict and the detailed readout."""
+        self.verdict.value = self._verdict_html(error)
+        self._set_readout(self._readout_html(error=error))
 
     # -- running --------------------------------------------------------------------------------
     def restart(self) -> None:
         """Rebuild the machine from the controls and, with ``autorun``, run it."""
-        self.reset()
+        # With autorun the next picture is the new run's first frame, not an empty plot.
+        self.reset(redraw=not self.autorun)
         if self.autorun:
             self.run()
 
-    def reset(self) -> None:
+    def reset(self, redraw: bool = True) -> None:
         """Stop any run, rebuild the Simulation(s) from the current controls, clear the plot."""
         from ..sim import Simulation
 
         self.pause()
         cfgs = self.configs()  # validation errors surface here, before anything changes
         with self._lock:
+            self._thaw_layout()
             self._gen += 1
             self.sims = [Simulation(c) for c in cfgs]
             self.results = []
             self._state = "ready"
             self._clear_plots(cfgs)
         self._show_formulas(cfgs[-1])
-        self._set_readout(self._readout_html())
-        self._redraw()
+        self._show_state()
+        if redraw:
+            self._redraw(final=False)
 
     @property
     def finished(self) -> bool:
@@ -327,10 +572,8 @@ class _SimDemo(_FigureHost):
 
     def run(self) -> None:
         """Start the run (or go on after a pause). Live: in a background thread; static: now."""
-        if not self.sims:
-            self.reset()
-        if self.finished:
-            self.reset()
+        if not self.sims or self.finished:
+            self.reset(redraw=False)  # the next picture is the new run's first frame
         if not self.threaded:
             self.run_sync()
             return
@@ -353,7 +596,10 @@ class _SimDemo(_FigureHost):
                 thread.join(timeout=30)
             if not self.finished:
                 self._state = "paused"
-                self._set_readout(self._readout_html())
+                with self._lock:
+                    self._thaw_layout()
+                self._show_state()
+                self._redraw()
         self._thread = None
 
     def wait(self, timeout: float | None = 60):
@@ -376,13 +622,13 @@ class _SimDemo(_FigureHost):
         # page while the cell runs).
         eta = sum(estimate_seconds(s.config.cpus, s.config.duration_ms - s.t) for s in self.sims)
         self._eta_text = f"should take {describe_seconds(eta)}" if eta > 2 else ""
-        self._set_readout(self._readout_html())
+        self._show_state()
         shown = [time.perf_counter()]
 
         def progress(_sim) -> None:
             if time.perf_counter() - shown[0] > 0.5:
                 shown[0] = time.perf_counter()
-                self._set_readout(self._readout_html())
+                self._show_state()
 
         for s in self.sims:
             s.run(progress=progress, progress_every=50)
@@ -418,24 +664,37 @@ class _SimDemo(_FigureHost):
                 c0 = time.perf_counter()
                 for s in sims:
                     s.run(until=min(until, s.config.duration_ms))
+                simulated = max(time.perf_counter() - c0, 1e-3)
                 latest = [s.result() for s in sims]
                 if gen != self._gen:
                     return
                 if self._lock.acquire(blocking=False):
                     try:
                         self._show_results(latest)
+                        # The layout of the last finished run (same machine) serves the new
+                        # run's first frame; a figure never laid out gets one frame to do it.
+                        if stats["frames"] == (0 if self._laid_out else 1):
+                            self._freeze_layout()
                     finally:
                         self._lock.release()
-                    self._redraw(final=False)
+                    # The first frame is rendered and sent from here at once (a request from
+                    # the browser would add a round trip); later frames go at the browser's
+                    # pace, unless no view has answered yet (see _FigureHost._redraw).
+                    self._redraw(
+                        final=False,
+                        push=stats["frames"] == 0 or not getattr(self, "_view_ready", True),
+                    )
                     stats["frames"] += 1
                     if stats["frames"] == 1:
                         stats["first_frame_s"] = time.perf_counter() - t0
-                self._set_readout(self._readout_html())
-                spent = max(time.perf_counter() - c0, 1e-3)
-                # Next chunk: as much simulated time as fits in one frame of wall time, at most
-                # max_chunk_ms so that the picture moves; rest out the frame (this also lets the
-                # kernel's main thread render the canvas).
-                chunk = int(min(self.max_chunk_ms, max(20, (until - now) / spent * self.frame_s)))
+                self._show_state()
+                spent = time.perf_counter() - c0
+                # Next chunk: as much simulated time as the simulation gets through in one frame
+                # of wall time (drawing not counted: a slow picture must not slow the run to a
+                # crawl), at most max_chunk_ms so that the picture moves; rest out the frame
+                # (this also lets the kernel's main thread render the canvas).
+                rate = (until - now) / simulated
+                chunk = int(min(self.max_chunk_ms, max(20, rate * self.frame_s)))
                 if spent < self.frame_s:
                     self._stop.wait(self.frame_s - spent)
             if gen == self._gen and self.finished:
@@ -448,10 +707,46 @@ class _SimDemo(_FigureHost):
             self._report_error(exc)
             self._on_error(exc)
 
+    def _freeze_layout(self) -> None:
+        """Keep the axes where the first frame's layout put them while the run goes on.
+
+        The constrained layout costs as much as the rest of a frame; the labels it makes room
+        for barely change during a run. The final frame is laid out again (:meth:`_thaw_layout`).
+        """
+        engine = self.fig.get_layout_engine()
+        if engine is not None and type(engine).__name__ == "ConstrainedLayoutEngine":
+            self._layout = engine
+            self.fig.set_layout_engine("none")
+
+    def _thaw_layout(self) -> None:
+        engine = getattr(self, "_layout", None)
+        if engine is not None:
+            self.fig.set_layout_engine(engine)
+            self._layout = None
+
     def _finish(self) -> None:
+        with self._lock:
+            self._thaw_layout()
         self._state = "finished"
-        self._set_readout(self._readout_html())
-        self._redraw(final=True)
+        self._redraw(final=True)  # the last frame is on its way before the verdict says so
+        self._laid_out = True
+        self._show_state()
+        gen = self._gen
+        for follower in list(self._followers):
+            if gen != self._gen:  # a new run started: its own finish will update them
+                break
+            follower.refresh(self)
+
+    def follow(self, fn, *, note: str = "") -> Follower:
+        """A display that shows ``fn(result)`` for each finished run of this demo.
+
+        The cell that shows it returns at once (it never waits for the run, so Run All does not
+        hold the live figure); the output appears when the run finishes and follows every new
+        run (a ticked patch, a scene). ``fn`` returns what to show: text, a matplotlib Figure,
+        or anything IPython can display. Headless, the run has finished already, so the output
+        is there at once.
+        """
+        return Follower(self, fn, note=note)
 
     # -- readout --------------------------------------------------------------------------------
     def _status_html(self) -> str:
@@ -474,30 +769,108 @@ class _SimDemo(_FigureHost):
     def _readout_html(self, error=None) -> str:
         raise NotImplementedError
 
+    def _verdict_html(self, error=None) -> str:
+        """One line: the run's clock and state, and the verdict once it has finished."""
+        if error is not None:
+            return self._error_html(error)
+        if not self.sims:
+            return ""
+        t = min(s.t for s in self.sims)
+        end = max(s.config.duration_ms for s in self.sims)
+        state = {
+            "ready": "ready: press Run",
+            "running": "running",
+            "paused": "paused",
+            "finished": "finished",
+        }[self._state]
+        verdicts = []
+        if self._state == "finished":
+            for r in self.results:
+                color = PALETTE["wmark_min"] if r.livelocked else PALETTE["wmark_high"]
+                if r.livelocked:
+                    head = f"LIVELOCK: {len(r.episodes)} episode(s), {r.livelock_ms} ms"
+                elif r.livelock_ms:
+                    head = f"no livelock (short stalls, {r.livelock_ms} ms)"
+                else:
+                    head = "no livelock"
+                who = f"patches {html.escape(r.config.patches.label())}: "
+                verdicts.append(f"{who}<b style='color:{color}'>{head}</b>")
+        cfg = self.sims[-1].config
+        line = f"<b>{cfg.cpus} CPUs</b> · t = {t:,} / {end:,} ms — {state}"
+        if self._state == "running" and getattr(self, "_eta_text", ""):
+            line += f" (this run {self._eta_text}; the cell waits for it)"
+        if verdicts:
+            line += " — " + " · ".join(verdicts)
+        return f"<div class='allocsim-verdict' style='font-size:110%'>{line}</div>"
+
+    def _mode_html(self) -> str:
+        if _headless():
+            return ""  # nothing to act on in a handout or a test
+        return f"<p style='font-size:85%;color:#555'>{plot_mode()}</p>"
+
+    def _static_readout(self) -> str:
+        return self.verdict.value + self.readout.value
+
     def _error_html(self, error) -> str:
         if error is None:
             return ""
         return (
-            f"<p style='color:{PALETTE['wmark_min']}'><b>Not applied:</b> "
+            f"<p style='color:{PALETTE['wmark_min']};margin:0'><b>Not applied:</b> "
             f"{html.escape(str(error))} (the last valid run is still shown)</p>"
         )
 
     # -- layout ---------------------------------------------------------------------------------
-    def _panel(self):
+    def _machine_controls(self):
+        """The controls of the machine and the workload (folded away under the figure)."""
         w = _widgets()
         plain = [_view(c) for n, c in self.controls.items() if n not in Patches.names()]
         grid = w.GridBox(
             plain,
             layout=w.Layout(
-                grid_template_columns="repeat(2, minmax(300px, 1fr))", grid_gap="2px 16px"
+                grid_template_columns="repeat(auto-fill, minmax(340px, 1fr))",
+                grid_gap="2px 16px",
             ),
         )
+        return w.VBox([grid, self.scale_zone, self.zoom])
+
+    def _top_bar(self):
+        """What a lecture needs at hand, above the figure: patches, run buttons, scenes, big."""
+        w = _widgets()
+        wrap = w.Layout(flex_flow="row wrap", align_items="center", grid_gap="0 12px")
         patches = w.HBox(
-            [w.HTML(f"<b>{self._patch_caption}</b>&nbsp;")]
-            + [self.controls[n] for n in Patches.names()]
+            [w.HTML(f"<b>{self._patch_caption}</b>")] + [self.controls[n] for n in Patches.names()],
+            layout=wrap,
         )
-        buttons = w.HBox(list(self.buttons.values()) + [self.zoom])
-        return w.VBox([grid, self.scale_zone, patches, buttons])
+        extra = [self.scene_picker] if self.scenes else []
+        for b in [*self.buttons.values(), self.big_switch]:
+            b.layout.width = "auto"  # ipywidgets' default 148 px would wrap the row
+        buttons = w.HBox(list(self.buttons.values()) + extra + [self.big_switch], layout=wrap)
+        return w.VBox([patches, buttons])
+
+    def _panel(self):
+        w = _widgets()
+        return w.VBox([self._top_bar(), self._machine_controls()])
+
+    def _live_children(self) -> list:
+        w = _widgets()
+        # Two accordions, so each opens on its own; folded, the figure stays next to the switches
+        folds = [
+            w.Accordion(children=[child], titles=(title,), selected_index=None)
+            for child, title in (
+                (
+                    self._machine_controls(),
+                    "Machine and workload: CPUs, zone, thresholds, rates, seed",
+                ),
+                (
+                    self.readout,
+                    "Details: the kernel's numbers for this machine, and the run's summary",
+                ),
+            )
+        ]
+        return [self._top_bar(), self.verdict, self.fig.canvas, w.VBox(folds), self.errors]
+
+    def _static_children(self) -> list:
+        return [self._panel(), self.errors]
 
     _patch_caption = "patches:"
 
@@ -545,12 +918,11 @@ class RunDemo(_SimDemo):
         self.plot = RunPlot(ax, cfg, legend=None, zoom=self.zoom.value)
         ax.set_xlabel("")
         self.tasks = TaskPlot(ax2, cfg, legend=False)
-        self.fig.legend(
-            handles=self.plot.legend_handles() + self.tasks.legend_handles(),
-            loc="outside lower center",
-            ncols=5,
-            fontsize="x-small",
-            frameon=False,
+        figure_legend(
+            self.fig,
+            self.plot.legend_handles() + self.tasks.legend_handles(),
+            where="below",
+            fontsize="xx-small",
         )
 
     def _run_plots(self) -> list:
@@ -601,16 +973,18 @@ class RunDemo(_SimDemo):
                 f"<pre style='font-size:85%;font-family:monospace'>"
                 f"{html.escape(res.summary())}</pre>"
             )
-        parts.append(f"<p style='font-size:85%;color:#555'>{plot_mode()}</p>")
+        parts.append(self._mode_html())
         return "".join(parts)
 
 
 def livelock_demo(**kwargs) -> RunDemo:
-    """The livelock notebook's main demo: the ``large`` machine, live, patches as given.
+    """The livelock notebook's main demo: the ``large`` machine, live, patches as given, with
+    the lecture scenes of :data:`SCENES`.
 
     The same object notebook 05 builds; the benchmark script uses it to time a control change
     to the first frame of the new run.
     """
+    kwargs.setdefault("scenes", SCENES)
     return RunDemo("large", **kwargs)
 
 
@@ -618,7 +992,6 @@ class CompareDemo(_SimDemo):
     """The same machine and seed twice, side by side: no patch (left) and the patches the
     checkboxes select (right, all three by default)."""
 
-    figsize = (9.2, 6)  # two panels, still inside the output area
     _patch_caption = "right-hand side runs with:"
 
     def _initial_patches(self, base: SimConfig) -> Patches:
@@ -630,18 +1003,24 @@ class CompareDemo(_SimDemo):
         )
         cfg = fitted_preset(self.preset, **self.overrides)
         self.plots = [
-            RunPlot(axes[0, i], cfg, legend=None, zoom=self.zoom.value, mib_axis=i == 1)
+            RunPlot(
+                axes[0, i],
+                cfg,
+                legend=None,
+                zoom=self.zoom.value,
+                mib_axis=i == 1,
+                title="patches",  # the machine is named once, in the figure's title
+            )
             for i in range(2)
         ]
         self.tasks = [TaskPlot(axes[1, i], cfg, legend=False) for i in range(2)]
         for ax in axes[0]:
             ax.set_xlabel("")
-        self.fig.legend(
-            handles=self.plots[0].legend_handles() + self.tasks[0].legend_handles(),
-            loc="outside lower center",
-            ncols=5,
-            fontsize="x-small",
-            frameon=False,
+        figure_legend(
+            self.fig,
+            self.plots[0].legend_handles() + self.tasks[0].legend_handles(),
+            where="below",
+            fontsize="xx-small",
         )
 
     def _run_plots(self) -> list:
@@ -655,6 +1034,12 @@ class CompareDemo(_SimDemo):
         for p, t, c in zip(self.plots, self.tasks, configs, strict=True):
             p.clear(c)
             t.clear(c)
+        c = configs[-1]
+        self.fig.suptitle(
+            f"{c.cpus} CPUs · {c.zone_mib} MiB zone · seed {c.seed}: no patch (left) and "
+            "the patches you tick (right)",
+            fontsize="medium",
+        )
 
     def _show_results(self, results) -> None:
         self.results = results
@@ -698,5 +1083,5 @@ class CompareDemo(_SimDemo):
                     f"{html.escape(r.summary())}</pre></td>"
                 )
             parts.append(f"<table><tr>{''.join(cells)}</tr></table>")
-        parts.append(f"<p style='font-size:85%;color:#555'>{plot_mode()}</p>")
+        parts.append(self._mode_html())
         return "".join(parts)

@@ -88,10 +88,37 @@ def use_live_plots(live: bool | None = None) -> str:
         ip.run_line_magic("matplotlib", "inline")
     _MODE.update(mode=mode, reason=reason)
     if mode == "live":
+        _tidy_live_figures()
         print("allocsim: live plots on (ipympl). If figures stay blank, see notebook 00.")
-    else:
+    elif not _headless():  # a handout or a test has no use for the message
         print(f"allocsim: static figures, {reason}; demos redraw a picture after each run.")
     return mode
+
+
+# The widths JupyterLab gives an output area: about 840 px with the file browser open on a
+# 1280 px screen. Live figures wider than this are cut on the right.
+LIVE_MAX_WIDTH_IN = 8.2
+
+
+def tidy_live_figure(fig) -> None:
+    """A matplotlib figure hook (``figure.hooks``) for live notebooks: no toolbar over the axes,
+    no "Figure N" header, and no wider than the output area."""
+    canvas = fig.canvas
+    for attr in ("header_visible", "footer_visible", "toolbar_visible"):
+        if hasattr(canvas, attr):
+            setattr(canvas, attr, False)
+    w, h = fig.get_size_inches()
+    if w > LIVE_MAX_WIDTH_IN:
+        fig.set_size_inches(LIVE_MAX_WIDTH_IN, h * LIVE_MAX_WIDTH_IN / w)
+
+
+def _tidy_live_figures() -> None:
+    import matplotlib
+
+    hook = "allocsim.widgets.environment:tidy_live_figure"
+    hooks = list(matplotlib.rcParams.get("figure.hooks", []))
+    if hook not in hooks:
+        matplotlib.rcParams["figure.hooks"] = [*hooks, hook]
 
 
 def plot_mode() -> str:
@@ -195,3 +222,109 @@ def show_environment() -> None:
     display(
         HTML(f"<table>{rows}</table><p><b>If something does not render</b></p><ul>{advice}</ul>")
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# The workshop health check: `make check`
+# ---------------------------------------------------------------------------------------------
+
+# What a room's machines need for the notebooks: module -> JupyterLab extension it brings
+KIT = {
+    "numpy": None,
+    "matplotlib": None,
+    "ipywidgets": "@jupyter-widgets/jupyterlab-manager",
+    "ipympl": "jupyter-matplotlib",
+    "jupyterlab": None,
+    "jupytext": "jupyterlab-jupytext",
+    "jupyterlab_rise": "jupyterlab-rise",
+}
+
+
+def health_check(log=print) -> bool:
+    """Check a machine for a workshop in seconds: the packages and JupyterLab extensions the
+    notebooks need, one short simulation, one demo driven from Python and one figure rendered.
+    Prints one line per check (``ok`` or ``FAIL`` and what to do); returns True if all pass.
+    """
+    import time
+
+    results = []
+
+    def check(what, fn):
+        t0 = time.perf_counter()
+        try:
+            detail = fn()
+            ok = True
+        except Exception as exc:  # each check reports, the next one still runs
+            detail, ok = f"{type(exc).__name__}: {exc}", False
+        took = time.perf_counter() - t0
+        results.append(ok)
+        log(f"{'ok  ' if ok else 'FAIL'} {what}: {detail} ({took:.1f} s)")
+
+    def module(name):
+        def fn():
+            spec = importlib.util.find_spec(name)
+            if spec is None:
+                raise ModuleNotFoundError(f"not installed: run `make lab` or pip install {name}")
+            dist = {"jupyterlab_rise": "jupyterlab-rise"}.get(name, name)
+            return f"{importlib.metadata.version(dist)}"
+
+        return fn
+
+    def extension(name):
+        def fn():
+            if not _labextension(name):
+                raise FileNotFoundError(
+                    f"JupyterLab extension {name} not found in {sys.prefix}: reinstall the kit"
+                )
+            return "installed"
+
+        return fn
+
+    check("Python", lambda: f"{sys.version.split()[0]} (3.10 or newer needed)")
+    for name, ext in KIT.items():
+        check(f"package {name}", module(name))
+        if ext:
+            check(f"JupyterLab extension {ext}", extension(ext))
+
+    def short_run():
+        from ..config import preset
+        from ..sim import Simulation
+
+        r = Simulation(preset("large", duration_ms=300)).run()
+        return f"the large machine, 300 ms simulated: {r.simulated_ms} ms, {r.config.cpus} CPUs"
+
+    def demo():
+        from .demos import livelock_demo
+
+        d = livelock_demo(live=False, duration_ms=300)
+        d.run_sync()
+        d.scene("256 CPUs, all three patches")
+        return f"livelock demo ran twice (patches {d.result.config.patches.label()})"
+
+    def figure():
+        import io
+
+        from matplotlib.figure import Figure
+
+        from ..config import preset
+        from ..plotting import plot_run
+        from ..sim import Simulation
+
+        ax = Figure(figsize=(8, 4), layout="constrained").subplots()
+        plot_run(Simulation(preset("small", duration_ms=300)).run(), ax=ax)
+        buf = io.BytesIO()
+        ax.figure.savefig(buf, format="png")
+        if len(buf.getvalue()) < 5000:
+            raise RuntimeError("the PNG is suspiciously small")
+        return f"a run's figure as PNG, {len(buf.getvalue()) // 1024} KiB"
+
+    check("one short simulation", short_run)
+    check("the livelock demo, driven from Python", demo)
+    check("a figure rendered", figure)
+    good = all(results)
+    log(
+        "all checks passed: the notebooks will run here (`make lab`)"
+        if good
+        else "some checks FAILED: see above; docs/FACILITATORS.md says what to do"
+    )
+    return good
