@@ -443,6 +443,20 @@ def test_scene_sets_every_control_in_one_step():
         demo.scene("no such scene")
 
 
+def test_exact_counter_scene_runs_the_yardstick_machine():
+    """The exact-counter scene sets stat_threshold 0 on the same machine and seed, and the next
+    scene puts the kernel's threshold back."""
+    demo = aw.livelock_demo(duration_ms=600)
+    starts = []
+    demo.restart = lambda: starts.append(demo.config())
+    demo.scene("256 CPUs, exact counters (the yardstick)")
+    cfg = starts[-1]
+    assert cfg.stat_threshold == 0 and cfg.cpus == 256 and cfg.patches == Patches.none()
+    assert "exact counters" in " ".join(cfg.counterfactual_reasons())
+    demo.scene("256 CPUs, all three patches")
+    assert starts[-1].stat_threshold is None and starts[-1].patches == Patches.all()
+
+
 def test_big_scales_the_fonts_and_rebuilds_the_demo_figure():
     """aw.big() enlarges matplotlib's fonts, the demo's figure keeps its run; off restores."""
     demo = aw.RunDemo("large", duration_ms=600)

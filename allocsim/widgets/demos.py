@@ -273,6 +273,12 @@ SCENES = {
     "1024 CPUs, no patches": {"cpus": 1024, "patches": "none"},
     "256 CPUs, patch 3 only": {"cpus": 256, "patches": "drain_after_reclaim"},
     "256 CPUs, all three patches": {"cpus": 256, "patches": "all"},
+    # The yardstick: the same machine and seed with every __mod_zone_page_state folding at once.
+    "256 CPUs, exact counters (the yardstick)": {
+        "cpus": 256,
+        "patches": "none",
+        "stat_threshold": 0,
+    },
 }
 _NO_SCENE = "choose a scene…"
 
