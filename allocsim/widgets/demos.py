@@ -286,6 +286,23 @@ _NO_SCENE = "choose a scene…"
 class _SimDemo(_FigureHost):
     """Shared machinery of the simulation demos: controls → configs → Simulations → frames."""
 
+    def _readout_head(self, error, shown: int) -> list[str]:
+        """The readout's first parts: an error if any, the derived numbers, the run status.
+
+        The numbers are those of the controls' config; when the controls hold a bad value, of
+        the run ``shown`` (the one the readout describes) instead.
+        """
+        fallback = self.sims[shown].config if self.sims else None
+        try:
+            cfg = self.config() if error is None else fallback
+        except (ValueError, TypeError) as exc:
+            cfg, error = fallback, exc
+        parts = [self._error_html(error)]
+        if cfg is not None:
+            parts.append(_rows_html(_derived_rows(cfg)))
+        parts.append(self._status_html())
+        return parts
+
     FIELDS = (
         "cpus",
         "zone_mib",
@@ -958,14 +975,7 @@ class RunDemo(_SimDemo):
         return out
 
     def _readout_html(self, error=None) -> str:
-        try:
-            cfg = self.config() if error is None else (self.sims[0].config if self.sims else None)
-        except (ValueError, TypeError) as exc:
-            cfg, error = (self.sims[0].config if self.sims else None), exc
-        parts = [self._error_html(error)]
-        if cfg is not None:
-            parts.append(_rows_html(_derived_rows(cfg)))
-        parts.append(self._status_html())
+        parts = self._readout_head(error, 0)
         res = self.result
         if res is not None and self._state == "finished":
             color = PALETTE["wmark_min"] if res.livelocked else PALETTE["wmark_high"]
@@ -1069,14 +1079,7 @@ class CompareDemo(_SimDemo):
         }
 
     def _readout_html(self, error=None) -> str:
-        try:
-            cfg = self.config() if error is None else (self.sims[1].config if self.sims else None)
-        except (ValueError, TypeError) as exc:
-            cfg, error = (self.sims[1].config if self.sims else None), exc
-        parts = [self._error_html(error)]
-        if cfg is not None:
-            parts.append(_rows_html(_derived_rows(cfg)))
-        parts.append(self._status_html())
+        parts = self._readout_head(error, 1)
         if self.results and self._state == "finished":
             cells = []
             for r in self.results:
