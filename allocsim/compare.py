@@ -45,17 +45,14 @@ def compare_results(config: SimConfig, labels=LABELS, *, progress=None) -> list[
     labels = list(labels)
     if not labels:
         raise ValueError("labels must name at least one variant, e.g. none,all,exact")
-    configs = [(label, variant(config, label)) for label in labels]  # fail early on a bad label
-    todo = list(labels) + ([] if "exact" in labels else ["exact"])
-    out = {}
-    for i, label in enumerate(todo):
+    todo = labels + ([] if "exact" in labels else ["exact"])
+    configs = [(label, variant(config, label)) for label in todo]  # fail early on a bad label
+    out = []
+    for i, (label, cfg) in enumerate(configs):
         if progress is not None:
-            progress(i, len(todo), label)
-        cfg = dict(configs).get(label) or variant(config, label)
-        out[label] = Simulation(cfg).run()
-    return [(label, out[label]) for label in labels] + (
-        [] if "exact" in labels else [("exact", out["exact"])]
-    )
+            progress(i, len(configs), label)
+        out.append((label, Simulation(cfg).run()))
+    return out
 
 
 def compare(config: SimConfig, labels=LABELS, *, progress=None) -> list[dict]:

@@ -110,8 +110,7 @@ def stalled_bins(
         return np.zeros(0, dtype=bool)
     demand = bin_sums(s["task_demand"], bin_ms)
     got = bin_sums(s["task_ok"], bin_ms)
-    lengths = bin_sums(np.ones(len(result.t_ms)), bin_ms)
-    stuck = bin_sums(stuck_tasks(result), bin_ms) / lengths
+    stuck = bin_sums(stuck_tasks(result), bin_ms) / _bin_lengths(len(result.t_ms), bin_ms)
     return (demand > 0) & (got < threshold * demand) & (stuck > spin_share * ntasks)
 
 

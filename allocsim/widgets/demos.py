@@ -772,17 +772,19 @@ class _SimDemo(_FigureHost):
         return Follower(self, fn, note=note)
 
     # -- readout --------------------------------------------------------------------------------
+    _STATE_TEXT = {
+        "ready": "ready: press Run",
+        "running": "running",
+        "paused": "paused",
+        "finished": "finished",
+    }
+
     def _status_html(self) -> str:
         if not self.sims:
             return ""
         cfg = self.sims[0].config
         t = min(s.t for s in self.sims)
-        state = {
-            "ready": "ready: press Run",
-            "running": "running",
-            "paused": "paused",
-            "finished": "finished",
-        }[self._state]
+        state = self._STATE_TEXT[self._state]
         wall = self.stats.get("run_s")
         extra = f", {wall:.2f} s wall" if wall is not None and self._state == "finished" else ""
         if self._state == "running" and getattr(self, "_eta_text", ""):
@@ -800,12 +802,7 @@ class _SimDemo(_FigureHost):
             return ""
         t = min(s.t for s in self.sims)
         end = max(s.config.duration_ms for s in self.sims)
-        state = {
-            "ready": "ready: press Run",
-            "running": "running",
-            "paused": "paused",
-            "finished": "finished",
-        }[self._state]
+        state = self._STATE_TEXT[self._state]
         verdicts = []
         if self._state == "finished":
             for r in self.results:
