@@ -41,6 +41,7 @@ from .budget import check_series_memory
 from .config import SimConfig
 from .constants import ALLOC_CPUSET, ALLOC_WMARK_LOW, ALLOC_WMARK_MASK, GFP_ATOMIC, GFP_KERNEL
 from .cost import ALL_CPUS, TICK_NS, CostMeter
+from .engine import resolve as resolve_engine
 from .errors import check_run_arguments
 from .mmzone import CountingZone
 from .page_alloc import (
@@ -166,6 +167,12 @@ class Simulation:
     ----------
     config : SimConfig, optional
         The run's settings; keyword ``overrides`` replace fields of it (or of the default).
+    engine : {"compiled", "python"}, optional
+        Who runs the ticks: the compiled core (``allocsim.engine``, numba) or this module's
+        Python, the reference. Both give the same run bit for bit. Default: "compiled" when
+        numba imports (``ALLOCSIM_ENGINE`` overrides), else "python" with a one-line notice.
+        With "compiled", state kept in generators here (a task in the slow path, kswapd, the
+        flusher) lives in the core's arrays: ``sim.tasks`` is not updated during the run.
 
     Examples
     --------
@@ -175,7 +182,7 @@ class Simulation:
     200
     """
 
-    def __init__(self, config: SimConfig | None = None, **overrides):
+    def __init__(self, config: SimConfig | None = None, *, engine: str | None = None, **overrides):
         if config is None:
             config = SimConfig(**overrides) if overrides else SimConfig()
         elif not isinstance(config, SimConfig):
@@ -278,6 +285,15 @@ class Simulation:
         self.events: list[Event] = []
         self.events_dropped = 0
         self._tick = {}
+
+        # Which engine runs the ticks: this module's Python (the reference) or the compiled
+        # core (allocsim.engine), which works on the same arrays and gives the same run.
+        self.engine = resolve_engine(engine)
+        self._compiled = None
+        if self.engine == "compiled":
+            from .engine.driver import CompiledEngine
+
+            self._compiled = CompiledEngine(self)
 
     # -- services the kernel-named functions call ----------------------------------------------
     def watermark_ok(self, mark: int, alloc_flags: int, safe: bool = False, cpu=None, n=1) -> bool:
@@ -418,6 +434,10 @@ class Simulation:
 
     def step(self) -> None:
         """Advance the machine by one tick (1 ms)."""
+        if self._compiled is not None:
+            self.recorder.ensure(self.t + 1)
+            self._compiled.run(self.t + 1)
+            return
         cfg = self.config
         zone = self.zone
         t = self.t
@@ -831,6 +851,9 @@ class Simulation:
         check_run_arguments(progress, progress_every, wall_budget_s)
         check_series_memory("until", until)  # refuse a record that cannot fit, before allocating
         self.recorder.ensure(until)
+        if self._compiled is not None:
+            self._compiled.run(until, progress, progress_every, wall_budget_s)
+            return self.result()
         start = time.perf_counter()
         while self.t < until:
             self.step()
@@ -889,6 +912,6 @@ class Simulation:
         assert self.lru.clean + self.lru.dirty == sum(r[1] for r in self.lru.runs)
 
 
-def run(config: SimConfig | None = None, **overrides) -> RunResult:
-    """Build a :class:`Simulation` and run it to its ``duration_ms``."""
-    return Simulation(config, **overrides).run()
+def run(config: SimConfig | None = None, *, engine: str | None = None, **overrides) -> RunResult:
+    """Build a :class:`Simulation` (on ``engine``) and run it to its ``duration_ms``."""
+    return Simulation(config, engine=engine, **overrides).run()

@@ -1,0 +1,1646 @@
+"""The compiled core: one tick of :class:`allocsim.sim.Simulation` as numba functions.
+
+This module is the fast twin of the readable model. It does what ``sim.py``, ``page_alloc.py``,
+``vmscan.py``, ``vmstat.py``, ``page_writeback.py`` and ``cost.py`` do, in the same order, on
+arrays, so that a run gives the same series, events and JSON bit for bit
+(``tests/test_engine.py`` proves it on a grid of presets, CPU counts, patch sets and seeds).
+The Python modules stay the reference: read them to learn the kernel; read this file only to
+see how the same steps run without the interpreter.
+
+How the Python model's sleeping code becomes array state:
+
+* A task in ``__alloc_pages_slowpath`` is a generator there. Here it is a *program counter*
+  (``st.sp_pc[w]``) with the one local that outlives a sleep (``st.sp_reclaimed[w]``, what
+  ``try_to_free_pages`` reclaimed before its ``congestion_wait``). ``w`` is the writer's id;
+  ``w == writer_cpus`` is the flusher thread's own slow path.
+* ``kswapd()`` and ``balance_pgdat()`` are one state machine (``S[KS_PC]``), the flusher
+  (``bdi_writeback_thread``) another (``S[FL_PC]``).
+* The LRU's runs of clean and dirty pages are a ring buffer (head = newest).
+* Floating-point sums use numpy's pairwise summation (:func:`pairwise_sum`), so the cost model
+  adds up in the same order as ``np.add.reduce``.
+* The state is a handful of arrays (:class:`allocsim.engine.driver.State`): ``S`` the integer
+  scalars, the configuration and the per-tick counts; ``F`` the floating-point ones; ``I`` and
+  ``D`` one row per per-CPU integer / float array (``I[PCP]`` is ``zone.pcp_count``...); ``W``
+  and ``WF`` one row per per-writer array; ``RING`` the delayed frees. Few, large arrays keep
+  numba's compile time (each function's argument types) small; the names of the rows are the
+  constants below.
+
+Only order-0 GFP_KERNEL / GFP_NOFS / GFP_NOIO / GFP_ATOMIC requests reach this code (as in the
+model); branches of the kernel functions that such requests can never take are left out and
+named where they would be.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+# ---------------------------------------------------------------------------------------------
+# Constants (the same values as allocsim.constants; numba folds module-level ints)
+# ---------------------------------------------------------------------------------------------
+ALLOC_WMARK_MIN = 0
+ALLOC_WMARK_LOW = 1
+ALLOC_WMARK_HIGH = 2
+ALLOC_NO_WATERMARKS = 0x04
+ALLOC_WMARK_MASK = 0x03
+ALLOC_HARDER = 0x10
+ALLOC_HIGH = 0x20
+ALLOC_CPUSET = 0x40
+# gfp_to_alloc_flags of the requests the model makes
+FLAGS_ATOMIC_IRQ = ALLOC_WMARK_MIN | ALLOC_HIGH | ALLOC_HARDER  # GFP_ATOMIC in an interrupt
+FLAGS_NOIO_MEMALLOC = ALLOC_WMARK_MIN | ALLOC_CPUSET | ALLOC_NO_WATERMARKS  # reclaim's pageout
+FLAGS_WAIT = ALLOC_WMARK_MIN | ALLOC_CPUSET  # GFP_KERNEL / GFP_NOFS / GFP_NOIO, no PF_MEMALLOC
+FLAGS_LOW = ALLOC_WMARK_LOW | ALLOC_CPUSET  # the fast path
+SWAP_CLUSTER_MAX = 32
+STAT_THRESHOLD_MAX = 125
+MAX_PAUSE = 100  # balance_dirty_pages: HZ / 10
+FLUSH_PAGES_PER_TICK = 256
+TICK_NS = 1_000_000.0
+INF = 1 << 62  # "never" for wake-up times
+
+KSWAPD_SLEEPING = 0
+KSWAPD_NAPPING = 1
+KSWAPD_RUNNING = 2
+
+# Events (tracepoints), in the order of EVENT_NAMES in allocsim.engine.driver.
+EV_WAKEUP_KSWAPD = 0
+EV_KSWAPD_WAKE = 1
+EV_KSWAPD_SLEEP = 2
+EV_PCPU_DRAIN = 3
+EV_DIRECT_RECLAIM = 4
+
+# --- S: integer scalars of the machine ---
+T = 0
+VM_STAT = 1
+BUDDY = 2
+DRIFT_MARK = 3
+ALL_UNRECLAIMABLE = 4
+PAGES_SCANNED = 5
+ZONE_SNAPSHOT_READS = 6
+NORMAL_THRESHOLD = 7
+ATOMIC_IN_USE = 8
+TEMP_IN_USE = 9
+WB_IN_FLIGHT = 10
+REQ_IN_FLIGHT = 11
+NEXT_IRQ_CPU = 12
+IN_ALLOCATOR = 13
+DEMAND = 14
+FREE_READ = 15
+FREE_READ_SAFE = 16
+KS_ON_WAITQUEUE = 17
+KS_WOKEN = 18
+KS_MAX_ORDER = 19
+KS_STATE = 20
+KS_WAKE_AT = 21
+KS_PC = 22
+KS_NAP = 23
+FL_WAKE = 24
+FL_PC = 25
+LRU_HEAD = 26
+LRU_LEN = 27
+LRU_CLEAN = 28
+LRU_DIRTY = 29
+EV_N = 30
+EV_TOTAL = 31
+EV_DROPPED = 32
+DEBT_ANY = 33
+NORMAL_SNAPSHOT = 34
+SAFE_SNAPSHOT = 35
+M_SNAPSHOT_READS = 36
+M_WATERMARK_CHECKS = 37
+M_DRAIN_IPIS = 38
+M_THRESHOLD_REWRITES = 39
+M_FOLDS = 40
+HAS_DIFF_LIMIT = 41
+BLOCK_START = 42
+REC_N = 43
+HAS_BUSY = 44
+# --- S: the configuration ---
+C_CPUS = 50
+C_WRITERS = 51
+C_KSWAPD_CPU = 52
+C_FLUSHER_CPU = 53
+C_IO_IRQ_CPUS = 54
+C_WMARK_MIN = 55  # C_WMARK_MIN + ALLOC_WMARK_* is that watermark
+C_WMARK_LOW = 56
+C_WMARK_HIGH = 57
+C_STAT_INTERVAL = 58
+C_IO_SLOTS = 59
+C_ATOMIC_SLOTS = 60
+C_TEMP_SLOTS = 61
+C_IO_LATENCY = 62
+C_ATOMIC_LIFETIME = 63
+C_TEMP_LIFETIME = 64
+C_WRITEBACK_LIMIT = 65
+C_KSWAPD_SCAN = 66
+C_DIRTY_RATIO = 67
+C_DIRTY_BACKGROUND_RATIO = 68
+C_RECORD_EVENTS = 69
+C_MAX_EVENTS = 70
+C_COUNTER_AFTER_FREE = 71
+C_DRIFT_MARK_SNAPSHOT = 72
+C_DRAIN_AFTER_RECLAIM = 73
+C_PRESSURE_THRESHOLD = 74
+C_WATERMARK_OK_SAFE = 75
+C_RING_TEMP = 76  # first row of the temporary pages' ring in RING
+C_RING_IO = 77  # first row of the I/O completions' ring in RING
+C_PRESSURE_VALUE = 78  # calculate_pressure_threshold(zone)
+# --- S: this tick's counts (sim._TICK_COUNTS order) ---
+TK = 80
+TK_ATOMIC_ATTEMPTED = 80
+TK_ATOMIC_OK = 81
+TK_ATOMIC_FAILED = 82
+TK_TASK_ATTEMPTED = 83
+TK_TASK_OK = 84
+TK_TASK_FAILED = 85
+TK_MEMALLOC_ATTEMPTED = 86
+TK_MEMALLOC_OK = 87
+TK_DIRECT_RECLAIM = 88
+TK_DRAIN_ALL_PAGES = 89
+TK_RECLAIMED = 90
+TK_SCANNED = 91
+TK_FOLDS = 92
+TK_FLUSHED = 93
+N_TICK_COUNTS = 14
+# --- S: vectors at the end: where each vmstat_update slot starts in I[FOLD_ORDER], then the
+# data pages of each I/O-completion slot ---
+FOLD_START = 100  # S[FOLD_START + off], off in [0, stat_interval]; then S[C_WB_DATA + slot]
+C_WB_DATA = 99  # S[C_WB_DATA] holds the index where the wb_data slots start
+
+# --- F: floating-point scalars and configuration ---
+F_TICK_WATERMARK_NS = 0
+F_TICK_NS = 1
+F_WATERMARK_NS = 2
+F_TOTAL_NS = 3
+F_NS_WATERMARK = 4
+F_NS_FOLD = 5
+F_NS_THRESHOLD = 6
+F_NS_DRAIN = 7
+CF_TEMP_FRACTION = 10
+CF_DIRTY_FRACTION = 11
+CF_WB_RATIO = 12
+CF_SCALE = 13
+CF_CHECK_NS = 14
+CF_IPI_SEND_NS = 15
+CF_IPI_RECEIVE_NS = 16
+CF_DRAIN_PAGE_NS = 17
+N_FLOAT = 18
+
+# --- I: per-CPU integer rows ---
+PCP = 0  # zone.pcp_count
+HIGH = 1  # zone.pcp_high
+BATCH = 2  # zone.pcp_batch
+DIFF = 3  # zone.vm_stat_diff
+THRESHOLD = 4  # zone.stat_threshold
+FOLDS = 5  # zone.stat_folds
+DIFF_LIMIT = 6
+FOLDS_SEEN = 7
+FOLDS_TICK = 8
+CHECKS = 9  # meter.checks
+SAFE_CHECKS = 10  # meter.safe_checks
+NEED_TASK = 11
+GOT_IRQ = 12
+TAKE_T = 13
+LEFT_I = 14
+LEFT_T = 15
+SHORT = 16
+SIMPLE = 17
+SEG = 18
+FOLD_ORDER = 19
+N_I = 20
+# --- D: per-CPU float rows ---
+DEBT = 0  # meter.debt
+BUSY = 1
+OTHER_NS = 2  # meter.other_ns
+WM_BY_CPU = 3  # meter.watermark_ns_by_cpu
+SNAPSHOT_NS = 4  # meter.snapshot_ns
+LINE_NS = 5  # meter.line_ns
+FOLD_LINE_NS = 6  # fold_lines * line_ns
+WM = 7
+TICK_COST = 8
+WORK = 9
+KEYS = 10
+N_D = 11
+# --- W / WF: per-writer rows (k + 2 columns: column k is the flusher's slow path) ---
+RUNNING = 0
+SPINNING = 1
+THROTTLED_UNTIL = 2
+PAUSE = 3
+DIRTIED = 4
+SP_PC = 5
+SP_RECLAIMED = 6
+WAKE_AT = 7
+OTHER_KIND = 8
+OTHER_ID = 9
+N_W = 10
+LOST_ACC = 0
+DIRTY_ACC = 1
+TEMP_ACC = 2
+OTHER_KEY = 3
+N_WF = 4
+# --- the LRU ring, LRU[LRU_D, j] and LRU[LRU_C, j] ---
+LRU_D = 0
+LRU_C = 1
+
+# Program counters
+SP_RESTART = 0  # __alloc_pages_slowpath from the top ("restart:")
+SP_AFTER_RECLAIM = 1  # try_to_free_pages returns (after its congestion_wait, if any)
+SP_REBALANCE = 2  # "rebalance:" after congestion_wait(HZ/50)
+KS_TOP = 0  # kswapd(): the top of its loop
+KS_AFTER_NAP = 1  # back from schedule_timeout(HZ/10)
+KS_AFTER_SLEEP = 2  # back from schedule()
+KS_RUN = 3  # off the wait queue, into balance_pgdat
+KS_BALANCE = 4  # in balance_pgdat's loop
+FL_TOP = 0  # bdi_writeback_thread: the top of its loop
+FL_SLOWPATH = 1  # asleep in __alloc_pages_slowpath for a request page
+
+# run_ticks return codes
+RC_DONE = 0
+RC_ROOM = 1  # the event or LRU buffer needs room before the next tick
+
+_jit = njit(cache=True, nogil=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers
+# ---------------------------------------------------------------------------------------------
+@_jit
+def _block_sum(a, lo, n):
+    """numpy's pairwise_sum on a block of at most 128 elements."""
+    if n < 8:
+        res = -0.0
+        for i in range(n):
+            res += a[lo + i]
+        return res
+    r0 = a[lo]
+    r1 = a[lo + 1]
+    r2 = a[lo + 2]
+    r3 = a[lo + 3]
+    r4 = a[lo + 4]
+    r5 = a[lo + 5]
+    r6 = a[lo + 6]
+    r7 = a[lo + 7]
+    i = 8
+    m = n - n % 8
+    while i < m:
+        r0 += a[lo + i]
+        r1 += a[lo + i + 1]
+        r2 += a[lo + i + 2]
+        r3 += a[lo + i + 3]
+        r4 += a[lo + i + 4]
+        r5 += a[lo + i + 5]
+        r6 += a[lo + i + 6]
+        r7 += a[lo + i + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@_jit
+def np_sum(a):
+    """``float(np.add.reduce(a))`` for a 1-D float64 array, in numpy's pairwise order.
+
+    numpy sums blocks of up to 128 elements with eight accumulators and splits longer runs in
+    halves (rounded down to a multiple of 8), adding the two halves' sums (``pairwise_sum``,
+    numpy's ``loops_utils.h``). Floating-point addition is not associative, so the compiled
+    cost model adds in the same order to give the same bits. The halving is done with an
+    explicit stack (numba caches recursive functions badly).
+    """
+    n = len(a)
+    if n <= 128:
+        return 0.0 + _block_sum(a, 0, n)
+    # Post-order walk of the split tree: a stack of (lo, n, state) and one of partial sums.
+    los = np.empty(64, dtype=np.int64)
+    ns = np.empty(64, dtype=np.int64)
+    states = np.empty(64, dtype=np.int64)
+    sums = np.empty(64, dtype=np.float64)
+    top = 0
+    nsums = 0
+    los[0] = 0
+    ns[0] = n
+    states[0] = 0
+    while top >= 0:
+        lo = los[top]
+        m = ns[top]
+        if m <= 128:
+            sums[nsums] = _block_sum(a, lo, m)
+            nsums += 1
+            top -= 1
+            continue
+        half = m // 2
+        half -= half % 8
+        if states[top] == 0:  # push the left half
+            states[top] = 1
+            top += 1
+            los[top] = lo
+            ns[top] = half
+            states[top] = 0
+        elif states[top] == 1:  # then the right half
+            states[top] = 2
+            top += 1
+            los[top] = lo + half
+            ns[top] = m - half
+            states[top] = 0
+        else:  # both done: left + right
+            right = sums[nsums - 1]
+            left = sums[nsums - 2]
+            nsums -= 2
+            sums[nsums] = left + right
+            nsums += 1
+            top -= 1
+    return 0.0 + sums[0]
+
+
+@_jit
+def clamp0(x):
+    return x if x > 0 else 0
+
+
+@_jit
+def wmark_ok(free, mark, alloc_flags):
+    """``__zone_watermark_ok`` (order 0, no lowmem_reserve) on an already-read count."""
+    m = mark
+    if alloc_flags & ALLOC_HIGH:
+        m -= m // 2
+    if alloc_flags & ALLOC_HARDER:
+        m -= m // 4
+    return free > m
+
+
+# ---------------------------------------------------------------------------------------------
+# Events and meters
+# ---------------------------------------------------------------------------------------------
+@_jit
+def event(S, EV, code, cpu, value):
+    """``Simulation.event``: a tracepoint hit, kept while fewer than MAX_EVENTS are stored."""
+    if not S[C_RECORD_EVENTS]:
+        return
+    if S[EV_TOTAL] < S[C_MAX_EVENTS]:
+        i = S[EV_N]
+        EV[i, 0] = S[T]
+        EV[i, 1] = code
+        EV[i, 2] = cpu
+        EV[i, 3] = value
+        S[EV_N] = i + 1
+        S[EV_TOTAL] += 1
+    else:
+        S[EV_DROPPED] += 1
+
+
+@_jit
+def charge(I, safe, cpu, n):
+    """``CostMeter.check(cpu, n, safe)`` for one CPU."""
+    if n:
+        I[SAFE_CHECKS if safe else CHECKS, cpu] += n
+
+
+# ---------------------------------------------------------------------------------------------
+# vmstat and the pcp / buddy lists (mm/vmstat.c, mm/page_alloc.c; counting zone)
+# ---------------------------------------------------------------------------------------------
+@_jit
+def mod_zone_page_state(S, I, cpu, delta):
+    """``__mod_zone_page_state(zone, NR_FREE_PAGES, delta)`` on ``cpu``."""
+    x = I[DIFF, cpu] + delta
+    t = I[THRESHOLD, cpu]
+    if x > t or x < -t:
+        S[VM_STAT] += x
+        I[FOLDS, cpu] += 1
+        x = 0
+    I[DIFF, cpu] = x
+
+
+@_jit
+def snapshot(S, I):
+    """``zone_page_state_snapshot``: the counter plus every CPU's diff, clamped."""
+    S[ZONE_SNAPSHOT_READS] += 1
+    x = S[VM_STAT]
+    for i in range(S[C_CPUS]):
+        x += I[DIFF, i]
+    return clamp0(x)
+
+
+@_jit
+def rmqueue_bulk(S, I, cpu, count):
+    """Move up to ``count`` pages from the buddy lists to ``cpu``'s pcp list."""
+    got = count if count < S[BUDDY] else S[BUDDY]
+    if got:
+        S[BUDDY] -= got
+        I[PCP, cpu] += got
+        mod_zone_page_state(S, I, cpu, -got)
+    return got
+
+
+@_jit
+def free_pcppages_bulk(S, I, cpu, count):
+    """Return ``count`` pages of ``cpu``'s pcp list to the buddy lists. At count level the
+    counter update before or after the linking (patch 1) ends in the same state."""
+    have = I[PCP, cpu]
+    if count > have:
+        count = have
+    if count <= 0:
+        return 0
+    S[ALL_UNRECLAIMABLE] = 0
+    S[PAGES_SCANNED] = 0
+    S[BUDDY] += count
+    I[PCP, cpu] -= count
+    mod_zone_page_state(S, I, cpu, count)
+    return count
+
+
+@_jit
+def free_hot_cold_page_n(S, I, cpu, nr):
+    """``free_hot_cold_page`` ``nr`` times on ``cpu``, flushing a batch at ``high``."""
+    if nr <= 0:
+        return 0
+    high = I[HIGH, cpu]
+    batch = I[BATCH, cpu]
+    flushed = 0
+    count = I[PCP, cpu]
+    while nr > 0:
+        step = high - count
+        if step < 1:
+            step = 1
+        if step > nr:
+            I[PCP, cpu] += nr
+            break
+        I[PCP, cpu] += step
+        nr -= step
+        flushed += free_pcppages_bulk(S, I, cpu, batch)
+        count = I[PCP, cpu]
+    return flushed
+
+
+@_jit
+def get_page_from_freelist(S, I, cpu, alloc_flags, nr):
+    """Check the watermark (``cpu`` pays, ``nr`` times), then take ``nr`` pages from the pcp
+    list, refilling it by ``batch`` (``buffered_rmqueue`` ``nr`` times). Returns pages had."""
+    if not alloc_flags & ALLOC_NO_WATERMARKS:
+        charge(I, False, cpu, nr)
+        mark = S[C_WMARK_MIN + (alloc_flags & ALLOC_WMARK_MASK)]
+        if not wmark_ok(S[FREE_READ], mark, alloc_flags):
+            return 0
+    got = 0
+    while got < nr:
+        avail = I[PCP, cpu]
+        if avail == 0:
+            if rmqueue_bulk(S, I, cpu, I[BATCH, cpu]) == 0:
+                break
+            avail = I[PCP, cpu]
+        take = nr - got
+        if avail < take:
+            take = avail
+        I[PCP, cpu] -= take
+        got += take
+    return got
+
+
+@_jit
+def wakeup_kswapd(S, EV):
+    """``wakeup_kswapd``'s decision (mm/vmscan.c), waking kswapd if it must. Returns which check
+    the callers pay for, once per allocation: 0 the ordinary one, 1 the safe one (2.6.38),
+    -1 none."""
+    active = S[KS_ON_WAITQUEUE] and not S[KS_WOKEN]
+    # PATCH(watermark_ok_safe): the wait queue first, then the safe check.
+    if S[C_WATERMARK_OK_SAFE]:
+        if not active:
+            return -1
+        kind = 1
+        ok = wmark_ok(S[FREE_READ_SAFE], S[C_WMARK_LOW], 0)
+    else:
+        kind = 0
+        ok = wmark_ok(S[FREE_READ], S[C_WMARK_LOW], 0)
+    if not ok and active:
+        # wake_up_interruptible(&pgdat->kswapd_wait): kswapd runs from the next tick.
+        if not S[KS_WOKEN]:
+            event(S, EV, EV_WAKEUP_KSWAPD, -1, 0)
+        S[KS_WOKEN] = 1
+        if S[T] + 1 < S[KS_WAKE_AT]:
+            S[KS_WAKE_AT] = S[T] + 1
+    return kind
+
+
+@_jit
+def alloc_pages_nodemask(S, I, EV, cpu, slow_flags, nr):
+    """``__alloc_pages_nodemask`` for a caller that never sleeps (interrupts, reclaim's own
+    allocations): LOW, then wake kswapd and try with ``slow_flags`` (gfp_to_alloc_flags)."""
+    got = get_page_from_freelist(S, I, cpu, FLAGS_LOW, nr)
+    if got == nr:
+        return got
+    kind = wakeup_kswapd(S, EV)
+    if kind >= 0:
+        charge(I, kind == 1, cpu, nr - got)
+    got += get_page_from_freelist(S, I, cpu, slow_flags & ~ALLOC_NO_WATERMARKS, nr - got)
+    if got < nr and slow_flags & ALLOC_NO_WATERMARKS:
+        got += get_page_from_freelist(S, I, cpu, ALLOC_NO_WATERMARKS, nr - got)
+    return got
+
+
+@_jit
+def drain_all_pages(S, F, I, D, EV, cpu):
+    """Patch 3's ``drain_all_pages`` from ``cpu``: price the IPIs, flush every pcp list."""
+    n = S[C_CPUS]
+    k = F[CF_SCALE]
+    # CostMeter.drain_all_pages(cpu, pcp_count.copy())
+    S[M_DRAIN_IPIS] += n - 1
+    work = D[WORK]
+    recv = F[CF_IPI_RECEIVE_NS]
+    per_page = F[CF_DRAIN_PAGE_NS]
+    for i in range(n):
+        work[i] = k * (recv + I[PCP, i] * per_page)
+    biggest = 0.0
+    for i in range(n):
+        if i != cpu and work[i] > biggest:
+            biggest = work[i]
+    work[cpu] = k * ((n - 1) * F[CF_IPI_SEND_NS] + I[PCP, cpu] * per_page) + biggest
+    for i in range(n):
+        D[OTHER_NS, i] += work[i]
+    F[F_NS_DRAIN] += np_sum(work)
+    # CountingZone.drain_all_counted
+    total = 0
+    for i in range(n):
+        c = I[PCP, i]
+        if c:
+            total += c
+            I[PCP, i] = 0
+            S[BUDDY] += c
+            mod_zone_page_state(S, I, i, c)
+    if total:
+        S[ALL_UNRECLAIMABLE] = 0
+        S[PAGES_SCANNED] = 0
+    S[TK_DRAIN_ALL_PAGES] += 1
+    event(S, EV, EV_PCPU_DRAIN, cpu, total)
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
+# The LRU (vmscan.LRU): runs of [dirty, count] in a ring; logical index 0 is the head (newest)
+# ---------------------------------------------------------------------------------------------
+@_jit
+def lru_add_head(S, LRU, dirty, n):
+    """New page-cache pages (``lru_cache_add``)."""
+    if n <= 0:
+        return
+    S[LRU_DIRTY if dirty else LRU_CLEAN] += n
+    mask = LRU.shape[1] - 1
+    if S[LRU_LEN]:
+        j = S[LRU_HEAD] & mask
+        if LRU[LRU_D, j] == dirty:
+            LRU[LRU_C, j] += n
+            return
+    j = (S[LRU_HEAD] - 1) & mask
+    S[LRU_HEAD] = j
+    S[LRU_LEN] += 1
+    LRU[LRU_D, j] = dirty
+    LRU[LRU_C, j] = n
+
+
+@_jit
+def lru_add_tail(S, LRU, dirty, n):
+    """Pages whose writeback completed (``rotate_reclaimable_page``)."""
+    if n <= 0:
+        return
+    S[LRU_DIRTY if dirty else LRU_CLEAN] += n
+    mask = LRU.shape[1] - 1
+    if S[LRU_LEN]:
+        j = (S[LRU_HEAD] + S[LRU_LEN] - 1) & mask
+        if LRU[LRU_D, j] == dirty:
+            LRU[LRU_C, j] += n
+            return
+    j = (S[LRU_HEAD] + S[LRU_LEN]) & mask
+    S[LRU_LEN] += 1
+    LRU[LRU_D, j] = dirty
+    LRU[LRU_C, j] = n
+
+
+@_jit
+def lru_delete(S, LRU, i):
+    """Remove logical run ``i``; the runs behind it (towards the tail) move up one."""
+    mask = LRU.shape[1] - 1
+    head = S[LRU_HEAD]
+    last = S[LRU_LEN] - 1
+    for x in range(i, last):
+        a = (head + x) & mask
+        b = (head + x + 1) & mask
+        LRU[LRU_D, a] = LRU[LRU_D, b]
+        LRU[LRU_C, a] = LRU[LRU_C, b]
+    S[LRU_LEN] = last
+
+
+@_jit
+def lru_isolate_dirty_oldest(S, LRU, n):
+    """``LRU.isolate_dirty_oldest``: the flusher takes the oldest dirty pages off the list."""
+    mask = LRU.shape[1] - 1
+    taken = 0
+    i = S[LRU_LEN] - 1
+    while taken < n and i >= 0:
+        j = (S[LRU_HEAD] + i) & mask
+        if LRU[LRU_D, j]:
+            count = LRU[LRU_C, j]
+            k = n - taken
+            if count < k:
+                k = count
+            taken += k
+            if k == count:
+                lru_delete(S, LRU, i)
+                # clean runs either side of the removed one now touch: merge them
+                if 0 < i < S[LRU_LEN]:
+                    a = (S[LRU_HEAD] + i - 1) & mask
+                    b = (S[LRU_HEAD] + i) & mask
+                    if LRU[LRU_D, a] == LRU[LRU_D, b]:
+                        LRU[LRU_C, a] += LRU[LRU_C, b]
+                        lru_delete(S, LRU, i)
+            else:
+                LRU[LRU_C, j] -= k
+        i -= 1
+    S[LRU_DIRTY] -= taken
+    return taken
+
+
+# ---------------------------------------------------------------------------------------------
+# Writeback (sim.start_writeback*, vmscan.pageout, page_writeback)
+# ---------------------------------------------------------------------------------------------
+@_jit
+def start_writeback(S, RING, nr, requests):
+    """``Simulation.start_writeback``: the I/O completes ``io_latency_ms`` later; its request
+    pages are freed by the completion interrupts of the last ``io_irq_cpus`` CPUs in turn."""
+    slot = (S[T] + S[C_IO_LATENCY]) % S[C_IO_SLOTS]
+    row = S[C_RING_IO] + slot
+    k = S[C_IO_IRQ_CPUS]
+    base = S[C_CPUS] - k
+    first = S[NEXT_IRQ_CPU]
+    per = requests // k
+    extra = requests % k
+    if per:
+        for i in range(base, S[C_CPUS]):
+            RING[row, i] += per
+    for i in range(extra):
+        RING[row, base + (first + i) % k] += 1
+    S[NEXT_IRQ_CPU] = (first + extra) % k
+    S[S[C_WB_DATA] + slot] += nr
+    S[WB_IN_FLIGHT] += nr
+    S[REQ_IN_FLIGHT] += requests
+
+
+@_jit
+def start_writeback_with(S, F, I, RING, cpu, requests):
+    """``Simulation.start_writeback_with``: send what request pages already had carry."""
+    ratio = F[CF_WB_RATIO]
+    carry = int(requests / ratio) if ratio else requests
+    nr = carry
+    room = S[C_WRITEBACK_LIMIT] - S[WB_IN_FLIGHT]
+    if room < nr:
+        nr = room
+    if S[LRU_DIRTY] < nr:
+        nr = S[LRU_DIRTY]
+    if nr <= 0:  # nothing to carry after all: the pages go back
+        free_hot_cold_page_n(S, I, cpu, requests)
+        return 0
+    start_writeback(S, RING, nr, requests)
+    return nr
+
+
+@_jit
+def pageout(S, F, I, EV, RING, cpu, nr, pf_memalloc):
+    """``vmscan.pageout``: start writeback of ``nr`` dirty pages; return how many started."""
+    room = S[C_WRITEBACK_LIMIT] - S[WB_IN_FLIGHT]
+    if room <= 0 or nr <= 0:
+        return 0
+    want = nr if nr < room else room
+    ratio = F[CF_WB_RATIO]
+    if ratio == 0:
+        start_writeback(S, RING, want, 0)
+        return want
+    need = int(np.ceil(want * ratio))
+    flags = FLAGS_NOIO_MEMALLOC if pf_memalloc else FLAGS_WAIT
+    got = alloc_pages_nodemask(S, I, EV, cpu, flags, need)
+    if pf_memalloc:
+        S[TK_MEMALLOC_ATTEMPTED] += need
+        S[TK_MEMALLOC_OK] += got
+    if got == need:
+        started = want
+    else:
+        started = int(got / ratio)
+        if want < started:
+            started = want
+    used = int(np.ceil(started * ratio))
+    if got > used:  # request pages that cannot carry a whole page go straight back
+        free_hot_cold_page_n(S, I, cpu, got - used)
+    if started:
+        start_writeback(S, RING, started, used)
+    return started
+
+
+@_jit
+def dirty_limits(S):
+    """``global_dirty_limits``: (background, dirty) thresholds, on the drifting counter."""
+    available = clamp0(S[VM_STAT]) + S[LRU_CLEAN] + S[LRU_DIRTY] + 1
+    dirty = S[C_DIRTY_RATIO] * available // 100
+    background = S[C_DIRTY_BACKGROUND_RATIO] * available // 100
+    if background >= dirty:
+        background = dirty // 2
+    return background, dirty
+
+
+# ---------------------------------------------------------------------------------------------
+# Reclaim (mm/vmscan.c)
+# ---------------------------------------------------------------------------------------------
+@_jit
+def shrink_zone(S, F, I, EV, RING, LRU, cpu, nr_to_reclaim, nr_to_scan):
+    """``vmscan.shrink_zone``: scan the LRU tail in chunks; returns (reclaimed, scanned,
+    writeback started). Each chunk is taken off the list first (isolate_lru_pages), then its
+    runs are freed (clean) or sent to pageout (dirty; what is not sent goes back to the head)."""
+    reclaimed = 0
+    scanned = 0
+    started_total = 0
+    mask = LRU.shape[1] - 1
+    while scanned < nr_to_scan and reclaimed < nr_to_reclaim and S[LRU_CLEAN] + S[LRU_DIRTY]:
+        chunk = nr_to_scan - scanned
+        if chunk > SWAP_CLUSTER_MAX:
+            chunk = SWAP_CLUSTER_MAX
+        # isolate_tail: at most SWAP_CLUSTER_MAX runs of at least one page each
+        iso_d = np.empty(SWAP_CLUSTER_MAX, dtype=np.int64)
+        iso_c = np.empty(SWAP_CLUSTER_MAX, dtype=np.int64)
+        runs = 0
+        left = chunk
+        while left > 0 and S[LRU_LEN]:
+            j = (S[LRU_HEAD] + S[LRU_LEN] - 1) & mask
+            dirty = LRU[LRU_D, j]
+            count = LRU[LRU_C, j]
+            k = left if left < count else count
+            if k == count:
+                S[LRU_LEN] -= 1
+            else:
+                LRU[LRU_C, j] -= k
+            S[LRU_DIRTY if dirty else LRU_CLEAN] -= k
+            iso_d[runs] = dirty
+            iso_c[runs] = k
+            runs += 1
+            left -= k
+        for r in range(runs):
+            n = iso_c[r]
+            scanned += n
+            if not iso_d[r]:
+                free_hot_cold_page_n(S, I, cpu, n)  # free_page_list: cold pagevecs
+                reclaimed += n
+                continue
+            started = pageout(S, F, I, EV, RING, cpu, n, True)
+            started_total += started
+            lru_add_head(S, LRU, 1, n - started)  # keep: back on the list, still dirty
+    S[PAGES_SCANNED] += scanned
+    S[TK_RECLAIMED] += reclaimed
+    S[TK_SCANNED] += scanned
+    return reclaimed, scanned, started_total
+
+
+@_jit
+def slowpath(st, w, cpu, pc):
+    """``__alloc_pages_slowpath`` (order 0, GFP_KERNEL or GFP_NOFS) for thread ``w`` from
+    program counter ``pc``. Returns 0 when it has a page, else the milliseconds it sleeps;
+    ``W[SP_PC, w]`` then says where it resumes.
+
+    Never taken for these requests, so not here: ALLOC_NO_WATERMARKS (the caller is not
+    PF_MEMALLOC when it enters), the atomic and PF_MEMALLOC exits, and should_alloc_retry
+    failing (order 0 retries for ever).
+    """
+    S = st.S
+    I = st.I
+    W = st.W
+    EV = st.EV
+    while True:
+        if pc == SP_RESTART:
+            kind = wakeup_kswapd(S, EV)
+            if kind >= 0:
+                charge(I, kind == 1, cpu, 1)
+            if get_page_from_freelist(S, I, cpu, FLAGS_WAIT, 1):
+                return 0
+            pc = SP_REBALANCE
+        if pc == SP_REBALANCE:
+            # __alloc_pages_direct_reclaim -> try_to_free_pages
+            S[TK_DIRECT_RECLAIM] += 1
+            event(S, EV, EV_DIRECT_RECLAIM, cpu, 0)
+            reclaimed, scanned, started = shrink_zone(
+                S, st.F, I, EV, st.RING, st.LRU, cpu, SWAP_CLUSTER_MAX, 4 * SWAP_CLUSTER_MAX
+            )
+            # Simulation.note_reclaim_pass: the writer on this CPU (if any) spins or not
+            if cpu < S[C_WRITERS]:
+                W[SPINNING, cpu] = reclaimed + started == 0
+            W[SP_RECLAIMED, w] = reclaimed
+            if scanned and reclaimed < SWAP_CLUSTER_MAX:
+                W[SP_PC, w] = SP_AFTER_RECLAIM
+                return 100  # congestion_wait(BLK_RW_ASYNC, HZ/10)
+        # try_to_free_pages returns
+        reclaimed = W[SP_RECLAIMED, w]
+        if reclaimed:
+            progress = reclaimed
+        elif S[PAGES_SCANNED] < 6 * (S[LRU_CLEAN] + S[LRU_DIRTY]):  # zone_reclaimable
+            progress = 1
+        else:
+            progress = 0
+        page = 0
+        # PATCH(drain_after_reclaim): 9ee493c: no progress returns at once; a failed attempt
+        # drains every pcp list and tries once more.
+        if S[C_DRAIN_AFTER_RECLAIM]:
+            if progress:
+                page = get_page_from_freelist(S, I, cpu, FLAGS_WAIT, 1)
+                if not page:
+                    drain_all_pages(S, st.F, I, st.D, EV, cpu)
+                    page = get_page_from_freelist(S, I, cpu, FLAGS_WAIT, 1)
+        elif progress:
+            page = get_page_from_freelist(S, I, cpu, FLAGS_WAIT, 1)
+        if page:
+            return 0
+        if not progress:
+            # no OOM killer: the last try at HIGH, a jiffy's sleep, then "restart"
+            if get_page_from_freelist(S, I, cpu, ALLOC_WMARK_HIGH | ALLOC_CPUSET, 1):
+                return 0
+            W[SP_PC, w] = SP_RESTART
+            return 1
+        W[SP_PC, w] = SP_REBALANCE
+        return 20  # congestion_wait(BLK_RW_ASYNC, HZ/50)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writer tasks
+# ---------------------------------------------------------------------------------------------
+@_jit
+def task_page(S, F, W, WF, RING, LRU, tid, nr):
+    """``Simulation._task_page``: temporary pages (freed later) or page cache (LRU head)."""
+    frac = F[CF_TEMP_FRACTION]
+    temp = 0
+    if frac:
+        WF[TEMP_ACC, tid] += nr * frac
+        temp = int(WF[TEMP_ACC, tid])
+        WF[TEMP_ACC, tid] -= temp
+    if temp:
+        slot = (S[T] + S[C_TEMP_LIFETIME]) % S[C_TEMP_SLOTS]
+        RING[S[C_RING_TEMP] + slot, tid] += temp  # writer tid runs on CPU tid
+        S[TEMP_IN_USE] += temp
+    cache = nr - temp
+    if cache:
+        W[DIRTIED, tid] = 1
+        WF[DIRTY_ACC, tid] += cache * F[CF_DIRTY_FRACTION]
+        dirty = int(WF[DIRTY_ACC, tid])
+        if cache < dirty:
+            dirty = cache
+        WF[DIRTY_ACC, tid] -= dirty
+        lru_add_head(S, LRU, 1, dirty)
+        lru_add_head(S, LRU, 0, cache - dirty)
+
+
+@_jit
+def advance(st, tid):
+    """``Simulation._advance``: run a writer's slow path until it sleeps or ends; True if it
+    ended with a page."""
+    S = st.S
+    W = st.W
+    if W[RUNNING, tid]:
+        W[RUNNING, tid] = 0
+        S[IN_ALLOCATOR] += 1
+    ms = slowpath(st, tid, tid, W[SP_PC, tid])
+    if ms == 0:
+        W[SP_PC, tid] = SP_RESTART
+        W[WAKE_AT, tid] = INF
+        W[RUNNING, tid] = 1
+        W[SPINNING, tid] = 0
+        S[IN_ALLOCATOR] -= 1
+        task_page(S, st.F, W, st.WF, st.RING, st.LRU, tid, 1)
+        return True
+    W[WAKE_AT, tid] = S[T] + ms
+    return False
+
+
+@_jit
+def task_alloc(st, tid, nr):
+    """``Simulation._task_alloc``: ``nr`` GFP_KERNEL allocations by a running writer."""
+    got = 0
+    while got < nr:
+        g = get_page_from_freelist(st.S, st.I, tid, FLAGS_LOW, nr - got)
+        if g:
+            task_page(st.S, st.F, st.W, st.WF, st.RING, st.LRU, tid, g)
+            got += g
+        if got == nr:
+            break
+        st.W[SP_PC, tid] = SP_RESTART
+        st.S[TK_TASK_FAILED] += 1
+        if advance(st, tid):
+            got += 1
+            continue
+        # a task asleep in the allocator does not queue up later demand
+        break
+    return got
+
+
+# ---------------------------------------------------------------------------------------------
+# kswapd and the flusher
+# ---------------------------------------------------------------------------------------------
+@_jit
+def set_kswapd_state(S, EV, state):
+    if state != S[KS_STATE]:
+        if state == KSWAPD_RUNNING:
+            event(S, EV, EV_KSWAPD_WAKE, S[C_KSWAPD_CPU], 0)
+        elif state == KSWAPD_SLEEPING:
+            event(S, EV, EV_KSWAPD_SLEEP, S[C_KSWAPD_CPU], 0)
+    S[KS_STATE] = state
+
+
+@_jit
+def kswapd_check(S, I, mark):
+    """A watermark check kswapd makes and pays for (``zone_watermark_ok_safe`` in 2.6.38)."""
+    # PATCH(watermark_ok_safe): kswapd's sleep and balance checks read the accurate count.
+    safe = S[C_WATERMARK_OK_SAFE] != 0
+    charge(I, safe, S[C_KSWAPD_CPU], 1)
+    return wmark_ok(S[FREE_READ_SAFE] if safe else S[FREE_READ], mark, 0)
+
+
+@_jit
+def sleeping_prematurely(S, I, remaining):
+    if remaining:
+        return True
+    if S[ALL_UNRECLAIMABLE]:
+        return False
+    return not kswapd_check(S, I, S[C_WMARK_HIGH])
+
+
+@_jit
+def set_pgdat_percpu_threshold(S, F, I, D, threshold):
+    """2.6.38's ``set_pgdat_percpu_threshold`` from kswapd, which pays for the rewrite."""
+    if not S[DRIFT_MARK]:
+        return
+    for i in range(S[C_CPUS]):
+        d = I[DIFF, i]
+        d = -d if d < 0 else d
+        I[DIFF_LIMIT, i] = d if d > threshold else threshold
+        I[THRESHOLD, i] = threshold
+    S[HAS_DIFF_LIMIT] = 1
+    cpu = S[C_KSWAPD_CPU]  # CostMeter.threshold_rewrite
+    S[M_THRESHOLD_REWRITES] += 1
+    D[OTHER_NS, cpu] += D[SNAPSHOT_NS, cpu]
+    F[F_NS_THRESHOLD] += D[SNAPSHOT_NS, cpu]
+
+
+@_jit
+def kswapd_step(st):
+    """Run ``kswapd()`` / ``balance_pgdat()`` until kswapd sleeps: returns the milliseconds,
+    or -1 for "until woken" (schedule())."""
+    S = st.S
+    I = st.I
+    EV = st.EV
+    pc = S[KS_PC]
+    while True:
+        remaining = 0
+        if pc == KS_TOP:
+            S[KS_ON_WAITQUEUE] = 1  # prepare_to_wait
+            S[KS_MAX_ORDER] = 0  # order 0 only: "order < new_order" never holds
+            if S[KS_NAP] and not sleeping_prematurely(S, I, 0):
+                S[KS_WOKEN] = 0
+                set_kswapd_state(S, EV, KSWAPD_NAPPING)
+                S[KS_PC] = KS_AFTER_NAP
+                return 100  # schedule_timeout(HZ/10)
+        elif pc == KS_AFTER_NAP:
+            remaining = 1 if S[KS_WOKEN] else 0
+        if pc == KS_TOP or pc == KS_AFTER_NAP:
+            S[KS_NAP] = 1
+            if not sleeping_prematurely(S, I, remaining):
+                S[KS_WOKEN] = 0
+                set_kswapd_state(S, EV, KSWAPD_SLEEPING)
+                # PATCH(pressure_threshold): the normal thresholds for the sleep.
+                if S[C_PRESSURE_THRESHOLD]:
+                    set_pgdat_percpu_threshold(S, st.F, I, st.D, S[NORMAL_THRESHOLD])
+                S[KS_PC] = KS_AFTER_SLEEP
+                return -1
+            pc = KS_RUN
+        elif pc == KS_AFTER_SLEEP:
+            # PATCH(pressure_threshold): woken: lower the thresholds again.
+            if S[C_PRESSURE_THRESHOLD]:
+                set_pgdat_percpu_threshold(S, st.F, I, st.D, S[C_PRESSURE_VALUE])
+            pc = KS_RUN
+        if pc == KS_RUN:
+            S[KS_ON_WAITQUEUE] = 0  # finish_wait
+            set_kswapd_state(S, EV, KSWAPD_RUNNING)
+            pc = KS_BALANCE
+        # balance_pgdat, "loop_again:"
+        if kswapd_check(S, I, S[C_WMARK_HIGH]):
+            pc = KS_TOP  # balanced: back to the top of kswapd's loop
+            continue
+        budget = S[C_KSWAPD_SCAN]
+        nr_reclaimed = 0
+        total_scanned = 0
+        while total_scanned < budget:
+            reclaimed, scanned, _ = shrink_zone(
+                S,
+                st.F,
+                I,
+                EV,
+                st.RING,
+                st.LRU,
+                S[C_KSWAPD_CPU],
+                SWAP_CLUSTER_MAX,
+                budget - total_scanned,
+            )
+            nr_reclaimed += reclaimed
+            total_scanned += scanned
+            if scanned == 0:
+                break
+        has_under_min = not kswapd_check(S, I, S[C_WMARK_MIN])
+        S[KS_PC] = KS_BALANCE
+        if total_scanned and nr_reclaimed < SWAP_CLUSTER_MAX and not has_under_min:
+            return 100  # congestion_wait(BLK_RW_ASYNC, HZ/10)
+        return 1
+
+
+@_jit
+def flusher_step(st):
+    """Run ``bdi_writeback_thread`` until it sleeps; returns the milliseconds."""
+    S = st.S
+    cpu = S[C_FLUSHER_CPU]
+    w = S[C_WRITERS]  # the flusher's column in W
+    started = 0
+    if S[FL_PC] == FL_SLOWPATH:
+        ms = slowpath(st, w, cpu, st.W[SP_PC, w])
+        if ms:
+            return ms
+        started = start_writeback_with(S, st.F, st.I, st.RING, cpu, 1)
+    else:
+        background, _ = dirty_limits(S)
+        over = S[LRU_DIRTY] - background
+        room = S[C_WRITEBACK_LIMIT] - S[WB_IN_FLIGHT]
+        if over <= 0 or room <= 0:
+            return 1  # under the background threshold, or the queue is congested
+        want = over
+        if FLUSH_PAGES_PER_TICK < want:
+            want = FLUSH_PAGES_PER_TICK
+        if S[LRU_DIRTY] < want:
+            want = S[LRU_DIRTY]
+        if room < want:
+            want = room
+        started = pageout(S, st.F, st.I, st.EV, st.RING, cpu, want, False)
+        if not started:
+            # No page for a request on the fast path or at MIN: the sleeping slow path.
+            ms = slowpath(st, w, cpu, SP_RESTART)
+            if ms:
+                S[FL_PC] = FL_SLOWPATH
+                return ms
+            started = start_writeback_with(S, st.F, st.I, st.RING, cpu, 1)
+    S[FL_PC] = FL_TOP
+    if started:
+        lru_isolate_dirty_oldest(S, st.LRU, started)
+        S[TK_FLUSHED] += started
+    return 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The tick (Simulation.step)
+# ---------------------------------------------------------------------------------------------
+@_jit
+def free_due(S, I, RING, row):
+    """``Simulation._free_due``: free (hot) what ring row ``row`` holds, on each CPU; a CPU
+    whose list reaches ``high`` goes through free_hot_cold_page (flushing batches), the others
+    only grow their lists. Each CPU touches its own list and diff and the shared counts are
+    sums, so one pass in CPU order ends where the model's two passes do. Returns the pages."""
+    n = S[C_CPUS]
+    total = 0
+    for i in range(n):
+        total += RING[row, i]
+    if total:
+        for i in range(n):
+            x = RING[row, i]
+            if x > 0 and I[PCP, i] + x >= I[HIGH, i]:
+                free_hot_cold_page_n(S, I, i, x)
+            else:
+                I[PCP, i] += x
+            RING[row, i] = 0
+    return total
+
+
+@_jit
+def refill_run(S, I, EV, a, b, low_ok):
+    """``refill_run`` of ``Simulation._allocate``: the interrupt-only CPUs ``I[SEG, a:b]`` with
+    empty pcp lists, one batch each, in lock order. Returns the interrupt allocations failed."""
+    for x in range(a, b):
+        cpu = I[SEG, x]
+        charge(I, False, cpu, I[LEFT_I, cpu])  # the check that let the refill happen
+    if not low_ok:
+        kind = wakeup_kswapd(S, EV)
+        for x in range(a, b):
+            cpu = I[SEG, x]
+            charge(I, False, cpu, I[LEFT_I, cpu])  # LOW failed first
+            if kind >= 0:
+                charge(I, kind == 1, cpu, I[LEFT_I, cpu])
+    failed = 0
+    short_any = False
+    for x in range(a, b):
+        cpu = I[SEG, x]
+        got = rmqueue_bulk(S, I, cpu, I[BATCH, cpu])
+        need = I[LEFT_I, cpu]
+        take = need if need < got else got
+        I[PCP, cpu] -= take
+        I[GOT_IRQ, cpu] += take
+        short = need - take
+        I[SHORT, cpu] = short
+        failed += short
+        if short:
+            short_any = True
+    if low_ok and short_any:
+        # Passed LOW but the buddy lists ran dry: wake kswapd, retry at MIN, in vain.
+        kind = wakeup_kswapd(S, EV)
+        for x in range(a, b):
+            cpu = I[SEG, x]
+            if kind >= 0:
+                charge(I, kind == 1, cpu, I[SHORT, cpu])
+            charge(I, False, cpu, I[SHORT, cpu])
+    return failed
+
+
+@_jit
+def cpu_segment(st, a, b, low_ok, batch):
+    """Consecutive CPU turns ``I[SEG, a:b]`` with no task or kswapd between them: runs of
+    simple refills at once, the rest through the kernel path (``cpu_turn``). Which turns are
+    simple is decided at the start (a turn can only empty other CPUs' lists, by a drain).
+    Returns (interrupt allocations failed, task pages had)."""
+    S = st.S
+    I = st.I
+    for x in range(a, b):
+        cpu = I[SEG, x]
+        I[SIMPLE, x] = I[LEFT_T, cpu] == 0 and I[LEFT_I, cpu] <= batch and I[PCP, cpu] == 0
+    failed = 0
+    had = 0
+    prev = a
+    for x in range(a, b):
+        if I[SIMPLE, x]:
+            continue
+        if x > prev:
+            failed += refill_run(S, I, st.EV, prev, x, low_ok)
+        # cpu_turn: an interrupt (GFP_ATOMIC, never sleeps), then the CPU's writer
+        cpu = I[SEG, x]
+        li = I[LEFT_I, cpu]
+        if li:
+            got = alloc_pages_nodemask(S, I, st.EV, cpu, FLAGS_ATOMIC_IRQ, li)
+            I[GOT_IRQ, cpu] += got
+            failed += li - got
+        lt = I[LEFT_T, cpu]
+        if lt:
+            had += task_alloc(st, cpu, lt)
+        prev = x + 1
+    if prev < b:
+        failed += refill_run(S, I, st.EV, prev, b, low_ok)
+    return failed, had
+
+
+@_jit
+def allocate(st, row):
+    """``Simulation._allocate``: the tick's allocations, lock-free first, then in lock order."""
+    S = st.S
+    I = st.I
+    D = st.D
+    W = st.W
+    WF = st.WF
+    EV = st.EV
+    t = S[T]
+    n = S[C_CPUS]
+    k = S[C_WRITERS]
+    need_irq = st.IRQ[row]
+    total = 0
+    for i in range(n):
+        total += need_irq[i]
+    S[TK_ATOMIC_ATTEMPTED] = total
+    demand_row = st.TASK[row]
+    demand = 0
+    for i in range(k):
+        demand += demand_row[i]
+    S[DEMAND] = demand
+    # Writer i runs on CPU i unless it sits in the allocator or in balance_dirty_pages.
+    for i in range(n):
+        I[NEED_TASK, i] = 0
+    for i in range(k):
+        W[DIRTIED, i] = 0
+        if W[RUNNING, i] and W[THROTTLED_UNTIL, i] <= t:
+            I[NEED_TASK, i] = demand_row[i]
+    if S[HAS_BUSY] and k:
+        # A CPU working off its debt serves that much less of its writer's demand.
+        for i in range(k):
+            WF[LOST_ACC, i] += I[NEED_TASK, i] * (D[BUSY, i] / TICK_NS)
+            lost = np.int64(np.floor(WF[LOST_ACC, i]))
+            if I[NEED_TASK, i] < lost:
+                lost = I[NEED_TASK, i]
+            WF[LOST_ACC, i] -= lost
+            I[NEED_TASK, i] -= lost
+
+    # What needs no lock: one decision per tick for each context, then each CPU's own list.
+    low_ok = wmark_ok(S[FREE_READ], S[C_WMARK_LOW], FLAGS_LOW)
+    irq_flags = FLAGS_LOW
+    any_irq = False
+    for i in range(n):
+        if need_irq[i]:
+            any_irq = True
+            break
+    irq_slow = (not low_ok) and any_irq
+    if irq_slow:
+        irq_flags = FLAGS_ATOMIC_IRQ
+    irq_ok = wmark_ok(S[FREE_READ], S[C_WMARK_MIN + (irq_flags & ALLOC_WMARK_MASK)], irq_flags)
+    ok_t = 0
+    task_attempted = 0
+    for i in range(n):
+        ti = 0
+        if irq_ok:
+            ti = need_irq[i] if need_irq[i] < I[PCP, i] else I[PCP, i]
+            I[PCP, i] -= ti
+        tt = 0
+        if low_ok:
+            tt = I[NEED_TASK, i] if I[NEED_TASK, i] < I[PCP, i] else I[PCP, i]
+            I[PCP, i] -= tt
+        I[GOT_IRQ, i] = ti  # take_i; got_irq grows from it
+        I[TAKE_T, i] = tt
+        ok_t += tt
+        task_attempted += I[NEED_TASK, i]
+    # The checks these decisions stand for, one per allocation, on its CPU.
+    kind = -1
+    if irq_slow:
+        kind = wakeup_kswapd(S, EV)
+    for i in range(n):
+        fast = I[GOT_IRQ, i] if irq_ok else need_irq[i]
+        I[CHECKS, i] += I[TAKE_T, i] + fast
+        if irq_slow:
+            I[CHECKS, i] += fast
+            if kind >= 0:
+                charge(I, kind == 1, i, fast)
+    for i in range(n):
+        I[LEFT_I, i] = need_irq[i] - I[GOT_IRQ, i]
+        I[LEFT_T, i] = I[NEED_TASK, i] - I[TAKE_T, i]
+    if ok_t:
+        for i in range(k):
+            if I[TAKE_T, i]:
+                task_page(S, st.F, W, WF, st.RING, st.LRU, i, I[TAKE_T, i])
+    S[TK_TASK_ATTEMPTED] = task_attempted
+    failed = 0
+    if not irq_ok:
+        # Every interrupt's check fails the same way: the allocations fail (nopage).
+        for i in range(n):
+            failed += I[LEFT_I, i]
+            I[LEFT_I, i] = 0
+
+    # Whoever needs the zone lock or sleeps in the allocator, in this tick's lock order.
+    keys = st.LOCK[row]
+    m = 0
+    for i in range(n):
+        if I[LEFT_I, i] or I[LEFT_T, i]:
+            I[SEG, m] = i
+            D[KEYS, m] = keys[i]
+            m += 1
+    if m > 1:
+        order = np.argsort(D[KEYS, :m], kind="mergesort")
+        for x in range(m):
+            I[SHORT, x] = I[SEG, order[x]]  # SHORT as scratch
+        for x in range(m):
+            I[SEG, x] = I[SHORT, x]
+    # The others in (kind, id) order; a stable sort by key gives the model's (key, kind, id).
+    no = 0
+    if S[IN_ALLOCATOR]:
+        for tid in range(k):
+            if W[WAKE_AT, tid] == t:
+                WF[OTHER_KEY, no] = keys[tid]
+                W[OTHER_KIND, no] = 1
+                W[OTHER_ID, no] = tid
+                no += 1
+    if S[KS_WAKE_AT] <= t:
+        WF[OTHER_KEY, no] = keys[S[C_KSWAPD_CPU]]
+        W[OTHER_KIND, no] = 2
+        no += 1
+    if S[FL_WAKE] <= t:
+        WF[OTHER_KEY, no] = keys[S[C_FLUSHER_CPU]]
+        W[OTHER_KIND, no] = 3
+        no += 1
+    oorder = np.argsort(WF[OTHER_KEY, :no], kind="mergesort")
+
+    batch = I[BATCH, 0]
+    had = ok_t
+    first = 0
+    for y in range(no):
+        j = oorder[y]
+        key = WF[OTHER_KEY, j]
+        stop = first
+        while stop < m and keys[I[SEG, stop]] <= key:  # ties go to the CPUs' demand
+            stop += 1
+        if stop > first:
+            f, h = cpu_segment(st, first, stop, low_ok, batch)
+            failed += f
+            had += h
+            first = stop
+        kind = W[OTHER_KIND, j]
+        if kind == 1:
+            tid = W[OTHER_ID, j]
+            if W[WAKE_AT, tid] == t and advance(st, tid):
+                had += 1
+        elif kind == 2:
+            ms = kswapd_step(st)
+            S[KS_WAKE_AT] = INF if ms < 0 else t + ms
+        else:
+            S[FL_WAKE] = t + flusher_step(st)
+    if first < m:
+        f, h = cpu_segment(st, first, m, low_ok, batch)
+        failed += f
+        had += h
+
+    atomic_ok = 0
+    for i in range(n):
+        atomic_ok += I[GOT_IRQ, i]
+    S[TK_ATOMIC_OK] = atomic_ok
+    S[TK_ATOMIC_FAILED] = failed
+    if atomic_ok:
+        # Interrupt pages are freed on their CPU atomic_lifetime_ms later.
+        slot = (t + S[C_ATOMIC_LIFETIME]) % S[C_ATOMIC_SLOTS]
+        for i in range(n):
+            st.RING[slot, i] += I[GOT_IRQ, i]
+        S[ATOMIC_IN_USE] += atomic_ok
+    S[TK_TASK_OK] = had
+    if k:
+        balance_dirty_pages(S, W)
+
+
+@_jit
+def balance_dirty_pages(S, W):
+    """``Simulation._balance_dirty_pages`` for every writer, after the tick's allocations."""
+    t = S[T]
+    k = S[C_WRITERS]
+    any_check = False
+    for i in range(k):
+        until = W[THROTTLED_UNTIL, i]
+        if (W[DIRTIED, i] and until <= t) or until == t + 1:
+            any_check = True
+            break
+    if not any_check:
+        return
+    _, dirty = dirty_limits(S)
+    over = S[LRU_DIRTY] + S[WB_IN_FLIGHT] > dirty
+    for i in range(k):
+        until = W[THROTTLED_UNTIL, i]
+        waking = until == t + 1
+        if not ((W[DIRTIED, i] and until <= t) or waking):
+            continue
+        if over:
+            prev = W[PAUSE, i] if waking else 0
+            pause = 1 if prev <= 0 else min(MAX_PAUSE, 2 * prev)
+            W[PAUSE, i] = pause
+            W[THROTTLED_UNTIL, i] = t + 1 + pause
+        else:
+            W[PAUSE, i] = 0
+
+
+@_jit
+def end_tick(S, F, I, D):
+    """``CostMeter.end_tick``: price the tick's checks, snapshots and folds; add the debts."""
+    n = S[C_CPUS]
+    n_folds = 0
+    for i in range(n):
+        x = I[FOLDS, i] - I[FOLDS_SEEN, i]
+        I[FOLDS_TICK, i] = x
+        I[FOLDS_SEEN, i] += x
+        n_folds += x
+    n_checks = 0
+    for i in range(n):
+        n_checks += I[CHECKS, i] + I[SAFE_CHECKS, i]
+    wm_sum = 0.0
+    if n_checks:
+        S[M_WATERMARK_CHECKS] += n_checks
+        check_ns = F[CF_CHECK_NS]
+        normal = S[NORMAL_SNAPSHOT]
+        safe = S[SAFE_SNAPSHOT]
+        for i in range(n):
+            a = I[CHECKS, i] + I[SAFE_CHECKS, i]
+            others = n_folds - I[FOLDS_TICK, i]
+            misses = a if a < others else others
+            v = a * check_ns + misses * D[LINE_NS, i]
+            if normal:
+                v = v + I[CHECKS, i] * D[SNAPSHOT_NS, i]
+                S[M_SNAPSHOT_READS] += I[CHECKS, i]
+            if safe:
+                v = v + I[SAFE_CHECKS, i] * D[SNAPSHOT_NS, i]
+                S[M_SNAPSHOT_READS] += I[SAFE_CHECKS, i]
+            D[WM, i] = v
+            I[CHECKS, i] = 0
+            I[SAFE_CHECKS, i] = 0
+            D[TICK_COST, i] = D[OTHER_NS, i] + v
+            D[WM_BY_CPU, i] += v
+        wm_sum = np_sum(D[WM])
+    else:
+        for i in range(n):
+            D[TICK_COST, i] = D[OTHER_NS, i]
+    if n_folds:
+        S[M_FOLDS] += n_folds
+        for i in range(n):
+            v = I[FOLDS_TICK, i] * D[FOLD_LINE_NS, i]
+            D[WM, i] = v  # WM is free again: the folds' cost
+            D[TICK_COST, i] = D[TICK_COST, i] + v
+        F[F_NS_FOLD] += np_sum(D[WM])
+    total = np_sum(D[TICK_COST])
+    F[F_TICK_WATERMARK_NS] = wm_sum
+    F[F_TICK_NS] = total
+    F[F_WATERMARK_NS] += wm_sum
+    F[F_NS_WATERMARK] += wm_sum
+    F[F_TOTAL_NS] += total
+    if total:
+        for i in range(n):
+            D[DEBT, i] += D[TICK_COST, i]
+        S[DEBT_ANY] = 1
+    for i in range(n):
+        D[OTHER_NS, i] = 0.0
+
+
+# The recorded series, rows of REC (integers) and RECF (floats), in trace.SERIES order.
+(
+    R_COUNTER,
+    R_SNAPSHOT,
+    R_READ,
+    R_BUDDY,
+    R_PCP,
+    R_PCP_STRANDED,
+    R_KSWAPD_STATE,
+    R_ATOMIC_ATTEMPTED,
+    R_ATOMIC_OK,
+    R_ATOMIC_FAILED,
+    R_TASK_DEMAND,
+    R_TASK_ATTEMPTED,
+    R_TASK_OK,
+    R_TASK_FAILED,
+    R_MEMALLOC_ATTEMPTED,
+    R_MEMALLOC_OK,
+    R_TASKS_IN_ALLOCATOR,
+    R_TASKS_SPINNING,
+    R_TASKS_THROTTLED,
+    R_DIRECT_RECLAIM,
+    R_DRAIN_ALL_PAGES,
+    R_RECLAIMED,
+    R_SCANNED,
+    R_WRITEBACK,
+    R_LRU_DIRTY,
+    R_LRU_CLEAN,
+    R_FOLDS,
+    R_FLUSHED,
+    R_STAT_THRESHOLD,
+    N_REC,
+) = range(30)
+RF_WATERMARK_NS = 0
+RF_COST_NS = 1
+
+
+@_jit
+def record(st, col):
+    """``Simulation._record``: this tick's column of every series."""
+    S = st.S
+    I = st.I
+    W = st.W
+    R = st.REC
+    n = S[C_CPUS]
+    k = S[C_WRITERS]
+    R[R_COUNTER, col] = clamp0(S[VM_STAT])
+    x = S[VM_STAT]
+    pcp_all = 0
+    stranded = 0
+    for j in range(n):
+        x += I[DIFF, j]
+        pcp_all += I[PCP, j]
+        if j >= k:
+            stranded += I[PCP, j]
+    R[R_SNAPSHOT, col] = clamp0(x)
+    R[R_READ, col] = S[FREE_READ]
+    R[R_BUDDY, col] = S[BUDDY]
+    R[R_PCP, col] = pcp_all
+    R[R_PCP_STRANDED, col] = stranded
+    R[R_KSWAPD_STATE, col] = S[KS_STATE]
+    R[R_ATOMIC_ATTEMPTED, col] = S[TK_ATOMIC_ATTEMPTED]
+    R[R_ATOMIC_OK, col] = S[TK_ATOMIC_OK]
+    R[R_ATOMIC_FAILED, col] = S[TK_ATOMIC_FAILED]
+    R[R_TASK_ATTEMPTED, col] = S[TK_TASK_ATTEMPTED]
+    R[R_TASK_OK, col] = S[TK_TASK_OK]
+    R[R_TASK_FAILED, col] = S[TK_TASK_FAILED]
+    R[R_MEMALLOC_ATTEMPTED, col] = S[TK_MEMALLOC_ATTEMPTED]
+    R[R_MEMALLOC_OK, col] = S[TK_MEMALLOC_OK]
+    R[R_DIRECT_RECLAIM, col] = S[TK_DIRECT_RECLAIM]
+    R[R_DRAIN_ALL_PAGES, col] = S[TK_DRAIN_ALL_PAGES]
+    R[R_RECLAIMED, col] = S[TK_RECLAIMED]
+    R[R_SCANNED, col] = S[TK_SCANNED]
+    R[R_FOLDS, col] = S[TK_FOLDS]
+    R[R_FLUSHED, col] = S[TK_FLUSHED]
+    R[R_TASK_DEMAND, col] = S[DEMAND]
+    R[R_TASKS_IN_ALLOCATOR, col] = S[IN_ALLOCATOR]
+    spinning = 0
+    if S[IN_ALLOCATOR]:
+        for j in range(k):
+            if W[SPINNING, j] and not W[RUNNING, j]:
+                spinning += 1
+    R[R_TASKS_SPINNING, col] = spinning
+    throttled = 0
+    for j in range(k):
+        if W[THROTTLED_UNTIL, j] > S[T] + 1:
+            throttled += 1
+    R[R_TASKS_THROTTLED, col] = throttled
+    R[R_WRITEBACK, col] = S[WB_IN_FLIGHT]
+    R[R_LRU_DIRTY, col] = S[LRU_DIRTY]
+    R[R_LRU_CLEAN, col] = S[LRU_CLEAN]
+    R[R_STAT_THRESHOLD, col] = I[THRESHOLD, 0]
+    st.RECF[RF_WATERMARK_NS, col] = st.F[F_TICK_WATERMARK_NS]
+    st.RECF[RF_COST_NS, col] = st.F[F_TICK_NS]
+
+
+@_jit
+def step(st, col):
+    """One tick: reads, I/O completions, frees, vmstat folds, allocations, prices, record."""
+    S = st.S
+    I = st.I
+    D = st.D
+    t = S[T]
+    n = S[C_CPUS]
+    row = t - S[BLOCK_START]
+    for j in range(N_TICK_COUNTS):
+        S[TK + j] = 0
+
+    # 0. What every lockless reader sees this tick, and whether the read was a snapshot.
+    normal_snapshot = 0
+    free = clamp0(S[VM_STAT])
+    # PATCH(watermark_ok_safe): 2.6.38's ordinary checks read the plain counter.
+    if not S[C_WATERMARK_OK_SAFE]:
+        # PATCH(drift_mark_snapshot): zone_nr_free_pages below the mark while kswapd is awake.
+        if S[C_DRIFT_MARK_SNAPSHOT] and free < S[DRIFT_MARK] and not S[KS_ON_WAITQUEUE]:
+            free = snapshot(S, I)
+            normal_snapshot = 1
+    S[FREE_READ] = free
+    safe_snapshot = 0
+    free_safe = clamp0(S[VM_STAT])
+    if S[DRIFT_MARK] and free_safe < S[DRIFT_MARK]:
+        free_safe = snapshot(S, I)
+        safe_snapshot = 1
+    S[FREE_READ_SAFE] = free_safe
+    # CostMeter.begin_tick
+    S[NORMAL_SNAPSHOT] = normal_snapshot
+    S[SAFE_SNAPSHOT] = safe_snapshot
+    S[HAS_BUSY] = 0
+    if S[DEBT_ANY]:
+        S[HAS_BUSY] = 1
+        any_debt = 0
+        for i in range(n):
+            b = D[DEBT, i] if D[DEBT, i] < TICK_NS else TICK_NS
+            D[BUSY, i] = b
+            D[DEBT, i] -= b
+            if D[DEBT, i] != 0:
+                any_debt = 1
+        S[DEBT_ANY] = any_debt
+
+    # 1. I/O completions: request pages freed where the interrupt runs, data pages clean.
+    slot = t % S[C_IO_SLOTS]
+    data = S[S[C_WB_DATA] + slot]
+    if data:
+        S[S[C_WB_DATA] + slot] = 0
+        S[WB_IN_FLIGHT] -= data
+        lru_add_tail(S, st.LRU, 0, data)
+        S[REQ_IN_FLIGHT] -= free_due(S, I, st.RING, S[C_RING_IO] + slot)
+
+    # 2. The workload's frees: interrupt pages and temporary task pages, each on its CPU.
+    S[ATOMIC_IN_USE] -= free_due(S, I, st.RING, t % S[C_ATOMIC_SLOTS])
+    S[TEMP_IN_USE] -= free_due(S, I, st.RING, S[C_RING_TEMP] + t % S[C_TEMP_SLOTS])
+
+    # 3. vmstat_update on the CPUs whose timer fires now (refresh_cpu_vm_stats).
+    off = t % S[C_STAT_INTERVAL]
+    for x in range(S[FOLD_START + off], S[FOLD_START + off + 1]):
+        cpu = I[FOLD_ORDER, x]
+        v = I[DIFF, cpu]
+        if v:
+            I[DIFF, cpu] = 0
+            S[VM_STAT] += v
+            I[FOLDS, cpu] += 1
+            S[TK_FOLDS] += 1
+
+    # 4. Allocations. 5. Price what the tick's kernel paths did. 6. Record.
+    allocate(st, row)
+    end_tick(S, st.F, I, D)
+    record(st, col)
+    S[T] = t + 1
+
+
+@_jit
+def room_needed(S, TASK, row):
+    """Events and LRU runs one tick can add at most (bounded by its demand), with margin."""
+    k = S[C_WRITERS]
+    demand = 0
+    for i in range(k):
+        demand += TASK[row, i]
+    events = 2 * (demand + k) + 16
+    runs = 16 * (demand + k + 4) + S[C_KSWAPD_SCAN] // SWAP_CLUSTER_MAX + 64
+    return events, runs
+
+
+@_jit
+def run_ticks(st, stop):
+    """Run ticks until ``S[T] == stop`` (inside the current workload block), recording tick
+    ``S[T]`` in column ``S[T] - S[REC_N]`` of REC. Returns RC_ROOM early, at a tick boundary,
+    when the event buffer or the LRU ring might not hold one more tick."""
+    S = st.S
+    while S[T] < stop:
+        events, runs = room_needed(S, st.TASK, S[T] - S[BLOCK_START])
+        if S[C_RECORD_EVENTS] and S[EV_N] + events > st.EV.shape[0]:
+            return RC_ROOM
+        if S[LRU_LEN] + runs > st.LRU.shape[1]:
+            return RC_ROOM
+        step(st, S[T] - S[REC_N])
+    return RC_DONE

@@ -1,0 +1,442 @@
+"""The Python side of the compiled engine: it lays a :class:`~allocsim.sim.Simulation`'s state
+out as arrays, runs :func:`allocsim.engine.core.run_ticks` a block of ticks at a time, and
+writes the results back where the Python engine keeps them.
+
+What stays shared: the zone's per-CPU arrays (``pcp_count``, ``vm_stat_diff``,
+``stat_threshold``...), the ring buffers and the cost meter's arrays become rows of the core's
+few large arrays (views: the Python objects see every change). Scalars (the counter, the buddy
+pages, kswapd's state...) are copied in before each block of ticks and out after it, so between
+blocks ``sim.zone``, ``sim.kswapd``, ``sim.meter``, ``sim.events``, ``sim.lru`` and
+``sim.check_invariants()`` read as they do with the Python engine. What the Python engine keeps
+in generators (a task inside ``__alloc_pages_slowpath``, kswapd, the flusher) lives here as
+program counters; the ``sim.tasks`` objects are not updated.
+
+The workload (arrivals and the lock order) is still drawn in Python, by the same numpy
+Generators in the same blocks of 256 ticks, so both engines see the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import namedtuple
+
+import numpy as np
+
+from ..trace import SERIES, Event
+from ..vmstat import zone_pressure_threshold
+from . import core as C
+
+__all__ = ["CompiledEngine", "RingLRU", "EVENT_NAMES"]
+
+# Names of the tracepoints, by event code (core.EV_*).
+EVENT_NAMES = (
+    "mm_vmscan_wakeup_kswapd",
+    "mm_vmscan_kswapd_wake",
+    "mm_vmscan_kswapd_sleep",
+    "mm_page_pcpu_drain",
+    "mm_vmscan_direct_reclaim_begin",
+)
+# Series -> row of the core's REC (integers) or RECF (floats); in_flight stays 0 in both
+# engines (see trace.SERIES).
+REC_ROWS = {
+    name: getattr(C, "R_" + name.upper())
+    for name in SERIES
+    if name not in ("in_flight", "watermark_ns", "cost_ns")
+}
+RECF_ROWS = {"watermark_ns": C.RF_WATERMARK_NS, "cost_ns": C.RF_COST_NS}
+_TICK_COUNT_ROWS = None  # filled lazily from sim._TICK_COUNTS
+
+State = namedtuple("State", "S F I D W WF RING IRQ TASK LOCK LRU EV REC RECF")
+
+_INF = C.INF
+_EVENTS_START = 1024
+_LRU_START = 1024
+_CHUNK = 256  # ticks per call of the core: one workload block
+
+
+def _ring_size(n: int) -> int:
+    """The smallest power of two >= n (the LRU ring indexes with a mask)."""
+    return 1 << max(4, (int(n) - 1).bit_length())
+
+
+class CompiledEngine:
+    """Runs one Simulation's ticks in :mod:`allocsim.engine.core`.
+
+    Built with the Simulation (before its first tick), from its Python state. The zone's,
+    the meter's and the rings' arrays are moved into the core's arrays and the Python objects
+    are pointed at views of them.
+    """
+
+    def __init__(self, sim):
+        self.sim = sim
+        cfg = sim.config
+        zone = sim.zone
+        meter = sim.meter
+        n = cfg.cpus
+        k = cfg.writer_cpus
+        interval = cfg.stat_interval_ms
+        io_slots = len(sim._wb_data)
+
+        # S: scalars, configuration, tick counts, vmstat_update slots, I/O completion slots.
+        wb_data_at = C.FOLD_START + interval + 1
+        S = np.zeros(wb_data_at + io_slots, dtype=np.int64)
+        S[C.C_CPUS] = n
+        S[C.C_WRITERS] = k
+        S[C.C_KSWAPD_CPU] = sim.kswapd_cpu
+        S[C.C_FLUSHER_CPU] = sim.flusher_cpu
+        S[C.C_IO_IRQ_CPUS] = sim.io_irq_cpus
+        S[C.C_WMARK_MIN : C.C_WMARK_HIGH + 1] = zone.watermark
+        S[C.C_STAT_INTERVAL] = interval
+        S[C.C_IO_SLOTS] = io_slots
+        S[C.C_ATOMIC_SLOTS] = len(sim._atomic_ring)
+        S[C.C_TEMP_SLOTS] = len(sim._temp_ring)
+        S[C.C_IO_LATENCY] = cfg.io_latency_ms
+        S[C.C_ATOMIC_LIFETIME] = cfg.atomic_lifetime_ms
+        S[C.C_TEMP_LIFETIME] = cfg.task_page_lifetime_ms
+        S[C.C_WRITEBACK_LIMIT] = cfg.writeback_limit
+        S[C.C_KSWAPD_SCAN] = cfg.kswapd_scan_per_ms
+        S[C.C_DIRTY_RATIO] = cfg.dirty_ratio
+        S[C.C_DIRTY_BACKGROUND_RATIO] = cfg.dirty_background_ratio
+        S[C.C_RECORD_EVENTS] = bool(cfg.record_events)
+        from ..sim import _MAX_EVENTS
+
+        S[C.C_MAX_EVENTS] = _MAX_EVENTS
+        p = zone.patches
+        S[C.C_COUNTER_AFTER_FREE] = p.counter_after_free
+        S[C.C_DRIFT_MARK_SNAPSHOT] = p.drift_mark_snapshot
+        S[C.C_DRAIN_AFTER_RECLAIM] = p.drain_after_reclaim
+        S[C.C_PRESSURE_THRESHOLD] = p.pressure_threshold
+        S[C.C_WATERMARK_OK_SAFE] = p.watermark_ok_safe
+        S[C.C_RING_TEMP] = len(sim._atomic_ring)
+        S[C.C_RING_IO] = len(sim._atomic_ring) + len(sim._temp_ring)
+        S[C.C_PRESSURE_VALUE] = zone_pressure_threshold(zone)
+        S[C.C_WB_DATA] = wb_data_at
+        fold_order = np.zeros(n, dtype=np.int64)
+        pos = 0
+        for off in range(interval):  # vmstat_update slots: CPUs by timer offset
+            S[C.FOLD_START + off] = pos
+            cpus = sim._fold_slots.get(off)
+            if cpus is not None:
+                fold_order[pos : pos + len(cpus)] = cpus
+                pos += len(cpus)
+        S[C.FOLD_START + interval] = pos
+        S[wb_data_at:] = sim._wb_data
+        sim._wb_data = S[wb_data_at:]  # a view: the Python side reads the same slots
+
+        m = meter.model
+        F = np.zeros(C.N_FLOAT, dtype=np.float64)
+        F[C.CF_TEMP_FRACTION] = cfg.task_temp_fraction
+        F[C.CF_DIRTY_FRACTION] = cfg.dirty_fraction
+        F[C.CF_WB_RATIO] = cfg.writeback_alloc_ratio
+        F[C.CF_SCALE] = meter.scale
+        F[C.CF_CHECK_NS] = meter.check_ns
+        F[C.CF_IPI_SEND_NS] = m.ipi_send_ns
+        F[C.CF_IPI_RECEIVE_NS] = m.ipi_receive_ns
+        F[C.CF_DRAIN_PAGE_NS] = m.drain_page_ns
+
+        # I and D: the per-CPU arrays, the Python objects' ones become views of their rows.
+        I = np.zeros((C.N_I, n), dtype=np.int64)  # noqa: E741 (the core's name)
+        D = np.zeros((C.N_D, n), dtype=np.float64)
+        for obj, attr, arr, row in (
+            (zone, "pcp_count", I, C.PCP),
+            (zone, "pcp_high", I, C.HIGH),
+            (zone, "pcp_batch", I, C.BATCH),
+            (zone, "vm_stat_diff", I, C.DIFF),
+            (zone, "stat_threshold", I, C.THRESHOLD),
+            (zone, "stat_folds", I, C.FOLDS),
+            (sim, "_folds_seen", I, C.FOLDS_SEEN),
+            (meter, "checks", I, C.CHECKS),
+            (meter, "safe_checks", I, C.SAFE_CHECKS),
+            (meter, "debt", D, C.DEBT),
+            (meter, "other_ns", D, C.OTHER_NS),
+            (meter, "watermark_ns_by_cpu", D, C.WM_BY_CPU),
+        ):
+            arr[row] = getattr(obj, attr)
+            setattr(obj, attr, arr[row])
+        I[C.FOLD_ORDER] = fold_order
+        D[C.SNAPSHOT_NS] = meter.snapshot_ns
+        D[C.LINE_NS] = meter.line_ns
+        D[C.FOLD_LINE_NS] = m.fold_lines * meter.line_ns
+
+        # W and WF: per writer; column k is the flusher's slow path, k + 1 spare.
+        W = np.zeros((C.N_W, k + 2), dtype=np.int64)
+        WF = np.zeros((C.N_WF, k + 2), dtype=np.float64)
+        W[C.WAKE_AT] = _INF
+        W[C.RUNNING, :k] = sim._task_running
+        W[C.THROTTLED_UNTIL, :k] = sim._throttled_until
+        W[C.PAUSE, :k] = sim._pause
+        WF[C.LOST_ACC, :k] = sim._lost_acc
+        sim._lost_acc = WF[C.LOST_ACC, :k]
+        sim._throttled_until = W[C.THROTTLED_UNTIL, :k]
+        sim._pause = W[C.PAUSE, :k]
+        for t in sim.tasks:
+            WF[C.DIRTY_ACC, t.tid] = t.dirty_acc
+            WF[C.TEMP_ACC, t.tid] = t.temp_acc
+
+        # RING: interrupt pages, temporary pages, I/O requests (rows of one array).
+        RING = np.concatenate([sim._atomic_ring, sim._temp_ring, sim._wb_req])
+        a0 = len(sim._atomic_ring)
+        t0 = a0 + len(sim._temp_ring)
+        sim._atomic_ring = RING[:a0]
+        sim._temp_ring = RING[a0:t0]
+        sim._wb_req = RING[t0:]
+
+        # The LRU's runs, into a ring (head = newest).
+        runs = list(sim.lru.runs)
+        cap = _ring_size(max(_LRU_START, 4 * len(runs)))
+        LRU = np.zeros((2, cap), dtype=np.int64)
+        for i, (dirty, count) in enumerate(runs):
+            LRU[C.LRU_D, i] = bool(dirty)
+            LRU[C.LRU_C, i] = count
+        S[C.LRU_LEN] = len(runs)
+        S[C.KS_PC] = C.KS_TOP
+        S[C.KS_NAP] = 0 if cfg.kswapd_asleep_at_start else 1
+        S[C.FL_PC] = C.FL_TOP
+
+        self.S, self.F, self.I, self.D, self.W, self.WF = S, F, I, D, W, WF
+        self.RING = RING
+        self.LRU = LRU
+        self.EV = np.zeros((_EVENTS_START if cfg.record_events else 1, 4), dtype=np.int64)
+        self.REC = np.zeros((C.N_REC, _CHUNK), dtype=np.int64)
+        self.RECF = np.zeros((2, _CHUNK), dtype=np.float64)
+        self._load()
+        self._store()
+
+    # -- state in and out ------------------------------------------------------------------
+    def _load(self) -> None:
+        """Copy the Python objects' scalars into S and F."""
+        sim = self.sim
+        zone = sim.zone
+        ks = sim.kswapd
+        meter = sim.meter
+        S = self.S
+        F = self.F
+        k = self.sim.config.writer_cpus
+        S[C.T] = sim.t
+        S[C.VM_STAT] = zone.vm_stat
+        S[C.BUDDY] = zone.nr_free_pages_buddy
+        S[C.DRIFT_MARK] = zone.percpu_drift_mark
+        S[C.ALL_UNRECLAIMABLE] = zone.all_unreclaimable
+        S[C.PAGES_SCANNED] = zone.pages_scanned
+        S[C.ZONE_SNAPSHOT_READS] = zone.snapshot_reads
+        S[C.NORMAL_THRESHOLD] = zone.normal_threshold
+        S[C.ATOMIC_IN_USE] = sim.atomic_in_use
+        S[C.TEMP_IN_USE] = sim.temp_in_use
+        S[C.WB_IN_FLIGHT] = sim.writeback_in_flight
+        S[C.REQ_IN_FLIGHT] = sim.requests_in_flight
+        S[C.NEXT_IRQ_CPU] = sim._next_irq_cpu
+        S[C.IN_ALLOCATOR] = sim._in_allocator
+        S[C.KS_ON_WAITQUEUE] = ks.on_waitqueue
+        S[C.KS_WOKEN] = ks.woken
+        S[C.KS_MAX_ORDER] = ks.max_order
+        S[C.KS_STATE] = ks.state
+        S[C.KS_WAKE_AT] = _INF if ks.wake_at == math.inf else ks.wake_at
+        S[C.FL_WAKE] = sim._flusher_wake
+        S[C.LRU_CLEAN] = sim.lru.clean
+        S[C.LRU_DIRTY] = sim.lru.dirty
+        S[C.EV_TOTAL] = len(sim.events)
+        S[C.EV_DROPPED] = sim.events_dropped
+        S[C.DEBT_ANY] = meter._debt_any
+        S[C.M_SNAPSHOT_READS] = meter.snapshot_reads
+        S[C.M_WATERMARK_CHECKS] = meter.watermark_checks
+        S[C.M_DRAIN_IPIS] = meter.drain_ipis
+        S[C.M_THRESHOLD_REWRITES] = meter.threshold_rewrites
+        S[C.M_FOLDS] = meter.folds
+        F[C.F_WATERMARK_NS] = meter.watermark_ns
+        F[C.F_TOTAL_NS] = meter.total_ns
+        for key, idx in _NS_KINDS:
+            F[idx] = meter.ns_by_kind[key]
+        W = self.W
+        W[C.RUNNING, :k] = sim._task_running
+        W[C.SPINNING, :k] = sim._task_spinning
+        W[C.DIRTIED, :k] = sim._dirtied
+
+    def _store(self) -> None:
+        """Copy S and F back into the Python objects."""
+        sim = self.sim
+        zone = sim.zone
+        ks = sim.kswapd
+        meter = sim.meter
+        s = self.S[: C.FOLD_START].tolist()
+        f = self.F.tolist()
+        k = sim.config.writer_cpus
+        sim.t = s[C.T]
+        zone.vm_stat = s[C.VM_STAT]
+        zone.nr_free_pages_buddy = s[C.BUDDY]
+        zone.percpu_drift_mark = s[C.DRIFT_MARK]
+        zone.all_unreclaimable = bool(s[C.ALL_UNRECLAIMABLE])
+        zone.pages_scanned = s[C.PAGES_SCANNED]
+        zone.snapshot_reads = s[C.ZONE_SNAPSHOT_READS]
+        if s[C.HAS_DIFF_LIMIT]:
+            zone.diff_limit = self.I[C.DIFF_LIMIT]
+        sim.atomic_in_use = s[C.ATOMIC_IN_USE]
+        sim.temp_in_use = s[C.TEMP_IN_USE]
+        sim.writeback_in_flight = s[C.WB_IN_FLIGHT]
+        sim.requests_in_flight = s[C.REQ_IN_FLIGHT]
+        sim._next_irq_cpu = s[C.NEXT_IRQ_CPU]
+        sim._in_allocator = s[C.IN_ALLOCATOR]
+        sim._demand = s[C.DEMAND]
+        sim.free_read = s[C.FREE_READ]
+        sim.free_read_safe = s[C.FREE_READ_SAFE]
+        ks.on_waitqueue = bool(s[C.KS_ON_WAITQUEUE])
+        ks.woken = bool(s[C.KS_WOKEN])
+        ks.max_order = s[C.KS_MAX_ORDER]
+        ks.state = s[C.KS_STATE]
+        ks.wake_at = math.inf if s[C.KS_WAKE_AT] >= _INF else s[C.KS_WAKE_AT]
+        sim._flusher_wake = s[C.FL_WAKE]
+        sim.events_dropped = s[C.EV_DROPPED]
+        meter._debt_any = bool(s[C.DEBT_ANY])
+        meter.normal_snapshot = bool(s[C.NORMAL_SNAPSHOT])
+        meter.safe_snapshot = bool(s[C.SAFE_SNAPSHOT])
+        meter.snapshot_reads = s[C.M_SNAPSHOT_READS]
+        meter.watermark_checks = s[C.M_WATERMARK_CHECKS]
+        meter.drain_ipis = s[C.M_DRAIN_IPIS]
+        meter.threshold_rewrites = s[C.M_THRESHOLD_REWRITES]
+        meter.folds = s[C.M_FOLDS]
+        meter.tick_watermark_ns = f[C.F_TICK_WATERMARK_NS]
+        meter.tick_ns = f[C.F_TICK_NS]
+        meter.watermark_ns = f[C.F_WATERMARK_NS]
+        meter.total_ns = f[C.F_TOTAL_NS]
+        for key, idx in _NS_KINDS:
+            meter.ns_by_kind[key] = f[idx]
+        from ..sim import _TICK_COUNTS
+
+        sim._tick = dict(zip(_TICK_COUNTS, s[C.TK : C.TK + C.N_TICK_COUNTS], strict=True))
+        W = self.W
+        sim._task_running[:] = W[C.RUNNING, :k] != 0
+        sim._task_spinning[:] = W[C.SPINNING, :k] != 0
+        sim._dirtied[:] = W[C.DIRTIED, :k] != 0
+        sim.lru = RingLRU(s[C.LRU_HEAD], s[C.LRU_LEN], self.LRU, s[C.LRU_CLEAN], s[C.LRU_DIRTY])
+
+    def _flush_events(self) -> None:
+        """Turn the events the core recorded into :class:`Event` objects on ``sim.events``."""
+        S = self.S
+        nev = int(S[C.EV_N])
+        if nev:
+            rows = self.EV[:nev].tolist()
+            names = EVENT_NAMES
+            self.sim.events.extend(Event(t, names[code], cpu, v) for t, code, cpu, v in rows)
+            S[C.EV_N] = 0
+
+    def _make_room(self) -> None:
+        """Grow the event buffer or the LRU ring so that the next tick fits."""
+        S = self.S
+        self._flush_events()
+        row = int(S[C.T] - S[C.BLOCK_START])
+        events, runs = C.room_needed(S, self.sim._task_block, row)
+        if self.EV.shape[0] < events:
+            self.EV = np.zeros((max(2 * self.EV.shape[0], events), 4), dtype=np.int64)
+        length = int(S[C.LRU_LEN])
+        cap = self.LRU.shape[1]
+        if length + runs > cap:
+            new = _ring_size(max(2 * cap, 2 * (length + runs)))
+            idx = (int(S[C.LRU_HEAD]) + np.arange(length)) & (cap - 1)
+            grown = np.zeros((2, new), dtype=np.int64)
+            grown[:, :length] = self.LRU[:, idx]
+            self.LRU = grown
+            S[C.LRU_HEAD] = 0
+
+    def _state(self) -> State:
+        sim = self.sim
+        return State(
+            self.S,
+            self.F,
+            self.I,
+            self.D,
+            self.W,
+            self.WF,
+            self.RING,
+            sim._irq_block,
+            sim._task_block,
+            sim._lock_block,
+            self.LRU,
+            self.EV,
+            self.REC,
+            self.RECF,
+        )
+
+    def _save_record(self, first: int, last: int) -> None:
+        """Copy the core's record of ticks ``first .. last-1`` into the recorder."""
+        cnt = last - first
+        if not cnt:
+            return
+        arrays = self.sim.recorder.arrays
+        for name, row in REC_ROWS.items():
+            arrays[name][first:last] = self.REC[row, :cnt]
+        for name, row in RECF_ROWS.items():
+            arrays[name][first:last] = self.RECF[row, :cnt]
+
+    # -- running ---------------------------------------------------------------------------
+    def run(self, until: int, progress=None, progress_every: int = 100, wall_budget_s=None):
+        """Run to tick ``until`` (or until the wall-clock budget is spent), calling
+        ``progress(sim)`` whenever ``sim.t`` is a multiple of ``progress_every``.
+        ``sim.recorder`` must already hold ``until`` ticks."""
+        from ..sim import _BLOCK
+
+        sim = self.sim
+        start = time.perf_counter()
+        S = self.S
+        self._load()
+        try:
+            while sim.t < until:
+                t = sim.t
+                if t - sim._block_start >= _BLOCK or t < sim._block_start:
+                    sim._draw_block()
+                S[C.BLOCK_START] = sim._block_start
+                S[C.REC_N] = t  # column 0 of REC is this call's first tick
+                stop = min(until, sim._block_start + _BLOCK, t + _CHUNK)
+                if progress is not None:
+                    stop = min(stop, (t // progress_every + 1) * progress_every)
+                if wall_budget_s is not None:
+                    stop = min(stop, t + 16)  # short calls: the budget is checked often
+                while C.run_ticks(self._state(), stop) == C.RC_ROOM:
+                    self._make_room()
+                now = int(S[C.T])
+                self._save_record(t, now)
+                sim.recorder.n = now
+                sim.t = now
+                self._flush_events()
+                if progress is not None and now % progress_every == 0:
+                    self._store()
+                    progress(sim)
+                    self._load()
+                if wall_budget_s is not None and time.perf_counter() - start > wall_budget_s:
+                    break
+        finally:
+            self._store()
+
+
+_NS_KINDS = (
+    ("watermark", C.F_NS_WATERMARK),
+    ("fold", C.F_NS_FOLD),
+    ("threshold", C.F_NS_THRESHOLD),
+    ("drain", C.F_NS_DRAIN),
+)
+
+
+class RingLRU:
+    """``sim.lru`` of a compiled run: the same reads as :class:`allocsim.vmscan.LRU`, from the
+    core's ring of runs. It stands for the LRU as it was when the run returned (``sim.lru`` is
+    replaced after each ``run``); ``runs`` reads the ring then, so read it before running on."""
+
+    __slots__ = ("clean", "dirty", "_head", "_len", "_ring")
+
+    def __init__(self, head, length, ring, clean, dirty):
+        self._head = int(head)
+        self._len = int(length)
+        self._ring = ring
+        self.clean = int(clean)
+        self.dirty = int(dirty)
+
+    def __len__(self) -> int:
+        return self.clean + self.dirty
+
+    @property
+    def runs(self) -> list[list]:
+        """The runs ``[dirty, count]`` from the head (newest) to the tail, as ``LRU.runs``."""
+        ring = self._ring
+        idx = (self._head + np.arange(self._len)) & (ring.shape[1] - 1)
+        dirty = ring[C.LRU_D, idx].tolist()
+        count = ring[C.LRU_C, idx].tolist()
+        return [[bool(d), int(c)] for d, c in zip(dirty, count, strict=True)]
