@@ -29,7 +29,7 @@ endif
 LAB_SAFE_ARGS = $(if $(findstring terminals_enabled,$(LAB_ARGS)),,--ServerApp.terminals_enabled=False)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab check wheelhouse chromium test handouts notebooks nbcheck bench clean distclean
+.PHONY: help venv warm lab check wheelhouse chromium test handouts notebooks nbcheck bench clean distclean
 
 help:
 	@echo "make lab        start JupyterLab on 127.0.0.1 (token on, terminals off) in notebooks/"
@@ -40,6 +40,7 @@ help:
 	@echo "make notebooks  rewrite notebooks/*.ipynb from their .md sources (drops outputs)"
 	@echo "make nbcheck    before a commit: pairs agree, staged notebooks carry no outputs"
 	@echo "make bench      run benchmarks/bench.py"
+	@echo "make warm       compile the simulation core into its cache (lab, check, test do it)"
 	@echo "make clean      remove caches and build output (make distclean also removes .venv)"
 
 # --- install -----------------------------------------------------------------
@@ -59,6 +60,11 @@ $(STAMP): pyproject.toml | $(VPY)
 	$(VPY) -m pip install --disable-pip-version-check $(PIP_OFFLINE) -e '.[test]'
 	@touch $@
 
+# Compile the simulation core into numba's on-disk cache (or find it there: under a second), so
+# that the first run in a notebook does not wait for the compiler.
+warm: venv
+	@$(VPY) -m allocsim.engine
+
 # Every wheel the kit and its tests need, for a room of machines without (good) network: copy
 # the clone with its wheelhouse/ to each machine (same OS and Python version), then make lab.
 wheelhouse: | $(VPY)
@@ -70,7 +76,7 @@ wheelhouse: | $(VPY)
 # --- run ---------------------------------------------------------------------
 # LAB_ARGS may move the server off 127.0.0.1 (--ip=...), but not with an empty token: that
 # would serve code execution to the whole network without a password.
-lab: venv
+lab: venv warm
 	@ip=127.0.0.1; token=auto; prev=; \
 	for a in $(LAB_ARGS); do \
 	    case "$$prev" in --ip|--ServerApp.ip|--NotebookApp.ip) ip="$$a";; esac; \
@@ -95,7 +101,7 @@ PAPER ?= a4
 handouts: venv
 	$(VPY) -m allocsim.handouts --paper $(PAPER)
 
-check: venv
+check: venv warm
 	$(VPY) -m allocsim.widgets check
 
 # The chapters' sources are notebooks/NN-name.md (jupytext MyST), paired with the .ipynb.
@@ -126,7 +132,7 @@ chromium:
 	    echo "########################################################################"; \
 	fi
 
-test: venv chromium
+test: venv chromium warm
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
 # --- tidy ----------------------------------------------------------------------

@@ -81,6 +81,13 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
         "up a while); 2.6.38 lowers its thresholds only on waking from that sleep",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument(
+        "--engine",
+        choices=("compiled", "python"),
+        default=None,
+        help="who runs the ticks: the compiled core (numba, the default when installed) or the "
+        "readable Python model; both give the same run",
+    )
     p.add_argument("--quiet", action="store_true", help="do not print the parameters first")
     for f in fields(SimConfig):
         meta = f.metadata
@@ -252,11 +259,18 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError) as e:
         print(f"python -m allocsim {args.command}: error: {e}", file=sys.stderr)
         return 2
+    if args.engine is not None:
+        # Every Simulation this command builds (compare builds several) uses this engine.
+        os.environ["ALLOCSIM_ENGINE"] = args.engine
     if args.command == "compare":
         return _compare(cfg, labels, args)
     from .sim import Simulation
 
-    sim = Simulation(cfg)
+    try:
+        sim = Simulation(cfg, engine=args.engine)
+    except RuntimeError as e:  # --engine compiled without numba
+        print(f"python -m allocsim run: error: {e}", file=sys.stderr)
+        return 2
     if not args.json and not args.quiet:
         _print_parameters(cfg, sys.stdout)
     _announce_cost(cfg, sys.stderr)
@@ -270,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         if progress is not None:
             print("\r" + " " * 72 + "\r", end="", file=sys.stderr, flush=True)
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print(json.dumps({**result.to_dict(), "engine": sim.engine}))
     else:
         print(result.summary())
     return 0

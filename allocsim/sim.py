@@ -435,6 +435,7 @@ class Simulation:
     def step(self) -> None:
         """Advance the machine by one tick (1 ms)."""
         if self._compiled is not None:
+            self._check_compiled_path()
             self.recorder.ensure(self.t + 1)
             self._compiled.run(self.t + 1)
             return
@@ -489,6 +490,13 @@ class Simulation:
         # 6. Record.
         self._record()
         self.t = t + 1
+
+    def _check_compiled_path(self) -> None:
+        if not self.vector_fast_path:
+            raise ValueError(
+                "vector_fast_path=False sends every CPU through the scalar kernel functions, "
+                "which only the Python engine has: build the Simulation with engine='python'"
+            )
 
     def _free_due(self, ring: np.ndarray, slot: int) -> int:
         """Free (hot) the pages a ring buffer holds for this tick on each CPU; return how many."""
@@ -852,6 +860,7 @@ class Simulation:
         check_series_memory("until", until)  # refuse a record that cannot fit, before allocating
         self.recorder.ensure(until)
         if self._compiled is not None:
+            self._check_compiled_path()
             self._compiled.run(until, progress, progress_every, wall_budget_s)
             return self.result()
         start = time.perf_counter()

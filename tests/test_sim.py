@@ -135,8 +135,8 @@ def test_vector_fast_path_matches_scalar_kernel_path():
     """The numpy pcp shortcut gives the same run as sending every CPU through the kernel path."""
     for name, p in (("large", "none"), ("large", "all"), ("steady", "none")):
         cfg = preset(name, seed=5, duration_ms=400, patches=p)
-        fast = Simulation(cfg)
-        slow = Simulation(cfg)
+        fast = Simulation(cfg, engine="python")  # the scalar path is the Python engine's
+        slow = Simulation(cfg, engine="python")
         slow.vector_fast_path = False
         a, b = fast.run(), slow.run()
         for s in SERIES:
@@ -153,9 +153,12 @@ def test_vector_fast_path_matches_scalar_kernel_path():
         ("large", "drain_after_reclaim"),
     ],
 )
-def test_invariants_hold_at_every_step(name, patches):
+@pytest.mark.parametrize("engine", ["python", "compiled"])
+def test_invariants_hold_at_every_step(name, patches, engine):
     """Page conservation, diffs within threshold and exact counter == buddy, after every tick."""
-    sim = Simulation(preset(name, seed=1, duration_ms=700, patches=patches))
+    if engine == "compiled":
+        pytest.importorskip("numba")
+    sim = Simulation(preset(name, seed=1, duration_ms=700, patches=patches), engine=engine)
     sim.check_invariants()
     for _ in range(700):
         sim.step()

@@ -47,12 +47,17 @@ def _full_digest(result) -> str:
     return h.hexdigest()[:16]
 
 
+@pytest.mark.parametrize("engine", ["python", "compiled"])
 @pytest.mark.parametrize(
     "name,overrides,digest", CASES, ids=[f"{n}-{o['seed']}-{o['patches']}" for n, o, _ in CASES]
 )
-def test_speedups_keep_every_series_event_and_json_bit_identical(name, overrides, digest):
-    """A run's series, events and JSON hash to what the engine gave before the speed-ups."""
-    assert _full_digest(Simulation(preset(name, **overrides)).run()) == digest
+def test_speedups_keep_every_series_event_and_json_bit_identical(name, overrides, digest, engine):
+    """A run's series, events and JSON hash to what the Python engine gave before the
+    speed-ups, on either engine (the compiled one too: allocsim.engine)."""
+    if engine == "compiled":
+        pytest.importorskip("numba")
+    result = Simulation(preset(name, **overrides), engine=engine).run()
+    assert _full_digest(result) == digest
 
 
 def test_speedups_keep_a_resumed_run_identical_to_one_run():

@@ -1,0 +1,256 @@
+"""The compiled engine computes the same machine as the Python model, bit for bit.
+
+Every case runs once on each engine and compares every recorded series (float cost series
+included), the event log, the dropped-event count and the JSON of the result; some cases also
+compare the state left behind (zone, kswapd, LRU, cost meter) or walk tick by tick.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import allocsim.engine as engine
+from allocsim import SimConfig, Simulation
+from allocsim.config import preset
+
+pytestmark = pytest.mark.skipif(not engine.available(), reason="numba is not installed")
+
+PATCH_SETS = ["none", "2.6.35", "all", "2.6.36", "2.6.38"]
+
+
+def _grid():
+    cases = []
+    for name, ms in (("small", 1500), ("large", 1200), ("steady", 500), ("readers", 400)):
+        for patches in PATCH_SETS:
+            for seed in (1, 2):
+                cases.append(
+                    (
+                        f"{name}-{patches}-{seed}",
+                        preset(name, patches=patches, seed=seed, duration_ms=ms),
+                    )
+                )
+    for cpus, ms in ((64, 800), (1024, 500), (4096, 120)):
+        for patches in ("none", "all", "2.6.38"):
+            cfg = preset(
+                "large", patches=patches, seed=3, cpus=cpus, writer_cpus=cpus // 4, duration_ms=ms
+            )
+            cases.append((f"{cpus}cpus-{patches}", cfg))
+    return cases
+
+
+# Corners of the configuration space: each knob that changes a branch of the core.
+CORNERS = {
+    "writers-on-every-cpu": dict(writer_cpus=64, cpus=64),  # a writer shares kswapd's CPU
+    "kswapd-on-cpu-0": dict(kswapd_cpu=0),
+    "one-io-irq-cpu": dict(io_irq_cpus=1),
+    "mempool-writeback": dict(writeback_alloc_ratio=0.0),
+    "half-page-requests": dict(writeback_alloc_ratio=0.5),
+    "default-dirty-limits": dict(dirty_ratio=20, dirty_background_ratio=10),
+    "no-interrupts": dict(atomic_rate=0.0, quiet_atomic_rate=0.0),
+    "kswapd-asleep": dict(kswapd_asleep_at_start=True, patches="2.6.38"),
+    "no-costs": dict(cost_scale=0.0, patches="all"),
+    "four-sockets": dict(sockets=4, patches="2.6.36"),
+    "threshold-fixed": dict(stat_threshold=1, patches="all"),
+    "slow-folds": dict(stat_interval_ms=2000, patches="2.6.38"),
+    "no-events": dict(record_events=False),
+    "burst": dict(burst_start_ms=200, burst_ms=300, patches="all"),
+}
+
+
+def _compare(cfg, state=False):
+    py = Simulation(cfg, engine="python")
+    co = Simulation(cfg, engine="compiled")
+    a = py.run()
+    b = co.run()
+    assert py.engine == "python" and co.engine == "compiled"
+    differ = [k for k in a.series if not np.array_equal(a.series[k], b.series[k])]
+    assert differ == [], f"series differ: {differ}"
+    for k in a.series:
+        assert a.series[k].dtype == b.series[k].dtype, k
+    assert a.events == b.events
+    assert a.events_dropped == b.events_dropped
+    assert json.dumps(a.to_dict(), sort_keys=True) == json.dumps(b.to_dict(), sort_keys=True)
+    if state:
+        _same_state(py, co)
+    return a, b
+
+
+def _same_state(py, co):
+    assert py.pages_accounted() == co.pages_accounted()
+    for attr in ("vm_stat", "nr_free_pages_buddy", "percpu_drift_mark", "pages_scanned"):
+        assert getattr(py.zone, attr) == getattr(co.zone, attr), attr
+    for attr in ("pcp_count", "vm_stat_diff", "stat_threshold", "stat_folds"):
+        assert np.array_equal(getattr(py.zone, attr), getattr(co.zone, attr)), attr
+    for attr in ("on_waitqueue", "woken", "state", "wake_at"):
+        assert getattr(py.kswapd, attr) == getattr(co.kswapd, attr), attr
+    assert py.lru.runs and [list(r) for r in py.lru.runs] == co.lru.runs
+    assert np.array_equal(py.meter.debt, co.meter.debt)
+    assert py.meter.summary(py.t) == co.meter.summary(co.t)
+    co.check_invariants()
+
+
+@pytest.mark.parametrize("cfg", [c for _, c in _grid()], ids=[i for i, _ in _grid()])
+def test_engine_compiled_matches_python_on_presets_cpus_and_patches(cfg):
+    """Presets x patch sets (2.6.35, 2.6.36, 2.6.38) x seeds, and 64 to 4096 CPUs: the same
+    series, events and JSON."""
+    _compare(cfg)
+
+
+@pytest.mark.parametrize("overrides", list(CORNERS.values()), ids=list(CORNERS))
+def test_engine_compiled_matches_python_on_config_corners(overrides):
+    """Every knob that changes a branch of the core gives the same run, and the same state."""
+    base = dict(seed=5, duration_ms=900, patches="none")
+    base.update(overrides)
+    _compare(preset("large", **base), state=True)
+
+
+def test_engine_compiled_matches_python_tick_by_tick_with_invariants():
+    """Stepped one tick at a time, the compiled machine keeps every page accounted for and
+    equals the Python one after every tick."""
+    cfg = preset("large", seed=8, patches="all", duration_ms=300, cpus=32, writer_cpus=8)
+    py = Simulation(cfg, engine="python")
+    co = Simulation(cfg, engine="compiled")
+    for _ in range(cfg.duration_ms):
+        py.step()
+        co.step()
+        co.check_invariants()
+        assert py.pages_accounted() == co.pages_accounted()
+        assert py.zone.vm_stat == co.zone.vm_stat
+        assert np.array_equal(py.zone.pcp_count, co.zone.pcp_count)
+    _same_state(py, co)
+    assert json.dumps(py.result().to_dict()) == json.dumps(co.result().to_dict())
+
+
+def test_engine_compiled_drops_events_past_the_cap_like_python(monkeypatch):
+    """Past the event cap both engines count the same dropped events."""
+    import allocsim.sim as simmod
+
+    monkeypatch.setattr(simmod, "_MAX_EVENTS", 150)
+    a, b = _compare(preset("large", seed=1, duration_ms=1200))
+    assert len(a.events) == 150 and a.events_dropped > 0
+
+
+def test_engine_compiled_resumed_run_equals_one_run():
+    """run(until=...) in pieces (across workload blocks) equals one run, on the compiled engine."""
+    cfg = preset("large", seed=7, patches="2.6.38", duration_ms=900)
+    whole = Simulation(cfg, engine="compiled").run()
+    sim = Simulation(cfg, engine="compiled")
+    for until in (1, 255, 256, 300, 777):
+        sim.run(until=until)
+    part = sim.run()
+    assert json.dumps(part.to_dict()) == json.dumps(whole.to_dict())
+    assert part.events == whole.events
+    for k in whole.series:
+        assert np.array_equal(part.series[k], whole.series[k]), k
+
+
+def test_engine_compiled_calls_progress_at_the_same_ticks():
+    """progress(sim) is called at the same simulated times on both engines, with the state of
+    that tick (the counter matches the recorded series)."""
+    cfg = preset("small", seed=2, duration_ms=700)
+    seen = {}
+    for name in engine.ENGINES:
+        ticks = []
+        sim = Simulation(cfg, engine=name)
+
+        def progress(s, ticks=ticks):
+            ticks.append((s.t, s.zone.vm_stat, s.recorder.n))
+
+        sim.run(progress=progress, progress_every=64)
+        seen[name] = ticks
+    assert seen["compiled"] == seen["python"]
+    assert [t for t, _, _ in seen["python"]] == list(range(64, 700, 64))
+
+
+def test_engine_compiled_wall_budget_stops_early():
+    """A tiny wall-clock budget stops the compiled run early, with finished False."""
+    sim = Simulation(preset("large", cpus=1024, duration_ms=60_000), engine="compiled")
+    result = sim.run(wall_budget_s=1e-6)
+    assert not result.finished and 0 < result.simulated_ms < 4000
+
+
+def test_engine_default_is_compiled_and_env_selects(monkeypatch):
+    """engine=None means compiled; ALLOCSIM_ENGINE=python selects the Python engine."""
+    monkeypatch.delenv("ALLOCSIM_ENGINE", raising=False)
+    assert Simulation(preset("small", duration_ms=5)).engine == "compiled"
+    monkeypatch.setenv("ALLOCSIM_ENGINE", "python")
+    assert Simulation(preset("small", duration_ms=5)).engine == "python"
+
+
+def test_engine_bad_names_give_one_clear_error(monkeypatch):
+    """An unknown engine, by argument or environment variable, is a ValueError naming it."""
+    with pytest.raises(ValueError, match="engine must be one of compiled, python, got 'fast'"):
+        Simulation(preset("small"), engine="fast")
+    monkeypatch.setenv("ALLOCSIM_ENGINE", "turbo")
+    with pytest.raises(ValueError, match="ALLOCSIM_ENGINE must be one of"):
+        Simulation(preset("small"))
+
+
+def test_engine_without_numba_falls_back_with_one_notice(monkeypatch, capsys):
+    """Without numba the default runs the Python engine and says so once, on one line; asking
+    for the compiled engine by name is an error that says what to install."""
+    monkeypatch.delenv("ALLOCSIM_ENGINE", raising=False)
+    monkeypatch.setitem(engine._state, "reason", "numba cannot be imported (test)")
+    monkeypatch.setitem(engine._state, "noticed", False)
+    assert Simulation(preset("small", duration_ms=5)).engine == "python"
+    assert Simulation(preset("small", duration_ms=5)).engine == "python"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "numba cannot be imported" in err and "Python engine" in err
+    with pytest.raises(RuntimeError, match="pip install numba"):
+        Simulation(preset("small"), engine="compiled")
+
+
+def test_engine_import_allocsim_does_not_import_numba():
+    """``import allocsim`` stays light: numba is imported on the first compiled run only."""
+    code = "import sys, allocsim; print('numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_engine_cli_flag_selects_engine_and_both_print_the_same_json():
+    """``python -m allocsim run --engine`` picks the engine; the JSON is the same either way."""
+    outs = {}
+    env = {k: v for k, v in os.environ.items() if k != "ALLOCSIM_ENGINE"}
+    for name in engine.ENGINES:
+        cmd = [sys.executable, "-m", "allocsim", "run", "--preset", "small", "--seconds", "0.3"]
+        cmd += ["--json", "--engine", name]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        outs[name] = json.loads(proc.stdout)
+    assert outs["compiled"].pop("engine") == "compiled"
+    assert outs["python"].pop("engine") == "python"
+    assert outs["compiled"] == outs["python"]
+
+
+def test_engine_cli_rejects_an_unknown_engine():
+    """``--engine fast`` exits 2 with one line naming the choices."""
+    cmd = [sys.executable, "-m", "allocsim", "run", "--engine", "fast"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "compiled" in proc.stderr and "python" in proc.stderr
+
+
+def test_engine_warm_compiles_and_runs():
+    """engine.warm() runs a tiny compiled simulation and says how long it took."""
+    assert engine.warm() >= 0.0
+
+
+def test_engine_compiled_matches_python_with_a_short_stat_interval():
+    """The smallest vmstat interval (a counterfactual 10 ms) folds alike on both engines."""
+    cfg = SimConfig.preset("large", stat_interval_ms=10, counterfactual=True, duration_ms=400)
+    _compare(cfg)
+
+
+def test_engine_compiled_refuses_the_scalar_kernel_path():
+    """vector_fast_path=False asks for the Python engine's scalar path: a clear error, not a
+    silent run of the vector path."""
+    sim = Simulation(preset("small", duration_ms=10), engine="compiled")
+    sim.vector_fast_path = False
+    with pytest.raises(ValueError, match="engine='python'"):
+        sim.run()
