@@ -1,23 +1,37 @@
 #!/usr/bin/env python
-"""Benchmarks for allocsim: is the kit fast enough to teach with? (issue 6)
+"""Benchmarks for allocsim: is the kit fast enough to teach with? (issues 6 and 13)
 
-    python benchmarks/bench.py                 # everything, as a table (about 2-4 min on 2 cores)
+    python benchmarks/bench.py                 # everything, as tables (about 5-10 min on 2 cores)
     python benchmarks/bench.py --json          # one JSON object on stdout
-    python benchmarks/bench.py --quick         # smoke mode: short runs, no notebooks (< 30 s)
-    python benchmarks/bench.py --only rtf,memory
+    python benchmarks/bench.py --quick         # smoke mode: short runs, no notebooks
+    python benchmarks/bench.py --only rtf,startup
+
+Each figure is given for both engines, "python" (the readable reference) and "compiled" (numba),
+where this allocsim has them; an engine it lacks is reported as "not available", with the reason.
 
 Sections (names for --only):
 
-  rtf        simulated seconds per wall second for small, large, 1024 and 4096 CPUs (zone
-             scaled), patches off and on; also µs per simulated ms and ns per CPU-tick.
-  widget     the livelock demo in allocsim/widgets.py: control change -> first live-plot frame
-             of the new run, and -> end of that run (median of several), on the Agg backend.
-  notebooks  headless execution of every notebooks/*.ipynb (nbclient, kernel python3).
-  memory     tracemalloc peak and ru_maxrss delta (fresh subprocess per case) for a page-level
-             Zone and a Simulation at 1024 CPUs with 1, 4 and 16 GiB, and a Zone at 4096 CPUs.
+  rtf        real-time factor = simulated s / process CPU s (median of 3 runs, construction
+             included) for small, large, steady, 1024 and 4096 CPUs (zone scaled), patches off
+             and on; also µs per simulated ms and ns per CPU-tick.
+  widget     the livelock demo (allocsim.widgets), live and threaded, in one process per engine
+             started with ALLOCSIM_ENGINE: CPU slider 256 -> 1024 -> 256 and a seed change, each
+             starting a 4 s run; from the change to the first frame of the new run and to its last
+             frame, with an emulated ipympl front end that renders and PNG-encodes each picture.
+  startup    fresh processes: `python -c pass`, `import allocsim`, the compiled engine's cold
+             compile (allocsim.engine.warm() with an empty NUMBA_CACHE_DIR) and the warm start
+             `python -m allocsim run --seconds 0.001 --engine E` with that cache populated.
+  notebooks  headless execution of every notebooks/*.ipynb (nbclient, kernel python3), on the
+             default engine.
+  memory     tracemalloc peak, peak-RSS delta and whole-process peak RSS (fresh subprocess per
+             case) for a page-level Zone and a Simulation at 1024 CPUs with 1, 4 and 16 GiB, and
+             at 4096 CPUs.
   sweep      allocsim.sweep's 24-run grid (tests/test_sweep.py's, 200 ms runs) and a 24-run grid
              of 1 s runs at 64-256 CPUs: serially, on 2 local processes and on a Dask
              LocalCluster of 2 workers (start-up included), as wall time and ratio to serial.
+
+The report ends with issue 13's targets, each judged from this run's figures on the compiled
+engine (met / not met / not measured), the Python engine's figure beside it.
 
 Progress goes to stderr. The exit status is 1 if a measurement raised an error (it is reported
 in its row); a section that is "not available" or "skipped" is not an error.
