@@ -1,23 +1,37 @@
 #!/usr/bin/env python
-"""Benchmarks for allocsim: is the kit fast enough to teach with? (issue 6)
+"""Benchmarks for allocsim: is the kit fast enough to teach with? (issues 6 and 13)
 
-    python benchmarks/bench.py                 # everything, as a table (about 2-4 min on 2 cores)
+    python benchmarks/bench.py                 # everything, as tables (about 5-10 min on 2 cores)
     python benchmarks/bench.py --json          # one JSON object on stdout
-    python benchmarks/bench.py --quick         # smoke mode: short runs, no notebooks (< 30 s)
-    python benchmarks/bench.py --only rtf,memory
+    python benchmarks/bench.py --quick         # smoke mode: short runs, no notebooks
+    python benchmarks/bench.py --only rtf,startup
+
+Each figure is given for both engines, "python" (the readable reference) and "compiled" (numba),
+where this allocsim has them; an engine it lacks is reported as "not available", with the reason.
 
 Sections (names for --only):
 
-  rtf        simulated seconds per wall second for small, large, 1024 and 4096 CPUs (zone
-             scaled), patches off and on; also µs per simulated ms and ns per CPU-tick.
-  widget     the livelock demo in allocsim/widgets.py: control change -> first live-plot frame
-             of the new run, and -> end of that run (median of several), on the Agg backend.
-  notebooks  headless execution of every notebooks/*.ipynb (nbclient, kernel python3).
-  memory     tracemalloc peak and ru_maxrss delta (fresh subprocess per case) for a page-level
-             Zone and a Simulation at 1024 CPUs with 1, 4 and 16 GiB, and a Zone at 4096 CPUs.
+  rtf        real-time factor = simulated s / process CPU s (median of 3 runs, construction
+             included) for small, large, steady, 1024 and 4096 CPUs (zone scaled), patches off
+             and on; also µs per simulated ms and ns per CPU-tick.
+  widget     the livelock demo (allocsim.widgets), live and threaded, in one process per engine
+             started with ALLOCSIM_ENGINE: CPU slider 256 -> 1024 -> 256 and a seed change, each
+             starting a 4 s run; from the change to the first frame of the new run and to its last
+             frame, with an emulated ipympl front end that renders and PNG-encodes each picture.
+  startup    fresh processes: `python -c pass`, `import allocsim`, the compiled engine's cold
+             compile (allocsim.engine.warm() with an empty NUMBA_CACHE_DIR) and the warm start
+             `python -m allocsim run --seconds 0.001 --engine E` with that cache populated.
+  notebooks  headless execution of every notebooks/*.ipynb (nbclient, kernel python3), on the
+             default engine.
+  memory     tracemalloc peak, peak-RSS delta and whole-process peak RSS (fresh subprocess per
+             case) for a page-level Zone and a Simulation at 1024 CPUs with 1, 4 and 16 GiB, and
+             at 4096 CPUs.
   sweep      allocsim.sweep's 24-run grid (tests/test_sweep.py's, 200 ms runs) and a 24-run grid
              of 1 s runs at 64-256 CPUs: serially, on 2 local processes and on a Dask
              LocalCluster of 2 workers (start-up included), as wall time and ratio to serial.
+
+The report ends with issue 13's targets, each judged from this run's figures on the compiled
+engine (met / not met / not measured), the Python engine's figure beside it.
 
 Progress goes to stderr. The exit status is 1 if a measurement raised an error (it is reported
 in its row); a section that is "not available" or "skipped" is not an error.
@@ -28,6 +42,7 @@ from __future__ import annotations
 import argparse
 import gc
 import inspect
+import io
 import json
 import os
 import platform
@@ -35,6 +50,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -44,7 +60,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # run from a checkout even without `pip install -e .`
 
-SECTIONS = ("rtf", "widget", "notebooks", "memory", "sweep")
+SECTIONS = ("rtf", "widget", "startup", "notebooks", "memory", "sweep")
 PAGES_PER_GIB = 262144  # 4 KiB pages
 MIB = 1 << 20
 
@@ -109,6 +125,83 @@ def machine() -> dict:
     }
 
 
+# --- engines ----------------------------------------------------------------------------------
+#
+# allocsim may have two engines: the readable kernel-named Python ("python") and a numba core
+# ("compiled"), chosen by Simulation(config, engine=...), `--engine` on the command line and
+# ALLOCSIM_ENGINE for the process. Older code has only the Python one and no engine= parameter;
+# the benchmark then reports the compiled engine as "not available" and times the Python one.
+
+ENGINES = ("python", "compiled")
+_SUPPORT: dict | None = None
+
+
+def engine_parameter() -> bool:
+    """Does this allocsim's Simulation take ``engine=``?"""
+    from allocsim.sim import Simulation
+
+    try:
+        return "engine" in inspect.signature(Simulation).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def engine_support() -> dict:
+    """{engine: None if it can be timed, else one line saying why not} (computed once).
+
+    An engine counts only if a Simulation built with it says it runs on it (``sim.engine``):
+    without numba, a compiled request may fall back to Python, and that must not be timed as
+    the compiled engine.
+    """
+    global _SUPPORT
+    if _SUPPORT is not None:
+        return _SUPPORT
+    if not engine_parameter():
+        _SUPPORT = {
+            "python": None,
+            "compiled": "this allocsim has one engine (Simulation takes no engine= argument)",
+        }
+        return _SUPPORT
+    from allocsim.config import preset
+    from allocsim.sim import Simulation
+
+    _SUPPORT = {}
+    for engine in ENGINES:
+        try:
+            sim = Simulation(preset("small", duration_ms=1), engine=engine)
+            used = getattr(sim, "engine", engine)
+            _SUPPORT[engine] = (
+                None if used == engine else f"Simulation(engine={engine!r}) runs the {used} engine"
+            )
+        except Exception as exc:  # numba missing, a broken engine, ...
+            _SUPPORT[engine] = f"Simulation(engine={engine!r}): {error_text(exc)}"
+    return _SUPPORT
+
+
+def new_simulation(cfg, engine: str):
+    """A Simulation of ``cfg`` on ``engine`` (code without engines: the one it has)."""
+    from allocsim.sim import Simulation
+
+    return Simulation(cfg, engine=engine) if engine_parameter() else Simulation(cfg)
+
+
+def default_engine() -> str:
+    """The engine a plain Simulation() picks here (ALLOCSIM_ENGINE and numba decide)."""
+    from allocsim.config import preset
+    from allocsim.sim import Simulation
+
+    return getattr(Simulation(preset("small", duration_ms=1)), "engine", "python")
+
+
+def warm_compiled() -> float:
+    """allocsim.engine.warm(): compile, or load from numba's cache; its wall time in s."""
+    import allocsim.engine
+
+    start = time.perf_counter()
+    allocsim.engine.warm()
+    return time.perf_counter() - start
+
+
 # --- 1. real-time factor ----------------------------------------------------------------------
 
 RTF_CASES = [  # (label, preset name, overrides); "large" scales the zone with the CPUs
@@ -120,59 +213,107 @@ RTF_CASES = [  # (label, preset name, overrides); "large" scales the zone with t
 ]
 
 
+def time_run(cfg, engine: str) -> tuple[float, float, int]:
+    """Build and run one Simulation: (process CPU s, wall s, simulated ms).
+
+    Construction is included (a user waits for both). CPU time of the whole process is what
+    the real-time factor divides by: on a shared machine it does not count the time this
+    process waited for a core, which wall time does.
+    """
+    gc.collect()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    result = new_simulation(cfg, engine).run()
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    return cpu, wall, int(result.simulated_ms)
+
+
 def bench_rtf(quick: bool) -> dict:
     from allocsim.config import preset
-    from allocsim.sim import Simulation
 
     duration_ms = 1000 if quick else 10_000
-    try:  # warm up imports and numpy's first calls so the first case is not charged for them
-        Simulation(preset("large", cpus=64, duration_ms=50)).run()
-    except Exception:  # a broken preset shows up in its own row below
-        pass
+    reps = 1 if quick else 3
+    engines = {}
+    for engine, reason in engine_support().items():
+        if reason:
+            engines[engine] = {"status": "not available", "reason": reason}
+            log(f"  rtf engine {engine}: not available: {reason}")
+            continue
+        info = {"status": "ok"}
+        try:
+            if engine == "compiled":  # compile (or load the cache) before anything is timed
+                info["warm_s"] = warm_compiled()
+            # warm up imports and numpy's first calls so the first case is not charged for them
+            time_run(preset("large", cpus=64, duration_ms=50), engine)
+        except Exception as exc:
+            info = {"status": "error", "error": error_text(exc)}
+            log(f"  rtf engine {engine}: warm-up: {info['error']}")
+        engines[engine] = info
+    timed = [e for e in ENGINES if engines[e]["status"] == "ok"]
     rows = []
     for label, name, overrides in RTF_CASES:
         for patches in ("none", "all"):
-            row = {"case": label, "patches": patches, "duration_ms": duration_ms}
-            try:
-                cfg = preset(name, patches=patches, seed=1, duration_ms=duration_ms, **overrides)
-                row.update(cpus=cfg.cpus, zone_mib=cfg.zone_mib)
-                start = time.perf_counter()
-                result = Simulation(cfg).run()  # construction included: a user waits for both
-                wall = time.perf_counter() - start
-                ticks = int(result.simulated_ms)
-                row.update(
-                    wall_s=wall,
-                    simulated_ms=ticks,
-                    rtf=ticks / 1000 / wall,
-                    us_per_tick=wall * 1e6 / ticks,
-                    ns_per_cpu_tick=wall * 1e9 / (ticks * cfg.cpus),
+            for engine in timed:
+                row = {
+                    "case": label,
+                    "patches": patches,
+                    "engine": engine,
+                    "duration_ms": duration_ms,
+                }
+                try:
+                    cfg = preset(
+                        name, patches=patches, seed=1, duration_ms=duration_ms, **overrides
+                    )
+                    row.update(cpus=cfg.cpus, zone_mib=cfg.zone_mib)
+                    runs = [time_run(cfg, engine) for _ in range(reps)]
+                    ticks = runs[0][2]
+                    cpu = statistics.median(r[0] for r in runs)
+                    wall = statistics.median(r[1] for r in runs)
+                    row.update(
+                        reps=reps,
+                        cpu_s=cpu,
+                        cpu_s_all=[r[0] for r in runs],
+                        wall_s=wall,
+                        simulated_ms=ticks,
+                        rtf=ticks / 1000 / cpu,
+                        rtf_wall=ticks / 1000 / wall,
+                        us_per_tick=cpu * 1e6 / ticks,
+                        ns_per_cpu_tick=cpu * 1e9 / (ticks * cfg.cpus),
+                    )
+                except Exception as exc:  # report it in the row and go on
+                    row["error"] = error_text(exc)
+                log(
+                    f"  rtf {label:>9} patches={patches:<4} {engine:<8} "
+                    + (f"{row['rtf']:.1f}x real time" if "rtf" in row else row["error"])
                 )
-            except Exception as exc:  # report it in the row and go on
-                row["error"] = error_text(exc)
-            log(
-                f"  rtf {label:>9} patches={patches:<4} "
-                + (f"{row['wall_s']:.2f} s wall" if "wall_s" in row else row["error"])
-            )
-            rows.append(row)
-    return {"status": "ok", "duration_ms": duration_ms, "rows": rows}
+                rows.append(row)
+    return {
+        "status": "ok",
+        "duration_ms": duration_ms,
+        "reps": reps,
+        "engines": engines,
+        "rows": rows,
+    }
 
 
 # --- 2. widget latency ------------------------------------------------------------------------
 #
-# What this needs from allocsim/widgets.py (checked in this order):
+# What this needs from allocsim.widgets (checked in this order):
 #   * a factory for the livelock demo: a callable whose name contains "livelock"
-#     (LivelockDemo, livelock_demo, ...), callable with no arguments, returning the demo object;
+#     (LivelockDemo, livelock_demo, ...), returning the demo object;
 #   * the live-plot figure: demo.fig or demo.figure (a matplotlib Figure);
-#   * a control to change: demo.controls["seed"] (or a `seed` attribute holding a widget with
-#     .value); "cpus" is used if there is no seed control;
+#   * the controls demo.controls["cpus"] and demo.controls["seed"] (widgets with .value);
 #   * a synchronous helper that blocks until the current run has finished: demo.wait(),
-#     demo.wait_idle() or demo.join() (a `timeout` keyword is passed if accepted);
-#   * the first frame: demo.on_frame(callback) if it exists, called after each live-plot update
-#     (first argument, if any: the simulated ms shown); otherwise every call of
-#     fig.canvas.draw_idle / fig.canvas.draw after the change counts as a frame.
+#     demo.wait_idle() or demo.join() (a `timeout` keyword is passed if accepted).
+#
+# Each engine is timed in its own process with ALLOCSIM_ENGINE set before allocsim is imported:
+# the demo builds its Simulations with the default engine, as in a notebook whose kernel was
+# started with that variable. The process checks which engine the demo's Simulation reports.
 
 FACTORY_NAMES = ("LivelockDemo", "livelock_demo", "LiveLockDemo")
 WAIT_NAMES = ("wait", "wait_idle", "wait_for_run", "join")
+LIVE_RUN_MS = 4000  # the issue's "4 s live run"
+# One repetition: the CPU slider up to 1024 and back to 256, then a new seed at 256 CPUs.
+WIDGET_CHANGES = (("cpus", 1024), ("cpus", 256), ("seed", None))
 
 
 def _find_factory(mod):
@@ -186,20 +327,17 @@ def _find_factory(mod):
     return None, None
 
 
-def _find_control(demo):
+def _find_control(demo, name):
     controls = getattr(demo, "controls", None)
-    for name in ("seed", "cpus"):
-        widget = None
-        if controls is not None:
-            try:
-                widget = controls[name]
-            except (KeyError, TypeError, IndexError):
-                widget = getattr(controls, name, None)
-        if widget is None:
-            widget = getattr(demo, name, None)
-        if widget is not None and hasattr(widget, "value"):
-            return name, widget
-    return None, None
+    widget = None
+    if controls is not None:
+        try:
+            widget = controls[name]
+        except (KeyError, TypeError, IndexError):
+            widget = getattr(controls, name, None)
+    if widget is None:
+        widget = getattr(demo, name, None)
+    return widget if widget is not None and hasattr(widget, "value") else None
 
 
 def _plotted(fig) -> tuple:
@@ -221,8 +359,96 @@ def _call_wait(fn, timeout: float):
     return fn(timeout=timeout) if "timeout" in params else fn()
 
 
-def bench_widget(quick: bool) -> dict:
-    reps = 2 if quick else 5
+class PngEncoder:
+    """The picture ipympl sends: matplotlib's webagg ``get_diff_image``, done here.
+
+    A PNG of the whole Agg buffer the first time (and when the size changes or a pixel is
+    transparent), else a PNG of the pixels that changed since the last picture (the rest 0).
+    """
+
+    def __init__(self):
+        self.last = None
+
+    def encode(self, canvas) -> int:
+        import numpy as np
+        from PIL import Image
+
+        pixels = np.asarray(canvas.get_renderer().buffer_rgba())
+        buff = pixels.view(np.uint32).squeeze(2)
+        if self.last is None or buff.shape != self.last.shape or (pixels[:, :, 3] != 255).any():
+            output = buff
+        else:
+            output = np.where(buff != self.last, buff, 0)
+        self.last = buff.copy()
+        data = output.view(dtype=np.uint8).reshape((*output.shape, 4))
+        with io.BytesIO() as png:
+            Image.fromarray(data).save(png, format="png")
+            return len(png.getvalue())
+
+
+class FrontEnd:
+    """Plays ipympl's part on an Agg canvas, PNG encoding included, and records the frames.
+
+    As matplotlib's webagg canvas (which ipympl's is) does: ``draw()`` renders and sends a
+    picture at once, in the calling thread; ``blit()`` sends the current buffer at once;
+    ``draw_idle()`` only tells the browser, which asks the kernel to render one picture when the
+    previous one has arrived (requests in between are dropped). The browser's request is served
+    here by a thread. A frame is (time the PNG was ready, fingerprint of the lines it shows).
+    """
+
+    def __init__(self, fig, lock):
+        self.fig = fig
+        self.lock = lock
+        self.canvas = canvas = fig.canvas
+        self.render = canvas.draw  # the demo's own (it may take the demo's lock)
+        self.png = PngEncoder()
+        self.frames: list[tuple[float, tuple]] = []
+        self.frames_lock = threading.Lock()
+        self.requested = threading.Event()
+        self.closing = threading.Event()
+        canvas.draw = self.draw
+        canvas.draw_idle = self.draw_idle
+        canvas.blit = self.blit
+        self.thread = threading.Thread(target=self._browser, daemon=True, name="front-end")
+        self.thread.start()
+
+    def _send(self) -> None:
+        with self.lock:
+            self.png.encode(self.canvas)
+            key = _plotted(self.fig)
+        with self.frames_lock:
+            self.frames.append((time.perf_counter(), key))
+
+    def draw(self, *_a, **_kw) -> None:
+        with self.lock:
+            self.render()
+            self._send()
+
+    def blit(self, *_a, **_kw) -> None:
+        self._send()
+
+    def draw_idle(self, *_a, **_kw) -> None:
+        self.requested.set()
+
+    def _browser(self) -> None:
+        while not self.closing.is_set():
+            if self.requested.wait(0.05):
+                self.requested.clear()
+                self.draw()
+
+    def take(self) -> list:
+        with self.frames_lock:
+            out, self.frames = self.frames, []
+        return out
+
+    def close(self) -> None:
+        self.closing.set()
+        self.thread.join(timeout=5)
+
+
+def widget_case(engine: str, quick: bool) -> dict:
+    """Time the livelock demo in this process (started with ALLOCSIM_ENGINE=engine)."""
+    reps = 1 if quick else 3
     os.environ.setdefault("MPLBACKEND", "Agg")
     import matplotlib
 
@@ -232,12 +458,12 @@ def bench_widget(quick: bool) -> dict:
     try:
         import allocsim.widgets as widgets
     except ModuleNotFoundError as exc:
-        if exc.name != "allocsim.widgets":
+        if exc.name not in ("allocsim.widgets", "allocsim"):
             return {
                 "status": "not available",
                 "reason": f"import allocsim.widgets: {error_text(exc)}",
             }
-        return {"status": "not available", "reason": "allocsim/widgets.py does not exist"}
+        return {"status": "not available", "reason": "allocsim.widgets does not exist"}
     except Exception as exc:
         return {"status": "not available", "reason": f"import allocsim.widgets: {error_text(exc)}"}
 
@@ -251,8 +477,10 @@ def bench_widget(quick: bool) -> dict:
     try:
         # Live and threaded, as in a notebook with ipympl: frames come from a background run.
         params = inspect.signature(factory).parameters
-        accepts = "live" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
-        demo = factory(live=True, threaded=True) if accepts else factory()
+        kw = {}
+        if "live" in params or any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            kw = {"live": True, "threaded": True, "duration_ms": LIVE_RUN_MS}
+        demo = factory(**kw)
     except Exception as exc:
         return {"status": "not available", "reason": f"{factory_name}(): {error_text(exc)}"}
 
@@ -263,13 +491,14 @@ def bench_widget(quick: bool) -> dict:
             if hasattr(demo, "__dict__")
             else None
         )
-    control_name, control = _find_control(demo)
+    controls = {name: _find_control(demo, name) for name in ("cpus", "seed", "duration_ms")}
     wait = next((getattr(demo, n) for n in WAIT_NAMES if callable(getattr(demo, n, None))), None)
     missing = [
         what
         for what, ok in (
             ("a matplotlib Figure at demo.fig", fig is not None),
-            ("a seed or cpus control", control is not None),
+            ("a cpus control", controls["cpus"] is not None),
+            ("a seed control", controls["seed"] is not None),
             ("a wait()/wait_idle()/join() helper", wait is not None),
         )
         if not ok
@@ -280,111 +509,202 @@ def bench_widget(quick: bool) -> dict:
             "reason": f"{factory_name}() has no " + "; no ".join(missing),
         }
 
-    # Frame hook: the module's own callback if it has one, else watch the canvas draws. A frame
-    # of the new run is a callback whose first argument (simulated ms) is > 0, or a draw that
-    # shows plotted lines that are not empty and differ from those before the change (so a draw
-    # that only clears the axes, or repaints the old run, does not count).
-    frames: list[tuple[float, object]] = []
-    lock = threading.Lock()
-
-    closing = threading.Event()  # ends the emulated front end below
-    if callable(getattr(demo, "on_frame", None)):
-        hook = "demo.on_frame callback"
-
-        def on_frame(*args, **_kw):
-            with lock:
-                frames.append((time.perf_counter(), args[0] if args else None))
-
-        demo.on_frame(on_frame)
-
-        def is_new(key, _before) -> bool:
-            return not isinstance(key, (int, float)) or key > 0
-    else:
-        # Behave like ipympl: draw_idle only asks the front end for a picture, and the front end
-        # (here a "browser" thread) has the kernel render one when it is ready for it, skipping
-        # requests that arrive while a picture is on its way. A frame is counted when a picture
-        # of the new run has been rendered: plotted lines not empty and not those of before.
-        hook = "ipympl-like front end: draw_idle requests, a browser thread renders"
-        canvas = fig.canvas
-        render = canvas.draw
-        requested = threading.Event()
-        demo_lock = getattr(demo, "_lock", None) or threading.Lock()
-
-        def draw_idle(*_a, **_kw):
-            requested.set()
-
-        def browser():
-            while not closing.is_set():
-                if not requested.wait(0.05):
-                    continue
-                requested.clear()
-                with demo_lock:
-                    render()
-                    key = _plotted(fig)
-                with lock:
-                    frames.append((time.perf_counter(), key))
-
-        canvas.draw_idle = draw_idle
-        canvas.draw = draw_idle  # a final draw() is a push of the same picture
-        front_end = threading.Thread(target=browser, daemon=True)
-        front_end.start()
-
-        def is_new(key, before) -> bool:
-            return key != before and any(n for n, _ in key)
-
+    front = FrontEnd(fig, getattr(demo, "_lock", None) or threading.RLock())
+    runs = []
     try:
-        _call_wait(wait, 60)  # a run the demo may have started on creation
-        first, whole, per_run = [], [], []
-        value = control.value
+        _call_wait(wait, 120)  # a run the demo may have started on creation
+        # Unmeasured: bring the demo to 256 CPUs and a 4 s run (each a run of its own).
+        for name, value in (("duration_ms", LIVE_RUN_MS), ("cpus", 256)):
+            if controls[name] is not None and controls[name].value != value:
+                controls[name].value = value
+                _call_wait(wait, 120)
+        time.sleep(0.3)
+        front.take()
         for rep in range(reps):
-            # seed: a new run of the same size; cpus: alternate between two sizes
-            if control_name == "seed":
-                value = value + 1
-            else:
-                value = value // 2 if rep % 2 == 0 else value * 2
-            before = _plotted(fig)
-            with lock:
-                frames.clear()
-            start = time.perf_counter()
-            control.value = value
-            _call_wait(wait, 60)
-            end = time.perf_counter()
-            time.sleep(0.3)  # let the front end fetch the last picture
-            with lock:
-                shown = [t for t, key in frames if is_new(key, before)]
-                per_run.append(len(frames))
-            if not shown:
-                return {
-                    "status": "not available",
-                    "hook": hook,
-                    "reason": f"changing {control_name} produced no new frame ({hook})",
+            for name, value in WIDGET_CHANGES:
+                control = controls[name]
+                new = control.value + 1 if value is None else value
+                before = _plotted(fig)
+                front.take()
+                start = time.perf_counter()
+                control.value = new
+                _call_wait(wait, 120)
+                end = time.perf_counter()
+                time.sleep(0.3)  # let the front end fetch the last picture
+                frames = front.take()
+                with front.lock:
+                    final = _plotted(fig)
+                result = getattr(demo, "result", None)
+                sims = getattr(demo, "sims", None) or []
+                shown = [t for t, key in frames if key != before and any(n for n, _ in key)]
+                last = [t for t, key in frames if key == final]
+                if not shown:
+                    return {
+                        "status": "not available",
+                        "reason": f"changing {name} produced no new frame",
+                    }
+                run = {
+                    "control": name,
+                    "value": new,
+                    "cpus": controls["cpus"].value,
+                    "simulated_ms": getattr(result, "simulated_ms", None),
+                    "engine": getattr(sims[0], "engine", "python") if sims else None,
+                    "first_frame_ms": 1000 * (shown[0] - start),
+                    # the finished run's picture, encoded: the run is on screen
+                    "on_screen_s": (last[0] if last else end) - start,
+                    "final_frame_seen": bool(last),
+                    "wait_s": end - start,
+                    "frames": len(frames),
                 }
-            first.append(shown[0] - start)
-            whole.append(end - start)
-            log(
-                f"  widget rep {rep + 1}/{reps}: first frame {1000 * first[-1]:.0f} ms, "
-                f"run {whole[-1]:.2f} s, {per_run[-1]} frames"
-            )
+                runs.append(run)
+                log(
+                    f"  widget {engine} rep {rep + 1}/{reps} {name}={new}: first frame "
+                    f"{run['first_frame_ms']:.0f} ms, on screen {run['on_screen_s']:.2f} s, "
+                    f"{run['frames']} frames"
+                )
     except Exception as exc:
-        return {"status": "error", "error": error_text(exc), "hook": hook}
+        return {"status": "error", "error": error_text(exc)}
     finally:
-        closing.set()
+        front.close()
+        stop = getattr(demo, "pause", None)
+        if callable(stop):
+            stop()
+
+    used = {r["engine"] for r in runs}
+    if used != {engine}:
+        return {
+            "status": "not available",
+            "reason": f"with ALLOCSIM_ENGINE={engine} the demo ran on {', '.join(sorted(used))}",
+        }
+
+    def median(key, pick):
+        vals = [r[key] for r in runs if pick(r)]
+        return statistics.median(vals) if vals else None
+
     return {
         "status": "ok",
+        "engine": engine,
         "factory": factory_name,
-        "control": control_name,
-        "hook": hook,
         "backend": matplotlib.get_backend(),
         "reps": reps,
-        "first_frame_ms": 1000 * statistics.median(first),
-        "run_s": statistics.median(whole),
-        "first_frame_ms_all": [1000 * x for x in first],
-        "run_s_all": whole,
-        "frames_per_run": per_run,
+        "first_frame_cpus_ms": median("first_frame_ms", lambda r: r["control"] == "cpus"),
+        "first_frame_seed_ms": median("first_frame_ms", lambda r: r["control"] == "seed"),
+        "on_screen_256_s": median("on_screen_s", lambda r: r["cpus"] == 256),
+        "on_screen_1024_s": median("on_screen_s", lambda r: r["cpus"] == 1024),
+        "runs": runs,
     }
 
 
-# --- 3. notebooks -----------------------------------------------------------------------------
+def bench_widget(quick: bool) -> dict:
+    out = {"status": "ok", "live_run_ms": LIVE_RUN_MS, "engines": {}}
+    for engine, reason in engine_support().items():
+        if reason:
+            out["engines"][engine] = {"status": "not available", "reason": reason}
+            log(f"  widget {engine}: not available: {reason}")
+            continue
+        env = subprocess_env(ALLOCSIM_ENGINE=engine, MPLBACKEND="Agg")
+        cmd = [sys.executable, __file__, "--widget-case", engine] + (["--quick"] if quick else [])
+        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True, timeout=900)
+        lines = proc.stdout.strip().splitlines()
+        try:
+            res = json.loads(lines[-1])
+        except (IndexError, ValueError):
+            res = {"status": "error", "error": f"exit status {proc.returncode}, no result"}
+        out["engines"][engine] = res
+    return out
+
+
+# --- 3. start-up ------------------------------------------------------------------------------
+
+
+def subprocess_env(**extra) -> dict:
+    """The environment for a child python: this checkout first on the path, no inherited
+    ALLOCSIM_ENGINE (each measurement names its engine), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k != "ALLOCSIM_ENGINE"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env.update(extra)
+    return env
+
+
+def timed_child(args: list[str], env: dict, timeout: float = 600) -> tuple[float, str]:
+    """Wall time of ``python args...`` in a fresh process, and its stdout; raises on failure."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, *args], env=env, capture_output=True, text=True, timeout=timeout
+    )
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        raise RuntimeError(lines[-1][:300] if lines else f"exit status {proc.returncode}")
+    return wall, proc.stdout
+
+
+def median_child(args: list[str], env: dict, reps: int) -> dict:
+    walls = [timed_child(args, env)[0] for _ in range(reps)]
+    return {"s": statistics.median(walls), "all": walls}
+
+
+WARM_CODE = (
+    "import time; t = time.perf_counter(); import allocsim.engine as e; e.warm(); "
+    "print(time.perf_counter() - t)"
+)
+RUN_ARGS = ["-m", "allocsim", "run", "--seconds", "0.001"]
+
+
+def bench_startup(quick: bool) -> dict:
+    """Interpreter, ``import allocsim``, cold compile and warm start, each in fresh processes."""
+    reps = 3 if quick else 5
+    env = subprocess_env()
+    out: dict = {"status": "ok", "reps": reps, "engines": {}}
+    out["python"] = median_child(["-c", "pass"], env, reps)
+    out["import"] = median_child(["-c", "import allocsim"], env, reps)
+    _, loaded = timed_child(
+        ["-c", "import sys, allocsim; print(sorted({'numba', 'matplotlib'} & set(sys.modules)))"],
+        env,
+    )
+    out["import_loads"] = json.loads(loaded.strip().replace("'", '"'))
+    log(
+        f"  start-up: python {out['python']['s']:.2f} s, import allocsim {out['import']['s']:.2f} s"
+        f" (loads {', '.join(out['import_loads']) or 'neither numba nor matplotlib'})"
+    )
+    _, run_help = timed_child(["-m", "allocsim", "run", "--help"], env)
+    has_flag = "--engine" in run_help
+    support = engine_support()
+    with tempfile.TemporaryDirectory(prefix="allocsim-numba-cache-") as cache:
+        for engine in ENGINES:
+            if support[engine]:
+                out["engines"][engine] = {"status": "not available", "reason": support[engine]}
+                continue
+            row: dict = {"status": "ok"}
+            try:
+                child_env = dict(env)
+                if engine == "compiled":
+                    # Cold: an empty cache, so warm() compiles every function. Then warm() again
+                    # (loading what the first one cached), and the warm starts use that cache.
+                    child_env["NUMBA_CACHE_DIR"] = cache
+                    wall, inner = timed_child(["-c", WARM_CODE], child_env, timeout=900)
+                    row["cold_compile_s"] = float(inner.strip().splitlines()[-1])
+                    row["cold_process_s"] = wall
+                    row["cache_files"] = sum(len(f) for _, _, f in os.walk(cache))
+                    wall, inner = timed_child(["-c", WARM_CODE], child_env)
+                    row["cached_warm_s"] = float(inner.strip().splitlines()[-1])
+                    log(
+                        f"  start-up compiled: cold compile {row['cold_compile_s']:.1f} s "
+                        f"({row['cache_files']} cache files), warm() from the cache "
+                        f"{row['cached_warm_s']:.2f} s"
+                    )
+                args = RUN_ARGS + (["--engine", engine] if has_flag else [])
+                row["command"] = "python " + " ".join(args)
+                row["warm_start"] = median_child(args, child_env, reps)
+                log(f"  start-up {engine}: {row['command']}: {row['warm_start']['s']:.2f} s")
+            except Exception as exc:
+                row = {"status": "error", "error": error_text(exc)}
+                log(f"  start-up {engine}: {row['error']}")
+            out["engines"][engine] = row
+    return out
+
+
+# --- 4. notebooks -----------------------------------------------------------------------------
 
 
 def bench_notebooks(quick: bool) -> dict:
@@ -417,10 +737,17 @@ def bench_notebooks(quick: bool) -> dict:
         total += row["wall_s"]
         log(f"  notebook {path.name}: {row['wall_s']:.1f} s" + (" ERROR" if "error" in row else ""))
         rows.append(row)
-    return {"status": "ok", "total_s": total, "rows": rows}
+    return {
+        "status": "ok",
+        "total_s": total,
+        "rows": rows,
+        # the kernels inherit this environment, so they run on this process's default engine
+        "engine": default_engine(),
+        "allocsim_engine_env": os.environ.get("ALLOCSIM_ENGINE"),
+    }
 
 
-# --- 4. memory --------------------------------------------------------------------------------
+# --- 5. memory --------------------------------------------------------------------------------
 
 MEMORY_CASES = [  # (kind, GiB, CPUs)
     ("Zone", 1, 1024),
@@ -485,6 +812,8 @@ def memory_case(kind: str, gib: int, cpus: int) -> dict:
         "present_pages": gib * PAGES_PER_GIB,
         "tracemalloc_peak": peak,
         "rss_delta": rss_delta,
+        "rss_peak": _maxrss_bytes(),  # the whole process: interpreter, numpy, numba if loaded
+        "engine": default_engine() if kind == "Simulation" else None,
     }
 
 
@@ -535,7 +864,7 @@ def bench_memory(quick: bool) -> dict:
 # --- report -----------------------------------------------------------------------------------
 
 
-# --- 5. sweep ---------------------------------------------------------------------------------
+# --- 6. sweep ---------------------------------------------------------------------------------
 
 
 def bench_sweep(quick: bool) -> dict:
@@ -609,31 +938,45 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
 
 
+def _fmt(value, spec: str, missing: str = "n/a") -> str:
+    return missing if value is None else format(value, spec)
+
+
+def _by_engine(rows: list, key) -> dict:
+    """{(case, patches): {engine: row}}, in the order the rows came."""
+    out: dict = {}
+    for row in rows:
+        out.setdefault(key(row), {})[row.get("engine", "python")] = row
+    return out
+
+
 def print_rtf(r: dict) -> None:
     print(
-        f"1. Real-time factor ({r['duration_ms'] / 1000:g} simulated s per case, "
-        "construction included)"
+        f"1. Real-time factor ({r['duration_ms'] / 1000:g} simulated s per case, construction "
+        f"included; simulated s / process CPU s, median of {r['reps']})"
     )
+    for engine, info in r["engines"].items():
+        if info["status"] != "ok":
+            why = info.get("reason") or info.get("error")
+            print(f"   {engine} engine: {info['status']}: {why}")
+        elif "warm_s" in info:
+            print(f"   {engine} engine: warm-up (allocsim.engine.warm()) {info['warm_s']:.2f} s")
     rows = []
-    for row in r["rows"]:
-        head = [
-            row["case"],
-            row["patches"],
-            str(row.get("cpus", "?")),
-            str(row.get("zone_mib", "?")),
-        ]
-        if "error" in row:
-            rows.append(head + ["ERROR: " + row["error"], "", "", ""])
-        else:
-            rows.append(
-                head
-                + [
-                    f"{row['wall_s']:.2f}",
-                    f"{row['rtf']:.1f}x",
-                    f"{row['us_per_tick']:.0f}",
-                    f"{row['ns_per_cpu_tick']:.0f}",
-                ]
-            )
+    for (case, patches), by in _by_engine(r["rows"], lambda x: (x["case"], x["patches"])).items():
+        any_row = next(iter(by.values()))
+        cells = [case, patches, str(any_row.get("cpus", "?")), str(any_row.get("zone_mib", "?"))]
+        for key, spec in (("rtf", ".1f"), ("ns_per_cpu_tick", ".0f"), ("us_per_tick", ".0f")):
+            for engine in ENGINES:
+                row = by.get(engine)
+                if row is None:
+                    cells.append("-")
+                elif "error" in row:
+                    cells.append("ERROR")
+                else:
+                    cells.append(_fmt(row[key], spec) + ("x" if key == "rtf" else ""))
+        py, co = by.get("python", {}), by.get("compiled", {})
+        cells.append(f"{co['rtf'] / py['rtf']:.0f}x" if "rtf" in py and "rtf" in co else "-")
+        rows.append(cells)
     print(
         table(
             [
@@ -641,34 +984,81 @@ def print_rtf(r: dict) -> None:
                 "patches",
                 "CPUs",
                 "zone MiB",
-                "wall s",
-                "sim s / wall s",
-                "µs / sim ms",
-                "ns / CPU-tick",
+                "RT py",
+                "RT compiled",
+                "ns/CPU-tick py",
+                "compiled",
+                "µs/tick py",
+                "compiled",
+                "speed-up",
             ],
             rows,
         )
     )
+    for row in r["rows"]:
+        if "error" in row:
+            print(f"   ERROR {row['case']} {row['patches']} {row['engine']}: {row['error']}")
 
 
 def print_widget(w: dict) -> None:
-    print("2. Widget latency (livelock demo)")
     print(
-        f"   {w['factory']}(), change {w['control']}, frames by {w['hook']}, "
-        f"backend {w['backend']}, median of {w['reps']}"
+        f"2. Widget latency (livelock demo, {w['live_run_ms'] / 1000:g} s runs, one process per "
+        "engine started with ALLOCSIM_ENGINE; PNG encode included)"
     )
-    print(
-        f"   control change -> first frame of the new run: {w['first_frame_ms']:.0f} ms "
-        f"(all: {', '.join(f'{x:.0f}' for x in w['first_frame_ms_all'])})"
+    rows = []
+    labels = (
+        ("first_frame_cpus_ms", "CPU slider -> first frame, ms", ".0f"),
+        ("first_frame_seed_ms", "seed change -> first frame, ms", ".0f"),
+        ("on_screen_256_s", "256-CPU run, change -> last frame, s", ".2f"),
+        ("on_screen_1024_s", "1024-CPU run, change -> last frame, s", ".2f"),
     )
-    print(
-        f"   control change -> end of the run:             {w['run_s']:.2f} s "
-        f"(all: {', '.join(f'{x:.2f}' for x in w['run_s_all'])})"
-    )
+    engines = w["engines"]
+    for key, label, spec in labels:
+        cells = [label]
+        for engine in ENGINES:
+            e = engines.get(engine, {})
+            cells.append(_fmt(e.get(key), spec) if e.get("status") == "ok" else "-")
+        rows.append(cells)
+    print(table(["", "python", "compiled"], rows))
+    for engine in ENGINES:
+        e = engines.get(engine, {})
+        if e.get("status") == "ok":
+            print(
+                f"   {engine}: {e['factory']}(), backend {e['backend']}, median of {e['reps']} "
+                "per change; all first frames: "
+                + ", ".join(f"{x['first_frame_ms']:.0f}" for x in e["runs"])
+                + " ms"
+            )
+            if not all(x["final_frame_seen"] for x in e["runs"]):
+                print(f"   {engine}: a run's final picture was never sent (end of wait() used)")
+        else:
+            print(f"   {engine}: {e.get('status')}: {e.get('reason') or e.get('error')}")
+
+
+def print_startup(s: dict) -> None:
+    print(f"3. Start-up (fresh processes, wall time, median of {s['reps']})")
+    print(f"   python -c pass:             {s['python']['s']:.2f} s")
+    loads = ", ".join(s["import_loads"]) or "neither numba nor matplotlib"
+    print(f"   python -c 'import allocsim': {s['import']['s']:.2f} s (loads {loads})")
+    for engine in ENGINES:
+        e = s["engines"].get(engine, {})
+        if e.get("status") != "ok":
+            print(f"   {engine}: {e.get('status')}: {e.get('reason') or e.get('error')}")
+            continue
+        if "cold_compile_s" in e:
+            print(
+                f"   {engine}: cold compile (empty NUMBA_CACHE_DIR, allocsim.engine.warm()) "
+                f"{e['cold_compile_s']:.1f} s, {e['cache_files']} cache files; warm() from the "
+                f"cache {e['cached_warm_s']:.2f} s"
+            )
+        print(f"   {engine}: {e['command']}: {e['warm_start']['s']:.2f} s")
 
 
 def print_notebooks(n: dict) -> None:
-    print("3. Notebooks, headless (nbclient, kernel python3, 120 s per cell, inline backend)")
+    print(
+        "4. Notebooks, headless (nbclient, kernel python3, 120 s per cell, inline backend, "
+        f"{n.get('engine', 'python')} engine)"
+    )
     rows = [
         [r["notebook"], f"{r['wall_s']:.1f}", ("ERROR: " + r["error"]) if "error" in r else "ok"]
         for r in n["rows"]
@@ -678,17 +1068,32 @@ def print_notebooks(n: dict) -> None:
 
 
 def print_memory(mem: dict) -> None:
-    print("4. Peak memory (tracemalloc peak; peak RSS delta, one fresh process per case)")
+    print(
+        "5. Peak memory (tracemalloc peak; peak RSS delta and whole-process peak RSS, one fresh "
+        "process per case)"
+    )
     rows = []
     for row in mem["rows"]:
         head = [row["kind"], str(row["gib"]), str(row["cpus"])]
         if "error" in row:
-            rows.append(head + ["ERROR: " + row["error"], ""])
+            rows.append(head + ["ERROR: " + row["error"], "", "", ""])
         else:
+            peak_rss = row.get("rss_peak")
             rows.append(
-                head + [f"{row['tracemalloc_peak'] / MIB:.1f}", f"{row['rss_delta'] / MIB:.1f}"]
+                head
+                + [
+                    f"{row['tracemalloc_peak'] / MIB:.1f}",
+                    f"{row['rss_delta'] / MIB:.1f}",
+                    _fmt(None if peak_rss is None else peak_rss / MIB, ".0f"),
+                    row.get("engine") or "",
+                ]
             )
-    print(table(["object", "GiB", "CPUs", "tracemalloc MiB", "RSS delta MiB"], rows))
+    print(
+        table(
+            ["object", "GiB", "CPUs", "tracemalloc MiB", "RSS delta MiB", "peak RSS MiB", "engine"],
+            rows,
+        )
+    )
     c = mem["checks"]
     if "zone_growth_1_to_16_gib" in c:
         print(
@@ -714,7 +1119,7 @@ def print_memory(mem: dict) -> None:
 
 
 def print_sweep(sw: dict) -> None:
-    print("5. Sweeps (allocsim.sweep, exact baseline; wall time includes pool/cluster start-up)")
+    print("6. Sweeps (allocsim.sweep, exact baseline; wall time includes pool/cluster start-up)")
     rows = [
         [r["grid"], r["way"], f"{r['wall_s']:.1f}", f"{r['vs_serial']:.2f}", str(r["same_frame"])]
         for r in sw["rows"]
@@ -722,9 +1127,154 @@ def print_sweep(sw: dict) -> None:
     print(table(["grid", "run on", "wall s", "× serial", "same DataFrame"], rows))
 
 
+# --- targets (issue 13) -------------------------------------------------------------------------
+#
+# Each target is judged from this run's measurements on the compiled engine (the default one);
+# the Python engine's figure is shown beside it for comparison. A target whose measurement is
+# missing (section not run, engine not available) is "not measured", never "met".
+
+
+def _engine_sec(report: dict, section: str, engine: str):
+    """(the engine's part of a section, None) or (None, why there is none)."""
+    sec = report["sections"].get(section)
+    if sec is None:
+        return None, f"{section} section not run"
+    if sec.get("status") != "ok":
+        return None, f"{section}: {sec.get('status')}: {sec.get('reason') or sec.get('error')}"
+    part = sec.get("engines", {}).get(engine)
+    if part is None:
+        return None, f"{section}: no {engine} engine"
+    if part.get("status") != "ok":
+        return None, f"{engine}: {part.get('status')}: {part.get('reason') or part.get('error')}"
+    return (sec, part), None
+
+
+def _rtf(case: str):
+    def get(report, engine):
+        got, why = _engine_sec(report, "rtf", engine)
+        if got is None:
+            return None, why
+        sec, _ = got
+        vals = [
+            r["rtf"]
+            for r in sec["rows"]
+            if r["case"] == case and r.get("engine", "python") == engine and "rtf" in r
+        ]
+        if not vals:
+            return None, f"no {case} row on the {engine} engine"
+        return min(vals), "the slower of patches none / all"
+
+    return get
+
+
+def _widget(*keys):
+    def get(report, engine):
+        got, why = _engine_sec(report, "widget", engine)
+        if got is None:
+            return None, why
+        vals = [got[1].get(k) for k in keys]
+        if any(v is None for v in vals):
+            return None, "no such run measured"
+        return max(vals), ""
+
+    return get
+
+
+def _warm_start(report, engine):
+    got, why = _engine_sec(report, "startup", engine)
+    return (got[1]["warm_start"]["s"], got[1]["command"]) if got else (None, why)
+
+
+def _cold_compile(report, engine):
+    got, why = _engine_sec(report, "startup", engine)
+    if got is None:
+        return None, why
+    if "cold_compile_s" not in got[1]:
+        return None, "nothing to compile"
+    return got[1]["cold_compile_s"], "empty NUMBA_CACHE_DIR"
+
+
+def _notebooks(report, engine):
+    sec = report["sections"].get("notebooks")
+    if sec is None or sec.get("status") != "ok":
+        why = "notebooks section not run" if sec is None else sec.get("reason") or sec.get("error")
+        return None, why
+    if sec.get("engine", "python") != engine:
+        return None, f"ran on the {sec.get('engine')} engine"
+    if any("error" in r for r in sec["rows"]):
+        return None, "a notebook failed"
+    return sec["total_s"], ""
+
+
+# (target, getter(report, engine) -> (value, note), ">=" / "<=" / None (stated), limit, unit)
+TARGETS = [
+    ("1024 CPUs >= 30x real time (aim 50x)", _rtf("1024 CPUs"), ">=", 30, "x"),
+    ("large >= 50x real time", _rtf("large"), ">=", 50, "x"),
+    ("4096 CPUs >= 10x real time", _rtf("4096 CPUs"), ">=", 10, "x"),
+    (
+        "first frame <= 100 ms after a control change (CPU slider, seed)",
+        _widget("first_frame_cpus_ms", "first_frame_seed_ms"),
+        "<=",
+        100,
+        "ms",
+    ),
+    ("4 s 256-CPU live run on screen <= 1 s", _widget("on_screen_256_s"), "<=", 1, "s"),
+    ("warm start <= 1 s (python -m allocsim run --seconds 0.001)", _warm_start, "<=", 1, "s"),
+    ("cold compile (stated)", _cold_compile, None, None, "s"),
+    ("all notebooks headless <= 60 s (default engine)", _notebooks, "<=", 60, "s"),
+]
+
+
+def judge_targets(report: dict) -> list[dict]:
+    """The issue's targets against this run's figures: compiled judged, python beside it."""
+    out = []
+    for text, get, op, limit, unit in TARGETS:
+        value, note = get(report, "compiled")
+        python, _ = get(report, "python")
+        if value is None:
+            verdict = "not measured"
+        elif op is None:
+            verdict = "stated"
+        else:
+            ok = value >= limit if op == ">=" else value <= limit
+            verdict = "met" if ok else "not met"
+        out.append(
+            {
+                "target": text,
+                "limit": limit,
+                "unit": unit,
+                "compiled": value,
+                "python": python,
+                "verdict": verdict,
+                "note": note or "",
+            }
+        )
+    return out
+
+
+def print_targets(targets: list[dict], quick: bool) -> None:
+    print(
+        "Issue 13 targets (judged on the compiled engine; python beside it)"
+        + (" -- quick mode: short runs, not the figures to quote" if quick else "")
+    )
+
+    def fmt(v, unit):
+        if v is None:
+            return "-"
+        return f"{v:.1f}x" if unit == "x" else f"{v:.0f} ms" if unit == "ms" else f"{v:.2f} s"
+
+    rows = [
+        [t["target"], fmt(t["compiled"], t["unit"]), fmt(t["python"], t["unit"]), t["verdict"]]
+        + [t["note"]]
+        for t in targets
+    ]
+    print(table(["target", "compiled", "python", "verdict", "note"], rows))
+
+
 PRINTERS = {
     "rtf": print_rtf,
     "widget": print_widget,
+    "startup": print_startup,
     "notebooks": print_notebooks,
     "memory": print_memory,
     "sweep": print_sweep,
@@ -732,9 +1282,10 @@ PRINTERS = {
 TITLES = {
     "rtf": "1. Real-time factor",
     "widget": "2. Widget latency (livelock demo)",
-    "notebooks": "3. Notebooks, headless",
-    "memory": "4. Peak memory",
-    "sweep": "5. Sweeps",
+    "startup": "3. Start-up",
+    "notebooks": "4. Notebooks, headless",
+    "memory": "5. Peak memory",
+    "sweep": "6. Sweeps",
 }
 
 
@@ -758,12 +1309,17 @@ def print_report(report: dict) -> None:
             PRINTERS[name](sec)
         else:  # skipped, not available, error: one line saying why
             print(f"{TITLES[name]}\n   {sec['status']}: {sec.get('reason') or sec.get('error')}")
+    print()
+    print_targets(report["targets"], report["quick"])
     print(f"\nwall time of this benchmark: {report['wall_s']:.1f} s")
 
 
 def has_errors(report: dict) -> bool:
     for sec in report["sections"].values():
-        if sec.get("status") == "error" or any("error" in r for r in sec.get("rows", [])):
+        parts = [sec, *sec.get("engines", {}).values()]
+        if any(p.get("status") == "error" for p in parts):
+            return True
+        if any("error" in r for p in parts for r in p.get("rows", [])):
             return True
     return False
 
@@ -776,7 +1332,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke mode: 1 simulated s per case, 2 widget runs, no notebooks",
+        help="smoke mode: 1 simulated s per case, 1 run per widget change, no notebooks",
     )
     parser.add_argument(
         "--only",
@@ -784,11 +1340,15 @@ def main(argv=None) -> int:
         help=f"comma-separated sections to run (default: {','.join(SECTIONS)})",
     )
     parser.add_argument("--memory-case", help=argparse.SUPPRESS)  # KIND:GIB:CPUS, internal
+    parser.add_argument("--widget-case", help=argparse.SUPPRESS)  # ENGINE, internal
     args = parser.parse_args(argv)
 
     if args.memory_case:
         kind, gib, cpus = args.memory_case.split(":")
         print(json.dumps(memory_case(kind, int(gib), int(cpus))))
+        return 0
+    if args.widget_case:
+        print(json.dumps(widget_case(args.widget_case, args.quick)))
         return 0
 
     only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -801,6 +1361,7 @@ def main(argv=None) -> int:
     runners = {
         "rtf": bench_rtf,
         "widget": bench_widget,
+        "startup": bench_startup,
         "notebooks": bench_notebooks,
         "memory": bench_memory,
         "sweep": bench_sweep,
@@ -814,6 +1375,7 @@ def main(argv=None) -> int:
                 report["sections"][name] = {"status": "error", "error": error_text(exc)}
                 log(f"  {name}: {error_text(exc)}")
     report["wall_s"] = time.perf_counter() - start
+    report["targets"] = judge_targets(report)
 
     if args.json:
         print(json.dumps(report, indent=2))
