@@ -1103,11 +1103,10 @@ def free_due(S, I, RING, row):
     n = S[C_CPUS]
     total = 0
     for i in range(n):
-        total += RING[row, i]
-    if total:
-        for i in range(n):
-            x = RING[row, i]
-            if x > 0 and I[PCP, i] + x >= I[HIGH, i]:
+        x = RING[row, i]
+        if x:
+            total += x
+            if I[PCP, i] + x >= I[HIGH, i]:
                 free_hot_cold_page_n(S, I, i, x)
             else:
                 I[PCP, i] += x
@@ -1202,18 +1201,17 @@ def allocate(st, row):
     n = S[C_CPUS]
     k = S[C_WRITERS]
     need_irq = st.IRQ[row]
-    total = 0
-    for i in range(n):
-        total += need_irq[i]
-    S[TK_ATOMIC_ATTEMPTED] = total
     demand_row = st.TASK[row]
     demand = 0
     for i in range(k):
         demand += demand_row[i]
     S[DEMAND] = demand
-    # Writer i runs on CPU i unless it sits in the allocator or in balance_dirty_pages.
+    total = 0
     for i in range(n):
+        total += need_irq[i]
         I[NEED_TASK, i] = 0
+    S[TK_ATOMIC_ATTEMPTED] = total
+    # Writer i runs on CPU i unless it sits in the allocator or in balance_dirty_pages.
     for i in range(k):
         W[DIRTIED, i] = 0
         if W[RUNNING, i] and W[THROTTLED_UNTIL, i] <= t:
@@ -1228,67 +1226,61 @@ def allocate(st, row):
             WF[LOST_ACC, i] -= lost
             I[NEED_TASK, i] -= lost
 
-    # What needs no lock: one decision per tick for each context, then each CPU's own list.
+    # What needs no lock: one decision per tick for each context (every check reads the same
+    # value), then each CPU takes what it can from its own list, interrupts first.
     low_ok = wmark_ok(S[FREE_READ], S[C_WMARK_LOW], FLAGS_LOW)
     irq_flags = FLAGS_LOW
-    any_irq = False
-    for i in range(n):
-        if need_irq[i]:
-            any_irq = True
-            break
-    irq_slow = (not low_ok) and any_irq
+    irq_slow = (not low_ok) and total > 0
     if irq_slow:
         irq_flags = FLAGS_ATOMIC_IRQ
     irq_ok = wmark_ok(S[FREE_READ], S[C_WMARK_MIN + (irq_flags & ALLOC_WMARK_MASK)], irq_flags)
+    # LOW failed for the interrupts: wakeup_kswapd, as each of them calls it (nothing it reads
+    # changes in the pass below).
+    kind = wakeup_kswapd(S, EV) if irq_slow else -1
+    keys = st.LOCK[row]
     ok_t = 0
     task_attempted = 0
+    failed = 0
+    m = 0
     for i in range(n):
+        need_i = need_irq[i]
+        need_t = I[NEED_TASK, i]
         ti = 0
         if irq_ok:
-            ti = need_irq[i] if need_irq[i] < I[PCP, i] else I[PCP, i]
+            ti = need_i if need_i < I[PCP, i] else I[PCP, i]
             I[PCP, i] -= ti
         tt = 0
         if low_ok:
-            tt = I[NEED_TASK, i] if I[NEED_TASK, i] < I[PCP, i] else I[PCP, i]
+            tt = need_t if need_t < I[PCP, i] else I[PCP, i]
             I[PCP, i] -= tt
         I[GOT_IRQ, i] = ti  # take_i; got_irq grows from it
         I[TAKE_T, i] = tt
         ok_t += tt
-        task_attempted += I[NEED_TASK, i]
-    # The checks these decisions stand for, one per allocation, on its CPU.
-    kind = -1
-    if irq_slow:
-        kind = wakeup_kswapd(S, EV)
-    for i in range(n):
-        fast = I[GOT_IRQ, i] if irq_ok else need_irq[i]
-        I[CHECKS, i] += I[TAKE_T, i] + fast
+        task_attempted += need_t
+        # The checks these decisions stand for, one per allocation, on its CPU.
+        fast = ti if irq_ok else need_i
+        I[CHECKS, i] += tt + fast
         if irq_slow:
             I[CHECKS, i] += fast
             if kind >= 0:
                 charge(I, kind == 1, i, fast)
-    for i in range(n):
-        I[LEFT_I, i] = need_irq[i] - I[GOT_IRQ, i]
-        I[LEFT_T, i] = I[NEED_TASK, i] - I[TAKE_T, i]
-    if ok_t:
-        for i in range(k):
-            if I[TAKE_T, i]:
-                task_page(S, st.F, W, WF, st.RING, st.LRU, i, I[TAKE_T, i])
-    S[TK_TASK_ATTEMPTED] = task_attempted
-    failed = 0
-    if not irq_ok:
-        # Every interrupt's check fails the same way: the allocations fail (nopage).
-        for i in range(n):
-            failed += I[LEFT_I, i]
-            I[LEFT_I, i] = 0
-
-    # Whoever needs the zone lock or sleeps in the allocator, in this tick's lock order.
-    keys = st.LOCK[row]
-    m = 0
-    for i in range(n):
-        if I[LEFT_I, i] or I[LEFT_T, i]:
+        left_i = need_i - ti
+        if not irq_ok:
+            # Every interrupt's check fails the same way: the allocations fail (nopage).
+            failed += left_i
+            left_i = 0
+        left_t = need_t - tt
+        I[LEFT_I, i] = left_i
+        I[LEFT_T, i] = left_t
+        if left_i or left_t:  # needs the zone lock: in this tick's lock order, below
             I[SEG, m] = i
             D[KEYS, m] = keys[i]
             m += 1
+        if tt:  # writer i runs on CPU i
+            task_page(S, st.F, W, WF, st.RING, st.LRU, i, tt)
+    S[TK_TASK_ATTEMPTED] = task_attempted
+
+    # Whoever needs the zone lock or sleeps in the allocator, in this tick's lock order.
     if m > 1:
         order = np.argsort(D[KEYS, :m], kind="mergesort")
         for x in range(m):
@@ -1343,17 +1335,16 @@ def allocate(st, row):
         failed += f
         had += h
 
+    # Interrupt pages are freed on their CPU atomic_lifetime_ms later.
+    slot = (t + S[C_ATOMIC_LIFETIME]) % S[C_ATOMIC_SLOTS]
     atomic_ok = 0
     for i in range(n):
-        atomic_ok += I[GOT_IRQ, i]
+        got = I[GOT_IRQ, i]
+        atomic_ok += got
+        st.RING[slot, i] += got
     S[TK_ATOMIC_OK] = atomic_ok
     S[TK_ATOMIC_FAILED] = failed
-    if atomic_ok:
-        # Interrupt pages are freed on their CPU atomic_lifetime_ms later.
-        slot = (t + S[C_ATOMIC_LIFETIME]) % S[C_ATOMIC_SLOTS]
-        for i in range(n):
-            st.RING[slot, i] += I[GOT_IRQ, i]
-        S[ATOMIC_IN_USE] += atomic_ok
+    S[ATOMIC_IN_USE] += atomic_ok
     S[TK_TASK_OK] = had
     if k:
         balance_dirty_pages(S, W)
@@ -1390,26 +1381,28 @@ def balance_dirty_pages(S, W):
 
 @_jit
 def end_tick(S, F, I, D):
-    """``CostMeter.end_tick``: price the tick's checks, snapshots and folds; add the debts."""
+    """``CostMeter.end_tick``: price the tick's checks, snapshots and folds; add the debts.
+
+    The per-CPU prices are the model's element by element; their sums go through
+    :func:`np_sum`, so every float is the model's bit for bit.
+    """
     n = S[C_CPUS]
     n_folds = 0
+    n_checks = 0
     for i in range(n):
         x = I[FOLDS, i] - I[FOLDS_SEEN, i]
         I[FOLDS_TICK, i] = x
         I[FOLDS_SEEN, i] += x
         n_folds += x
-    n_checks = 0
-    for i in range(n):
         n_checks += I[CHECKS, i] + I[SAFE_CHECKS, i]
-    wm_sum = 0.0
-    if n_checks:
-        S[M_WATERMARK_CHECKS] += n_checks
-        check_ns = F[CF_CHECK_NS]
-        normal = S[NORMAL_SNAPSHOT]
-        safe = S[SAFE_SNAPSHOT]
-        for i in range(n):
+    check_ns = F[CF_CHECK_NS]
+    normal = S[NORMAL_SNAPSHOT]
+    safe = S[SAFE_SNAPSHOT]
+    for i in range(n):
+        cost = D[OTHER_NS, i]
+        if n_checks:
             a = I[CHECKS, i] + I[SAFE_CHECKS, i]
-            others = n_folds - I[FOLDS_TICK, i]
+            others = n_folds - I[FOLDS_TICK, i]  # a check misses once per write by another
             misses = a if a < others else others
             v = a * check_ns + misses * D[LINE_NS, i]
             if normal:
@@ -1419,21 +1412,24 @@ def end_tick(S, F, I, D):
                 v = v + I[SAFE_CHECKS, i] * D[SNAPSHOT_NS, i]
                 S[M_SNAPSHOT_READS] += I[SAFE_CHECKS, i]
             D[WM, i] = v
+            D[WM_BY_CPU, i] += v
             I[CHECKS, i] = 0
             I[SAFE_CHECKS, i] = 0
-            D[TICK_COST, i] = D[OTHER_NS, i] + v
-            D[WM_BY_CPU, i] += v
+            cost = cost + v
+        if n_folds:
+            v = I[FOLDS_TICK, i] * D[FOLD_LINE_NS, i]
+            D[WORK, i] = v
+            cost = cost + v
+        D[TICK_COST, i] = cost
+        D[DEBT, i] += cost  # + 0.0 when the tick cost nothing: the debt is unchanged
+        D[OTHER_NS, i] = 0.0
+    wm_sum = 0.0
+    if n_checks:
+        S[M_WATERMARK_CHECKS] += n_checks
         wm_sum = np_sum(D[WM])
-    else:
-        for i in range(n):
-            D[TICK_COST, i] = D[OTHER_NS, i]
     if n_folds:
         S[M_FOLDS] += n_folds
-        for i in range(n):
-            v = I[FOLDS_TICK, i] * D[FOLD_LINE_NS, i]
-            D[WM, i] = v  # WM is free again: the folds' cost
-            D[TICK_COST, i] = D[TICK_COST, i] + v
-        F[F_NS_FOLD] += np_sum(D[WM])
+        F[F_NS_FOLD] += np_sum(D[WORK])
     total = np_sum(D[TICK_COST])
     F[F_TICK_WATERMARK_NS] = wm_sum
     F[F_TICK_NS] = total
@@ -1441,11 +1437,7 @@ def end_tick(S, F, I, D):
     F[F_NS_WATERMARK] += wm_sum
     F[F_TOTAL_NS] += total
     if total:
-        for i in range(n):
-            D[DEBT, i] += D[TICK_COST, i]
         S[DEBT_ANY] = 1
-    for i in range(n):
-        D[OTHER_NS, i] = 0.0
 
 
 # The recorded series, rows of REC (integers) and RECF (floats), in trace.SERIES order.
@@ -1644,3 +1636,14 @@ def run_ticks(st, stop):
             return RC_ROOM
         step(st, S[T] - S[REC_N])
     return RC_DONE
+
+
+@_jit
+def poisson_block(rng, rates, width, out):
+    """``rng.poisson(rates[:, None], (len(rates), width))`` into ``out``: numba's Generator
+    draws numpy's stream element by element in C order (``sim._poisson_block``), at about half
+    numpy's cost per draw."""
+    for i in range(len(rates)):
+        lam = rates[i]
+        for j in range(width):
+            out[i, j] = rng.poisson(lam)

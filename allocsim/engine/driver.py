@@ -198,6 +198,8 @@ class CompiledEngine:
         self.RING = RING
         self.LRU = LRU
         self.EV = np.zeros((_EVENTS_START if cfg.record_events else 1, 4), dtype=np.int64)
+        self.IRQ = np.zeros((_CHUNK, n), dtype=np.int64)
+        self.TASK = np.zeros((_CHUNK, max(1, k)), dtype=np.int64)
         self.REC = np.zeros((C.N_REC, _CHUNK), dtype=np.int64)
         self.RECF = np.zeros((2, _CHUNK), dtype=np.float64)
         self._load()
@@ -337,6 +339,24 @@ class CompiledEngine:
             self.LRU = grown
             S[C.LRU_HEAD] = 0
 
+    def _draw_block(self) -> None:
+        """``Simulation._draw_block`` with the Poisson draws in numba: the same numbers from
+        the same Generators (tests/test_engine.py), the lock order from numpy as before."""
+        from ..sim import _BLOCK
+
+        sim = self.sim
+        cfg = sim.config
+        t0 = sim.t - sim.t % _BLOCK
+        burst = sim._burst_mask(np.arange(t0, t0 + _BLOCK))
+        irq = np.where(burst, float(cfg.atomic_rate), float(cfg.quiet_atomic_rate))
+        task = np.where(burst, float(cfg.writer_rate), 0.0)
+        C.poisson_block(sim._rng_irq, irq, cfg.cpus, self.IRQ)
+        C.poisson_block(sim._rng_task, task, max(1, cfg.writer_cpus), self.TASK)
+        sim._irq_block = self.IRQ
+        sim._task_block = self.TASK
+        sim._lock_block = sim._rng_lock.random((_BLOCK, cfg.cpus))
+        sim._block_start = t0
+
     def _state(self) -> State:
         sim = self.sim
         return State(
@@ -382,7 +402,7 @@ class CompiledEngine:
             while sim.t < until:
                 t = sim.t
                 if t - sim._block_start >= _BLOCK or t < sim._block_start:
-                    sim._draw_block()
+                    self._draw_block()
                 S[C.BLOCK_START] = sim._block_start
                 S[C.REC_N] = t  # column 0 of REC is this call's first tick
                 stop = min(until, sim._block_start + _BLOCK, t + _CHUNK)
