@@ -350,8 +350,8 @@ class CompiledEngine:
         burst = sim._burst_mask(np.arange(t0, t0 + _BLOCK))
         irq = np.where(burst, float(cfg.atomic_rate), float(cfg.quiet_atomic_rate))
         task = np.where(burst, float(cfg.writer_rate), 0.0)
-        C.poisson_block(sim._rng_irq, irq, cfg.cpus, self.IRQ)
-        C.poisson_block(sim._rng_task, task, max(1, cfg.writer_cpus), self.TASK)
+        _poisson_block(sim._rng_irq, irq, cfg.cpus, self.IRQ)
+        _poisson_block(sim._rng_task, task, max(1, cfg.writer_cpus), self.TASK)
         sim._irq_block = self.IRQ
         sim._task_block = self.TASK
         sim._lock_block = sim._rng_lock.random((_BLOCK, cfg.cpus))
@@ -425,6 +425,33 @@ class CompiledEngine:
                     break
         finally:
             self._store()
+
+
+def _poisson_block(rng, rates: np.ndarray, width: int, out: np.ndarray) -> None:
+    """Fill ``out`` as ``rng.poisson(rates[:, None], (len(rates), width))`` would, leaving
+    ``rng`` where that call leaves it.
+
+    With numpy's default bit generator (PCG64, one 64-bit step per uniform) and rates below 10,
+    the numbers come from one bulk draw of uniforms (:func:`core.poisson_from_uniforms`) and
+    the generator is then stepped back over the uniforms not used (PCG64 advances by any
+    amount modulo its period, backwards too). Otherwise numpy itself: from rate 10 numpy uses a
+    rejection method built on logarithms, where a libm that rounds differently by one unit in
+    the last place could change a number (numba's own Generator.poisson does, now and then).
+    """
+    bitgen = rng.bit_generator
+    if not isinstance(bitgen, np.random.PCG64) or rates.max(initial=0.0) >= 10.0:
+        out[:, :width] = rng.poisson(rates[:, None], (len(rates), width))
+        return
+    mean = float(rates.sum()) * width
+    size = int(mean + len(rates) * width + 8.0 * math.sqrt(mean + 1.0) + 64)
+    while True:
+        used = C.poisson_from_uniforms(rng.random(size), rates, width, out)
+        if used >= 0:
+            if used < size:
+                bitgen.advance(used - size)
+            return
+        bitgen.advance(-size)  # ran out (about 8 standard deviations): again, with more
+        size *= 2
 
 
 _NS_KINDS = (
