@@ -21,6 +21,8 @@ from .trace import SERIES
 __all__ = [
     "TICK_US",
     "CPU_TICK_NS",
+    "COMPILED_TICK_US",
+    "COMPILED_CPU_TICK_NS",
     "SERIES_BYTES_PER_TICK",
     "MAX_SERIES_BYTES",
     "max_recorded_ms",
@@ -30,11 +32,15 @@ __all__ = [
     "available_memory_bytes",
 ]
 
-# benchmarks/README.md, "Figures": the small preset (4 CPUs) costs 28 µs per simulated ms, which
-# is almost all per-tick overhead; 1024 CPUs cost 271 ns per CPU-tick (4096 CPUs: 210). The
-# estimate is TICK_US + cpus * CPU_TICK_NS per simulated ms, the larger many-CPU figure.
+# benchmarks/README.md, "Figures", Python engine: the small preset (4 CPUs) costs 28 µs per
+# simulated ms, which is almost all per-tick overhead; 1024 CPUs cost 271 ns per CPU-tick (4096
+# CPUs: 210). The estimate is TICK_US + cpus * CPU_TICK_NS per simulated ms, the larger
+# many-CPU figure.
 TICK_US = 28.0
 CPU_TICK_NS = 271.0
+# The same for the compiled engine (allocsim.engine), the default when numba is installed.
+COMPILED_TICK_US = 7.0
+COMPILED_CPU_TICK_NS = 110.0
 
 # One tick of every recorded series, in bytes (the int64 series are 8 bytes, kswapd_state 1).
 SERIES_BYTES_PER_TICK = sum(np.dtype(dt).itemsize for dt, _ in SERIES.values())
@@ -49,15 +55,35 @@ def max_recorded_ms() -> int:
     return MAX_SERIES_BYTES // SERIES_BYTES_PER_TICK
 
 
-def estimate_seconds(cpus: int, ticks: int) -> float:
+def estimate_seconds(cpus: int, ticks: int, engine: str | None = None) -> float:
     """Wall-clock seconds that ``ticks`` simulated ms on ``cpus`` CPUs should take.
 
     ``ticks * (TICK_US + cpus * CPU_TICK_NS / 1000)`` µs: the benchmark's per-tick and
-    per-CPU-tick figures.
+    per-CPU-tick figures for ``engine`` ("python" or "compiled"; default: the engine a new
+    Simulation would use, without importing numba to find out).
     """
     cpus = check_int("cpus", cpus, 1)
     ticks = check_int("ticks", ticks, 0)
+    if engine is None:
+        engine = _likely_engine()
+    if engine == "compiled":
+        return ticks * (COMPILED_TICK_US + cpus * COMPILED_CPU_TICK_NS / 1000.0) / 1e6
     return ticks * (TICK_US + cpus * CPU_TICK_NS / 1000.0) / 1e6
+
+
+def _likely_engine() -> str:
+    """The default engine, guessed without importing numba (an estimate need not load it)."""
+    import importlib.util
+
+    from .engine import default_engine
+
+    try:
+        name = default_engine()
+    except ValueError:  # a bad ALLOCSIM_ENGINE: the run itself will say so
+        return "python"
+    if name == "compiled" and importlib.util.find_spec("numba") is None:
+        return "python"
+    return name
 
 
 def _bytes_text(n: float) -> str:

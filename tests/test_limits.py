@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 import allocsim.page_alloc as page_alloc
 from allocsim import __main__ as cli
 from allocsim.budget import (
+    COMPILED_CPU_TICK_NS,
+    COMPILED_TICK_US,
     CPU_TICK_NS,
     MAX_SERIES_BYTES,
     SERIES_BYTES_PER_TICK,
@@ -184,14 +186,31 @@ def test_series_memory_limit_covers_the_longest_duration():
 
 
 def test_estimate_seconds_uses_the_benchmark_figures():
-    """The estimate is ticks * (TICK_US + cpus * CPU_TICK_NS / 1000) µs."""
-    assert estimate_seconds(4, 1000) == pytest.approx(
+    """The estimate is ticks * (TICK_US + cpus * CPU_TICK_NS / 1000) µs, with each engine's
+    figures."""
+    assert estimate_seconds(4, 1000, engine="python") == pytest.approx(
         1000 * (TICK_US + 4 * CPU_TICK_NS / 1e3) / 1e6
+    )
+    assert estimate_seconds(4, 1000, engine="compiled") == pytest.approx(
+        1000 * (COMPILED_TICK_US + 4 * COMPILED_CPU_TICK_NS / 1e3) / 1e6
     )
     # the issue's cases: an hour on the small preset (warned: over a minute); an hour at 4096
     # CPUs is about 1.1 h of wall time at the benchmark's 271 ns per CPU-tick
-    assert 60 < estimate_seconds(4, 3_600_000) < 300
-    assert 3600 < estimate_seconds(4096, 3_600_000) < 2 * 3600
+    assert 60 < estimate_seconds(4, 3_600_000, engine="python") < 300
+    assert 3600 < estimate_seconds(4096, 3_600_000, engine="python") < 2 * 3600
+    # the compiled engine is the faster one, and the default when numba is there
+    assert estimate_seconds(4096, 3_600_000, engine="compiled") < estimate_seconds(
+        4096, 3_600_000, engine="python"
+    )
+
+
+def test_estimate_seconds_follows_the_default_engine(monkeypatch):
+    """Without an engine named, the estimate is for the engine a new Simulation would use."""
+    monkeypatch.setenv("ALLOCSIM_ENGINE", "python")
+    assert estimate_seconds(64, 1000) == estimate_seconds(64, 1000, engine="python")
+    monkeypatch.setenv("ALLOCSIM_ENGINE", "compiled")
+    pytest.importorskip("numba")
+    assert estimate_seconds(64, 1000) == estimate_seconds(64, 1000, engine="compiled")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -225,8 +244,10 @@ def test_cli_run_accepts_pcp_high_zero(capsys):
     assert json.loads(capsys.readouterr().out)["simulated_ms"] == 50
 
 
-def test_cli_warns_about_a_long_run():
-    """A run estimated above a minute is announced on stderr with the estimate."""
+def test_cli_warns_about_a_long_run(monkeypatch):
+    """A run estimated above a minute is announced on stderr with the estimate (for the engine
+    that will run it: here the Python one)."""
+    monkeypatch.setenv("ALLOCSIM_ENGINE", "python")
     err = io.StringIO()
     cli._announce_cost(preset("small", duration_ms=3_600_000), err)
     assert "warning: 3,600,000 simulated ms on 4 CPUs should take about 2 min" in err.getvalue()
