@@ -463,15 +463,20 @@ class RunPlot:
         self._set_top(config_y_top(config, self.zoom), mark)
 
     def data_artists(self) -> list:
-        """The artists a new result changes (a live figure redraws only these per frame): the
-        lines, the band, the strips, the ticks, the shading and the title (it holds the
-        clock). Everything else depends on the config alone."""
-        arts = [*self.lines.values(), self.kswapd, self.livelock, *self.ticks.values()]
+        """The artists a live figure redraws per frame: those a new result changes (the
+        lines, the band, the strips, the ticks, the shading and the title, which holds the
+        clock) and the watermark lines drawn among them. Everything else depends on the
+        config alone."""
+        wanted = [*self.lines.values(), self.kswapd, self.livelock, *self.ticks.values()]
         if self.envelope is not None:
-            arts.append(self.envelope)
+            wanted.append(self.envelope)
         if self.title != "none":
-            arts.append(self.ax.title)
-        return arts
+            wanted.append(self.ax.title)
+        # The watermark lines are cheap and cross the data: redrawn with it, they stay in the
+        # same stacking order as in a full draw. In the Axes' own order, for the same reason.
+        wanted += list(self.marks.values())
+        ids = set(map(id, wanted))
+        return [a for a in self.ax.get_children() if id(a) in ids]
 
     def background_key(self) -> tuple:
         """What the rest of the picture depends on (equal keys: the same background)."""

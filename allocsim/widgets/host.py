@@ -60,6 +60,64 @@ def big(on: bool = True) -> None:
         host._apply_big(on, rebuild=changed)
 
 
+class FramePump:
+    """At most one frame in flight: ``offer(item)`` never waits; ``render(item)`` runs in a
+    helper thread, one item at a time, and an item offered while another is being rendered
+    waits as the one pending item (a newer offer replaces it: that frame is dropped, the picture
+    shows the newer state). So a simulation that offers a frame after each chunk never waits
+    for a picture, and the picture catches up with the latest state as fast as it can be drawn.
+    """
+
+    def __init__(self, render, on_error=None):
+        self._render = render
+        self._on_error = on_error
+        self._mutex = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._pending = None
+        self._busy = False
+        self.offered = 0
+        self.rendered = 0
+        self.dropped = 0  # offered, then replaced by a newer offer before it was rendered
+
+    def offer(self, item) -> None:
+        """Ask for ``item`` to be rendered; returns at once."""
+        with self._mutex:
+            self.offered += 1
+            if self._pending is not None:
+                self.dropped += 1
+            self._pending = (item,)
+            if self._busy:
+                return
+            self._busy = True
+            self._idle.clear()
+        threading.Thread(target=self._drain, daemon=True, name="allocsim-frame").start()
+
+    def _drain(self) -> None:
+        while True:
+            with self._mutex:
+                if self._pending is None:
+                    self._busy = False
+                    self._idle.set()
+                    return
+                (item,), self._pending = self._pending, None
+            try:
+                self._render(item)
+                self.rendered += 1
+            except Exception as exc:  # shown by the host; the pump goes on
+                if self._on_error is not None:
+                    self._on_error(exc)
+
+    @property
+    def busy(self) -> bool:
+        """Is a frame being rendered (or waiting to be)?"""
+        return not self._idle.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every offered item has been rendered or dropped; False on timeout."""
+        return self._idle.wait(timeout)
+
+
 class _FigureHost:
     """Owns one figure and shows it live (ipympl canvas) or as a PNG display that is replaced.
 
@@ -71,6 +129,7 @@ class _FigureHost:
     """
 
     static_dpi = 100  # handouts print these: 820 px wide at 100 dpi
+    blits = False  # hosts whose frames change only some artists blit them (see _paint)
     snapshot_delay_s = 0.8  # quiet time before the saved copy follows a slider
 
     def _init_host(self, live, figsize):
@@ -115,6 +174,7 @@ class _FigureHost:
 
             def locked_draw(*args, **kwargs):
                 with self._lock:
+                    self._before_full_draw()
                     return render(*args, **kwargs)
 
             canvas.draw = locked_draw
@@ -122,6 +182,21 @@ class _FigureHost:
             from matplotlib.figure import Figure
 
             self.fig = Figure(figsize=figsize, layout="constrained")
+        # Blitting (live, on a canvas that can: ipympl, Agg): a full draw renders the background
+        # (axes, grid, watermarks, labels, legend) without the data artists, which are marked
+        # animated; it is kept, and each frame restores it and draws only the data on top.
+        self.blit = (
+            self.blits and self.live and bool(getattr(self.fig.canvas, "supports_blit", False))
+        )
+        self._background = None  # the pixels of the last full draw, without the data
+        self._background_at = None  # the _background_key() they were drawn for
+        self._frozen = None  # (engine, figure size) while the layout is frozen
+        self._legend_pixels = None  # (figure size, regions): the legends of the last full draw
+        # live frames: full draws, new backgrounds without the legends' cost, blits on the kept one
+        self.paints = {"full": 0, "background": 0, "blit": 0}
+        self._frame_callbacks = []
+        if self.blit:
+            self.fig.canvas.mpl_connect("draw_event", self._on_draw_event)
 
     def _prime_canvas(self) -> None:
         """Give the live canvas its size before it is shown, and let frames be pushed.
@@ -175,6 +250,164 @@ class _FigureHost:
         pass
 
     # -- drawing -------------------------------------------------------------------------------
+    def _animated_artists(self) -> list:
+        """The artists a frame changes (subclasses that blit list them)."""
+        return []
+
+    def _background_key(self) -> tuple:
+        """What everything but the data artists depends on (subclasses add their plots')."""
+        return (tuple(self.fig.bbox.bounds), self.fig.dpi)
+
+    def on_frame(self, callback) -> None:
+        """Call ``callback(t_ms)`` after each live frame has been drawn and handed to the canvas
+        (with ipympl: encoded as PNG and sent), ``t_ms`` the simulated ms it shows. For
+        measurements (benchmarks/bench.py times a control change to the first frame)."""
+        self._frame_callbacks.append(callback)
+
+    def _frame_done(self, t_ms) -> None:
+        for cb in list(self._frame_callbacks):
+            cb(t_ms)
+
+    def _set_animated(self) -> bool:
+        """Mark the data artists animated (a full draw leaves them out of the background);
+        True if one was not yet."""
+        changed = False
+        for artist in self._animated_artists():
+            if not artist.get_animated():
+                artist.set_animated(True)
+                changed = True
+        return changed
+
+    def _before_full_draw(self) -> None:
+        """A full draw is coming: the data artists must be out of it, and the layout is made
+        again if the figure changed size since it was frozen (the learner dragged its corner).
+        """
+        if self.blit:
+            self._set_animated()
+        frozen = self._frozen
+        if frozen is not None and tuple(self.fig.get_size_inches()) != tuple(frozen[1]):
+            self.fig.set_layout_engine(frozen[0])
+            self._frozen = None
+
+    def _freeze_layout(self) -> None:
+        """Keep the axes where the first full draw's layout put them: the constrained layout
+        costs as much as the rest of a full draw, and a new config (another y range, another
+        title) would only move the axes by a few pixels. A resize or new fonts lay out again."""
+        engine = self.fig.get_layout_engine()
+        if self._frozen is None and type(engine).__name__ == "ConstrainedLayoutEngine":
+            self._frozen = (engine, tuple(self.fig.get_size_inches()))
+            self.fig.set_layout_engine("none")
+
+    def _thaw_layout(self) -> None:
+        if self._frozen is not None:
+            self.fig.set_layout_engine(self._frozen[0])
+            self._frozen = None
+
+    def _on_draw_event(self, event) -> None:
+        """After each full draw of the live canvas (ours, or one the browser asked for): keep
+        its pixels as the background, then draw the data artists on top."""
+        if event.canvas is not self.fig.canvas or event.canvas.is_saving():
+            return  # savefig draws everything itself, at its own dpi
+        canvas = self.fig.canvas
+        self._background = canvas.copy_from_bbox(self.fig.bbox)
+        self._background_at = self._background_key()
+        # The figure legends never change with the config: a new background can reuse them.
+        self._legend_pixels = (
+            tuple(self.fig.bbox.bounds),
+            [
+                canvas.copy_from_bbox(leg.get_window_extent(event.renderer))
+                for leg in self.fig.legends
+            ],
+        )
+        self._draw_animated()
+        self.paints["full"] += 1
+        if self._frozen is not None and self._labels_cut(event.renderer):
+            self._thaw_layout()  # the next full draw lays out again
+            self._background = None
+            return
+        self._freeze_layout()
+
+    def _repaint_background(self) -> bool:
+        """A new background without a full draw: with the layout frozen, draw the figure's
+        patch and its Axes (their data artists, animated, are left out) and put back the
+        legends' pixels of the last full draw (the legend costs as much as both Axes). False
+        when that cannot be done (no frozen layout, a new size, a canvas without Agg's
+        renderer) or the new tick labels no longer fit the layout."""
+        canvas = self.fig.canvas
+        kept = self._legend_pixels
+        renderer = canvas.get_renderer() if hasattr(canvas, "get_renderer") else None
+        if (
+            self._frozen is None
+            or kept is None
+            or kept[0] != tuple(self.fig.bbox.bounds)
+            or not hasattr(renderer, "clear")
+        ):
+            return False
+        renderer.clear()
+        self.fig.patch.draw(renderer)
+        for region in kept[1]:
+            canvas.restore_region(region)
+        legends = set(map(id, self.fig.legends))
+        for artist in sorted(self.fig.get_children(), key=lambda a: a.get_zorder()):
+            if artist is self.fig.patch or id(artist) in legends:
+                continue
+            if artist.get_visible() and not artist.get_animated():
+                artist.draw(renderer)  # an Axes leaves out its animated (data) artists
+        if self._labels_cut(renderer):
+            self._thaw_layout()
+            return False
+        self._background = canvas.copy_from_bbox(self.fig.bbox)
+        self._background_at = self._background_key()
+        return True
+
+    def _labels_cut(self, renderer) -> bool:
+        """Does a frozen layout cut labels at the figure's edge (wider tick labels of a new y
+        range)? Narrower ones only leave a little space, so those keep the layout."""
+        box = self.fig.bbox
+        for ax in self.fig.axes:
+            tight = ax.get_tightbbox(renderer)
+            if tight is not None and (
+                tight.x0 < box.x0 - 1 or tight.x1 > box.x1 + 1 or tight.y0 < box.y0 - 1
+            ):
+                return True
+        return False
+
+    def _draw_animated(self) -> None:
+        # in zorder, as a full draw stacks them (sorted() keeps the given order within a level)
+        for artist in sorted(self._animated_artists(), key=lambda a: a.get_zorder()):
+            if artist.get_visible() and artist.figure is self.fig:
+                self.fig.draw_artist(artist)
+
+    def _paint(self) -> str:
+        """Show the artists' state on the live canvas now: restore the background and draw the
+        data artists on it (a blit), or a full draw when there is no background for the current
+        config (the first frame, a new y range or size) or the canvas cannot blit. Returns
+        ``"blit"`` or ``"full"``. Call with the lock held."""
+        canvas = self.fig.canvas
+        if not self.blit:
+            canvas.draw()
+            return "full"
+        fresh = self._set_animated()  # new artists (a rebuilt figure): not in a background yet
+        if (
+            not fresh
+            and self._background is not None
+            and self._background_at == self._background_key()
+        ):
+            canvas.restore_region(self._background)
+            self._draw_animated()
+            canvas.blit(self.fig.bbox)
+            self.paints["blit"] += 1
+            return "blit"
+        if self._repaint_background():
+            self._draw_animated()
+            canvas.blit(self.fig.bbox)
+            self.paints["background"] += 1
+            return "background"
+        canvas.draw()  # the background, then (in _on_draw_event) the data on it
+        if self._background is None:  # the frozen layout cut labels: lay out once more
+            canvas.draw()
+        return "full"
+
     def _png_bytes(self, dpi=None) -> bytes:
         buf = io.BytesIO()
         with self._lock:
