@@ -539,10 +539,10 @@ class RunPlot:
             # Fixed before the data; the data leave it only in a run the config's estimate
             # missed: then it grows, with room to spare, rather than hide the data.
             top = config_y_top(cfg, self.zoom)
-            shown = ax.get_ylim()[1] / 1.12
-            if self.zoom == "all" and data_top > top:
-                top = shown if top < shown and data_top <= shown else 1.25 * data_top
-            if not np.isclose(top * 1.12, ax.get_ylim()[1]):
+            shown = ax.get_ylim()[1]
+            if self.zoom == "all" and data_top > top * 1.12:
+                top = shown / 1.12 if data_top <= shown else 1.25 * data_top
+            if not np.isclose(top * 1.12, shown):
                 self._set_top(top, mark)
         else:
             # y range: the data and the watermarks; the drift mark only if it is near them.
