@@ -240,6 +240,10 @@ class RunPlot:
         ``"config"``: it is fixed from the config before any data (:func:`config_y_top`), so a
         live figure's axes, ticks and watermarks never move during a run; it grows only if the
         data ever leave it.
+    clock : bool
+        Show the clock (``t = … / … ms``) in the title while a run is partial. A live figure
+        leaves it out: its title then changes only with the config and stays in the background
+        it blits onto (drawing text costs more than all the data artists together).
     title : {"run", "patches", "none"}
         The Axes title: the whole run (CPUs, zone, patches, seed, clock), only the patches and
         the clock (for panels side by side under a figure title that names the machine), or
@@ -261,6 +265,7 @@ class RunPlot:
         zoom: str = "all",
         title: str = "run",
         yrange: str = "data",
+        clock: bool = True,
     ):
         if zoom not in ("all", "watermarks"):
             raise ValueError(f"zoom must be 'all' or 'watermarks', got {zoom!r}")
@@ -272,6 +277,7 @@ class RunPlot:
         self.zoom = zoom
         self.title = title
         self.yrange = yrange
+        self.clock = clock
         self.config = config
         c = PALETTE
         self.envelope = None
@@ -464,14 +470,12 @@ class RunPlot:
 
     def data_artists(self) -> list:
         """The artists a live figure redraws per frame: those a new result changes (the
-        lines, the band, the strips, the ticks, the shading and the title, which holds the
-        clock) and the watermark lines drawn among them. Everything else depends on the
+        lines, the band, the strips, the ticks, the shading) and the watermark lines drawn
+        among them. Everything else (with ``clock=False``, the title too) depends on the
         config alone."""
         wanted = [*self.lines.values(), self.kswapd, self.livelock, *self.ticks.values()]
         if self.envelope is not None:
             wanted.append(self.envelope)
-        if self.title != "none":
-            wanted.append(self.ax.title)
         # The watermark lines are cheap and cross the data: redrawn with it, they stay in the
         # same stacking order as in a full draw. In the Axes' own order, for the same reason.
         wanted += list(self.marks.values())
@@ -479,7 +483,8 @@ class RunPlot:
         return [a for a in self.ax.get_children() if id(a) in ids]
 
     def background_key(self) -> tuple:
-        """What the rest of the picture depends on (equal keys: the same background)."""
+        """What the rest of the picture, but the title, depends on (equal keys: the same
+        background)."""
         marks = tuple((tuple(m.get_ydata()), m.get_visible()) for m in self.marks.values())
         return (
             self.ax.get_xlim(),
@@ -490,6 +495,8 @@ class RunPlot:
         )
 
     def _set_title(self, config, t_ms) -> None:
+        if not self.clock:
+            t_ms = None
         if self.title == "run":
             self.ax.set_title(run_title(config, t_ms=t_ms), fontsize="medium")
         elif self.title == "patches":

@@ -451,7 +451,8 @@ class _SimDemo(_FigureHost):
         return [a for p in self._panels() for a in p.data_artists()]
 
     def _background_key(self) -> tuple:
-        return super()._background_key() + tuple(p.background_key() for p in self._panels())
+        panels = tuple(p.background_key() for p in self._panels())
+        return (*super()._background_key(), *panels)
 
     # -- configs from controls ------------------------------------------------------------------
     def patches(self) -> Patches:
@@ -608,6 +609,11 @@ class _SimDemo(_FigureHost):
             self.results = []
             self._state = "ready"
             self._clear_plots(cfgs)
+            if self.blit and not redraw:
+                # The new config's background, made now, before the run competes for the CPU
+                # (and the GIL: text is slow to draw beside a running simulation); it is not
+                # shown: the first frame on screen is the new run's first chunk, blitted on it.
+                self._prepare_background()
         self._show_formulas(cfgs[-1])
         self._show_state()
         if redraw:
@@ -951,7 +957,9 @@ class RunDemo(_SimDemo):
     def _build_plots(self) -> None:
         ax, ax2 = self.fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": (3, 1)})
         cfg = fitted_preset(self.preset, **self.overrides)
-        self.plot = RunPlot(ax, cfg, legend=None, zoom=self.zoom.value, yrange="config")
+        self.plot = RunPlot(
+            ax, cfg, legend=None, zoom=self.zoom.value, yrange="config", clock=False
+        )
         ax.set_xlabel("")
         self.tasks = TaskPlot(ax2, cfg, legend=False)
         figure_legend(
@@ -1042,6 +1050,7 @@ class CompareDemo(_SimDemo):
                 mib_axis=i == 1,
                 title="patches",  # the machine is named once, in the figure's title
                 yrange="config",
+                clock=False,  # the verdict line above the figure has the clock
             )
             for i in range(2)
         ]
@@ -1060,10 +1069,6 @@ class CompareDemo(_SimDemo):
 
     def _panels(self) -> list:
         return [*self.plots, *self.tasks]
-
-    def _animated_artists(self) -> list:
-        title = getattr(self.fig, "_suptitle", None)  # names the seed: changes with it
-        return super()._animated_artists() + ([title] if title is not None else [])
 
     def _share_y(self) -> None:
         top = max(1, *(p.ax.get_ylim()[1] for p in self.plots))

@@ -60,6 +60,21 @@ def big(on: bool = True) -> None:
         host._apply_big(on, rebuild=changed)
 
 
+def _can_blit(canvas) -> bool:
+    """Can the host blit on this canvas: keep pixels (``copy_from_bbox``), put them back
+    (``restore_region``) and show the result (``blit``)?
+
+    Agg says so (``supports_blit``). ipympl's canvas (matplotlib's WebAgg core) has the methods
+    but says no, because of bugs in partial updates: a blit of one Axes into a buffer that holds
+    an older frame, and diff frames the browser drops. The host avoids both: it always restores
+    the whole figure and draws every data artist, and sends whole frames (see :meth:`_paint`).
+    """
+    if getattr(canvas, "supports_blit", False):
+        return True
+    kind = type(canvas)
+    return all(hasattr(kind, m) for m in ("copy_from_bbox", "restore_region", "get_diff_image"))
+
+
 class FramePump:
     """At most one frame in flight: ``offer(item)`` never waits; ``render(item)`` runs in a
     helper thread, one item at a time, and an item offered while another is being rendered
@@ -185,15 +200,15 @@ class _FigureHost:
         # Blitting (live, on a canvas that can: ipympl, Agg): a full draw renders the background
         # (axes, grid, watermarks, labels, legend) without the data artists, which are marked
         # animated; it is kept, and each frame restores it and draws only the data on top.
-        self.blit = (
-            self.blits and self.live and bool(getattr(self.fig.canvas, "supports_blit", False))
-        )
+        self.blit = self.blits and self.live and _can_blit(self.fig.canvas)
         self._background = None  # the pixels of the last full draw, without the data
         self._background_at = None  # the _background_key() they were drawn for
+        self._titles_at = ()  # and the titles' texts
+        self._title_boxes = []  # and where the titles lie
         self._frozen = None  # (engine, figure size) while the layout is frozen
         self._legend_pixels = None  # (figure size, regions): the legends of the last full draw
         # live frames: full draws, new backgrounds without the legends' cost, blits on the kept one
-        self.paints = {"full": 0, "background": 0, "blit": 0}
+        self.paints = {"full": 0, "background": 0, "title": 0, "blit": 0}
         self._frame_callbacks = []
         if self.blit:
             self.fig.canvas.mpl_connect("draw_event", self._on_draw_event)
@@ -309,8 +324,7 @@ class _FigureHost:
         if event.canvas is not self.fig.canvas or event.canvas.is_saving():
             return  # savefig draws everything itself, at its own dpi
         canvas = self.fig.canvas
-        self._background = canvas.copy_from_bbox(self.fig.bbox)
-        self._background_at = self._background_key()
+        self._keep_background(event.renderer)
         # The figure legends never change with the config: a new background can reuse them.
         self._legend_pixels = (
             tuple(self.fig.bbox.bounds),
@@ -326,6 +340,25 @@ class _FigureHost:
             self._background = None
             return
         self._freeze_layout()
+
+    def _prepare_background(self) -> None:
+        """Render the background for the current config off screen, if it is not the kept one
+        (a full render only when the kept legends cannot serve). Call with the lock held."""
+        if self._set_animated():
+            self._background = None
+        how = self._ensure_background()
+        if how is not None:
+            if how != "blit":
+                self.paints[how] += 1
+            return
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        canvas = self.fig.canvas
+        if isinstance(canvas, FigureCanvasAgg):
+            self._before_full_draw()
+            FigureCanvasAgg.draw(canvas)  # Agg's render only: ipympl's draw would also send it
+            if self._background is None:  # labels were cut: once more, laid out
+                FigureCanvasAgg.draw(canvas)
 
     def _repaint_background(self) -> bool:
         """A new background without a full draw: with the layout frozen, draw the figure's
@@ -356,8 +389,7 @@ class _FigureHost:
         if self._labels_cut(renderer):
             self._thaw_layout()
             return False
-        self._background = canvas.copy_from_bbox(self.fig.bbox)
-        self._background_at = self._background_key()
+        self._keep_background(renderer)
         return True
 
     def _labels_cut(self, renderer) -> bool:
@@ -388,25 +420,91 @@ class _FigureHost:
             canvas.draw()
             return "full"
         fresh = self._set_animated()  # new artists (a rebuilt figure): not in a background yet
-        if (
-            not fresh
-            and self._background is not None
-            and self._background_at == self._background_key()
-        ):
+        if hasattr(canvas, "_force_full"):
+            # ipympl: send whole frames. A diff frame that the browser drops (a newer one
+            # arrives before it has loaded) would leave its pixels stale for good.
+            canvas._force_full = True
+        how = None if fresh else self._ensure_background()
+        if how is not None:
             canvas.restore_region(self._background)
             self._draw_animated()
             canvas.blit(self.fig.bbox)
-            self.paints["blit"] += 1
-            return "blit"
-        if self._repaint_background():
-            self._draw_animated()
-            canvas.blit(self.fig.bbox)
-            self.paints["background"] += 1
-            return "background"
+            self.paints[how] += 1
+            return how
         canvas.draw()  # the background, then (in _on_draw_event) the data on it
         if self._background is None:  # the frozen layout cut labels: lay out once more
             canvas.draw()
         return "full"
+
+    def _ensure_background(self) -> str | None:
+        """Make the kept background fit the current config without a full draw, if it can:
+        ``"blit"`` (it does already), ``"title"`` (only titles changed: they were redrawn on
+        it), ``"background"`` (the Axes were redrawn on the kept legends); None if only a full
+        draw can make it. Call with the lock held."""
+        if self._background is None:
+            return None
+        if self._background_at == self._background_key():
+            if self._titles_at == self._title_texts():
+                return "blit"
+            if self._patch_titles():
+                return "title"
+        return "background" if self._repaint_background() else None
+
+    def _title_artists(self) -> list:
+        """The figure's titles (the Axes' and the figure's own): text that names the run."""
+        titles = [ax.title for ax in self.fig.axes]
+        sup = getattr(self.fig, "_suptitle", None)
+        return titles + ([sup] if sup is not None else [])
+
+    def _title_texts(self) -> tuple:
+        return tuple(t.get_text() for t in self._title_artists())
+
+    def _keep_background(self, renderer) -> None:
+        """The renderer holds a new background: keep its pixels, what it was drawn for, and
+        where its titles lie (a new title is drawn over the old one's place)."""
+        canvas = self.fig.canvas
+        self._background = canvas.copy_from_bbox(self.fig.bbox)
+        self._background_at = self._background_key()
+        self._titles_at = self._title_texts()
+        self._title_boxes = [
+            t.get_window_extent(renderer) if t.get_text() else None for t in self._title_artists()
+        ]
+
+    def _patch_titles(self) -> bool:
+        """Redraw only the titles that changed (a new seed or patch set) on the kept
+        background: clear the old and the new title's box to the figure's colour, draw the new
+        one. One line of text instead of the Axes and their tick labels."""
+        from matplotlib.patches import Rectangle
+        from matplotlib.transforms import Bbox, IdentityTransform
+
+        canvas = self.fig.canvas
+        renderer = canvas.get_renderer() if hasattr(canvas, "get_renderer") else None
+        titles = self._title_artists()
+        if renderer is None or len(titles) != len(self._title_boxes):
+            return False
+        canvas.restore_region(self._background)
+        for text, old_text, old_box in zip(titles, self._titles_at, self._title_boxes, strict=True):
+            if text.get_text() == old_text:
+                continue
+            boxes = [b for b in (old_box, text.get_window_extent(renderer)) if b is not None]
+            if text.get_text() and old_box is None:
+                return False  # a title where there was none: the layout must make room
+            if not boxes:
+                continue
+            box = Bbox.union(boxes).padded(2)
+            blank = Rectangle(
+                (box.x0, box.y0),
+                box.width,
+                box.height,
+                transform=IdentityTransform(),
+                facecolor=self.fig.get_facecolor(),
+                edgecolor="none",
+            )
+            blank.set_figure(self.fig)
+            blank.draw(renderer)
+            text.draw(renderer)
+        self._keep_background(renderer)
+        return True
 
     def _png_bytes(self, dpi=None) -> bytes:
         buf = io.BytesIO()
