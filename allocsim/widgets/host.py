@@ -206,6 +206,7 @@ class _FigureHost:
         self._titles_at = ()  # and the titles' texts
         self._title_boxes = []  # and where the titles lie
         self._frozen = None  # (engine, figure size) while the layout is frozen
+        self._laid_out_for = ()  # the tick label lengths the frozen layout made room for
         self._legend_pixels = None  # (figure size, regions): the legends of the last full draw
         # live frames: full draws, new backgrounds without the legends' cost, blits on the kept one
         self.paints = {"full": 0, "background": 0, "title": 0, "blit": 0}
@@ -311,6 +312,7 @@ class _FigureHost:
         engine = self.fig.get_layout_engine()
         if self._frozen is None and type(engine).__name__ == "ConstrainedLayoutEngine":
             self._frozen = (engine, tuple(self.fig.get_size_inches()))
+            self._laid_out_for = self._tick_label_lengths()
             self.fig.set_layout_engine("none")
 
     def _thaw_layout(self) -> None:
@@ -392,9 +394,21 @@ class _FigureHost:
         self._keep_background(renderer)
         return True
 
+    def _tick_label_lengths(self) -> tuple:
+        """The longest y tick label of each y axis (left and right), in characters: what the
+        width of the margins depends on."""
+        axes = [a for ax in self.fig.axes for a in (ax, *ax.child_axes)]
+        return tuple(
+            max((len(t.get_text()) for t in a.yaxis.get_ticklabels()), default=0) for a in axes
+        )
+
     def _labels_cut(self, renderer) -> bool:
         """Does a frozen layout cut labels at the figure's edge (wider tick labels of a new y
         range)? Narrower ones only leave a little space, so those keep the layout."""
+        if all(
+            n <= m for n, m in zip(self._tick_label_lengths(), self._laid_out_for, strict=False)
+        ):
+            return False  # no tick label longer than those the layout made room for
         box = self.fig.bbox
         for ax in self.fig.axes:
             tight = ax.get_tightbbox(renderer)
