@@ -945,8 +945,10 @@ class RunDemo(_SimDemo):
     autorun : bool
         Start a run when shown and whenever a control changes.
     first_chunk_ms, frame_s, max_chunk_ms
-        Simulated ms of the first frame; wall seconds per later frame (at least); the most
-        simulated ms one frame may cover.
+        Simulated ms of the first frame; the wall seconds of simulation a later chunk aims at;
+        the most simulated ms one chunk may cover. Each chunk is offered as a frame; frames are
+        drawn one at a time beside the run (it never waits for them), so one offered while
+        another is drawn is skipped for the newer state.
     patches : Patches or str, optional
         Initial patch checkboxes.
     **overrides
