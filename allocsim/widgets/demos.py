@@ -454,6 +454,12 @@ class _SimDemo(_FigureHost):
         panels = tuple(p.background_key() for p in self._panels())
         return (*super()._background_key(), *panels)
 
+    def _axes_keys(self) -> dict:
+        return {id(p.ax): p.background_key() for p in self._panels()}
+
+    def _overlay_artists(self) -> list:
+        return [p.mark_note for p in self._run_plots()]  # "drift mark … above this view"
+
     # -- configs from controls ------------------------------------------------------------------
     def patches(self) -> Patches:
         """The patches the checkboxes select."""

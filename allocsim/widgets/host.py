@@ -205,6 +205,9 @@ class _FigureHost:
         self._background_at = None  # the _background_key() they were drawn for
         self._titles_at = ()  # and the titles' texts
         self._title_boxes = []  # and where the titles lie
+        self._axes_at = {}  # and each Axes' key
+        self._overlays = []  # and the pixels of what lies over the data (see _overlay_artists)
+        self._legend_boxes = []  # where the figure legends lie (display pixels)
         self._frozen = None  # (engine, figure size) while the layout is frozen
         self._laid_out_for = ()  # the tick label lengths the frozen layout made room for
         self._legend_pixels = None  # (figure size, regions): the legends of the last full draw
@@ -270,6 +273,11 @@ class _FigureHost:
         """The artists a frame changes (subclasses that blit list them)."""
         return []
 
+    def _overlay_artists(self) -> list:
+        """Artists of the background that a full draw puts over the data (a note in a white
+        box): a frame puts their kept pixels back on top of the data it drew."""
+        return []
+
     def _background_key(self) -> tuple:
         """What everything but the data artists depends on (subclasses add their plots')."""
         return (tuple(self.fig.bbox.bounds), self.fig.dpi)
@@ -328,6 +336,7 @@ class _FigureHost:
         canvas = self.fig.canvas
         self._keep_background(event.renderer)
         # The figure legends never change with the config: a new background can reuse them.
+        self._legend_boxes = [leg.get_window_extent(event.renderer) for leg in self.fig.legends]
         self._legend_pixels = (
             tuple(self.fig.bbox.bounds),
             [
@@ -378,6 +387,8 @@ class _FigureHost:
             or not hasattr(renderer, "clear")
         ):
             return False
+        if self._repaint_rows(renderer):
+            return True
         renderer.clear()
         self.fig.patch.draw(renderer)
         for region in kept[1]:
@@ -388,6 +399,66 @@ class _FigureHost:
                 continue
             if artist.get_visible() and not artist.get_animated():
                 artist.draw(renderer)  # an Axes leaves out its animated (data) artists
+        if self._labels_cut(renderer):
+            self._thaw_layout()
+            return False
+        self._keep_background(renderer)
+        return True
+
+    def _axes_keys(self) -> dict:
+        """What each Axes' part of the background depends on, by ``id`` (subclasses add the
+        watermarks and notes of their plots)."""
+        return {
+            id(ax): (ax.get_xlim(), ax.get_ylim(), ax.get_position().bounds) for ax in self.fig.axes
+        }
+
+    def _repaint_rows(self, renderer) -> bool:
+        """Redraw only the rows of Axes whose part of the background changed (a new machine
+        changes the memory picture's range, not the task panel's) on the kept background:
+        each such row's band, the figure's width from halfway to the row above to halfway to
+        the row below, is cleared to the figure's colour and its Axes drawn again. False when
+        a band would touch a legend or the kept background has no record of the Axes."""
+        from matplotlib.patches import Rectangle
+        from matplotlib.transforms import Bbox, IdentityTransform
+
+        keys, kept = self._axes_keys(), self._axes_at
+        if set(keys) != set(kept):
+            return False
+        rows: dict = {}
+        for ax in self.fig.axes:
+            pos = ax.get_position()
+            rows.setdefault((round(pos.y0, 4), round(pos.y1, 4)), []).append(ax)
+        spans = sorted(rows, key=lambda r: -r[1])  # top to bottom, in figure fractions
+        legend_top = max((b.y1 for b in self._legend_boxes), default=self.fig.bbox.y0)
+        canvas = self.fig.canvas
+        canvas.restore_region(self._background)
+        fig_box = self.fig.bbox
+        for i, span in enumerate(spans):
+            if all(keys[id(ax)] == kept[id(ax)] for ax in rows[span]):
+                continue
+            top = 1.0 if i == 0 else (spans[i - 1][0] + span[1]) / 2
+            bottom = (span[0] + spans[i + 1][1]) / 2 if i + 1 < len(spans) else None
+            y1 = fig_box.y0 + top * fig_box.height
+            y0 = legend_top if bottom is None else fig_box.y0 + bottom * fig_box.height
+            band = Bbox([[fig_box.x0, y0], [fig_box.x1, y1]])
+            if any(band.overlaps(b) for b in self._legend_boxes):
+                canvas.restore_region(self._background)
+                return False
+            blank = Rectangle(
+                (band.x0, band.y0),
+                band.width,
+                band.height,
+                transform=IdentityTransform(),
+                facecolor=self.fig.get_facecolor(),
+                edgecolor="none",
+            )
+            blank.set_figure(self.fig)
+            blank.draw(renderer)
+            for ax in rows[span]:
+                ax.draw(renderer)  # leaves out its animated (data) artists
+            sup = getattr(self.fig, "_suptitle", None)
+            if i == 0 and sup is not None and sup.get_visible() and not sup.get_animated():
+                sup.draw(renderer)
         if self._labels_cut(renderer):
             self._thaw_layout()
             return False
@@ -423,6 +494,8 @@ class _FigureHost:
         for artist in sorted(self._animated_artists(), key=lambda a: a.get_zorder()):
             if artist.get_visible() and artist.figure is self.fig:
                 self.fig.draw_artist(artist)
+        for region in self._overlays:
+            self.fig.canvas.restore_region(region)
 
     def _paint(self) -> str:
         """Show the artists' state on the live canvas now: restore the background and draw the
@@ -480,6 +553,12 @@ class _FigureHost:
         self._background = canvas.copy_from_bbox(self.fig.bbox)
         self._background_at = self._background_key()
         self._titles_at = self._title_texts()
+        self._axes_at = self._axes_keys()
+        self._overlays = [
+            canvas.copy_from_bbox(a.get_window_extent(renderer).padded(1))
+            for a in self._overlay_artists()
+            if a.get_visible() and a.get_text()
+        ]
         self._title_boxes = [
             t.get_window_extent(renderer) if t.get_text() else None for t in self._title_artists()
         ]
