@@ -32,6 +32,7 @@ __all__ = [
     "LABELS",
     "RunPlot",
     "TaskPlot",
+    "config_y_top",
     "run_title",
     "machine_title",
     "figure_legend",
@@ -194,6 +195,24 @@ def _binned_times(values: np.ndarray, t: np.ndarray, bin_ms: int = 10) -> np.nda
     return np.unique((t[hit] // bin_ms) * bin_ms).astype(float)
 
 
+def config_y_top(config, zoom: str = "all") -> int:
+    """The top of a live run plot's y range (before the 12 % headroom), from the config alone.
+
+    ``zoom="watermarks"``: 3 × WMARK_HIGH. Otherwise the free pages at the start or, if more,
+    WMARK_HIGH + ``writeback_limit``: free memory rises above its start only through reclaim,
+    kswapd stops reclaiming at WMARK_HIGH, and up to ``writeback_limit`` pages still under
+    writeback come back after it stops (small machines measured up to 3.9 × WMARK_HIGH). The
+    drift mark counts when it lies within 1.6 × that top, as in the finished picture.
+    """
+    d = config.derived()
+    if zoom == "watermarks":
+        return 3 * d.wmark_high
+    top = max(d.initial_free_pages, d.wmark_high + config.writeback_limit, 1)
+    if 0 < d.percpu_drift_mark <= 1.6 * top:
+        top = max(top, d.percpu_drift_mark)
+    return int(top)
+
+
 class RunPlot:
     """The memory picture of one run, as updatable artists on one Axes.
 
@@ -216,6 +235,15 @@ class RunPlot:
     legend : {"inside", "outside", None}
     zoom : {"all", "watermarks"}
         ``"watermarks"`` limits the y axis to 0 … 3 × WMARK_HIGH.
+    yrange : {"data", "config"}
+        ``"data"``: the y axis fits each result's data (a finished run's picture).
+        ``"config"``: it is fixed from the config before any data (:func:`config_y_top`), so a
+        live figure's axes, ticks and watermarks never move during a run; it grows only if the
+        data ever leave it.
+    clock : bool
+        Show the clock (``t = … / … ms``) in the title while a run is partial. A live figure
+        leaves it out: its title then changes only with the config and stays in the background
+        it blits onto (drawing text costs more than all the data artists together).
     title : {"run", "patches", "none"}
         The Axes title: the whole run (CPUs, zone, patches, seed, clock), only the patches and
         the clock (for panels side by side under a figure title that names the machine), or
@@ -236,14 +264,21 @@ class RunPlot:
         legend: str | None = "inside",
         zoom: str = "all",
         title: str = "run",
+        yrange: str = "data",
+        clock: bool = True,
     ):
         if zoom not in ("all", "watermarks"):
             raise ValueError(f"zoom must be 'all' or 'watermarks', got {zoom!r}")
+        if yrange not in ("data", "config"):
+            raise ValueError(f"yrange must be 'data' or 'config', got {yrange!r}")
         if title not in ("run", "patches", "none"):
             raise ValueError(f"title must be 'run', 'patches' or 'none', got {title!r}")
         self.ax = ax
         self.zoom = zoom
         self.title = title
+        self.yrange = yrange
+        self.clock = clock
+        self.config = config
         c = PALETTE
         self.envelope = None
         if envelope:
@@ -331,6 +366,8 @@ class RunPlot:
         if config is not None:
             ax.set_xlim(0, config.duration_ms)
             self._set_title(config, None)
+            if yrange == "config":
+                self._set_config_view(config)
         self.legend = None
         if legend == "inside":
             self.legend = ax.legend(
@@ -394,10 +431,72 @@ class RunPlot:
         self.mark_note.set_text("")
         self.data = {}
         if config is not None:
+            self.config = config
             self.ax.set_xlim(0, config.duration_ms)
             self._set_title(config, 0)
+            if self.yrange == "config":
+                self._set_config_view(config)
+
+    def set_zoom(self, zoom: str) -> None:
+        """Switch between the whole range and the zoom on the watermarks."""
+        if zoom not in ("all", "watermarks"):
+            raise ValueError(f"zoom must be 'all' or 'watermarks', got {zoom!r}")
+        self.zoom = zoom
+        if self.yrange == "config" and self.config is not None:
+            self._set_config_view(self.config)
+
+    def _set_marks(self, d) -> int:
+        """The watermark lines (and the drift mark, when set) from derived numbers ``d``."""
+        for name in ("wmark_min", "wmark_low", "wmark_high"):
+            self.marks[name].set_ydata([d[name], d[name]])
+            self.marks[name].set_visible(True)
+        mark = int(d["percpu_drift_mark"])
+        self.marks["drift_mark"].set_ydata([mark, mark])
+        self.marks["drift_mark"].set_visible(mark > 0)
+        return mark
+
+    def _set_top(self, top: float, mark: int) -> None:
+        """The y range 0 … ``top`` × 1.12, and the note when the drift mark lies above it."""
+        self.ax.set_ylim(0, top * 1.12)
+        note = ""
+        if mark > top * 1.12:
+            note = f"drift mark {mark:,} pages: above this view ↑"
+        self.mark_note.set_text(note)
+
+    def _set_config_view(self, config) -> None:
+        """Everything but the data, from the config alone: watermarks, y range, note."""
+        mark = self._set_marks(config.derived().as_dict())
+        self._set_top(config_y_top(config, self.zoom), mark)
+
+    def data_artists(self) -> list:
+        """The artists a live figure redraws per frame: those a new result changes (the
+        lines, the band, the strips, the ticks, the shading) and the watermark lines drawn
+        among them. Everything else (with ``clock=False``, the title too) depends on the
+        config alone."""
+        wanted = [*self.lines.values(), self.kswapd, self.livelock, *self.ticks.values()]
+        if self.envelope is not None:
+            wanted.append(self.envelope)
+        # The watermark lines are cheap and cross the data: redrawn with it, they stay in the
+        # same stacking order as in a full draw. In the Axes' own order, for the same reason.
+        wanted += list(self.marks.values())
+        ids = set(map(id, wanted))
+        return [a for a in self.ax.get_children() if id(a) in ids]
+
+    def background_key(self) -> tuple:
+        """What the rest of the picture, but the title, depends on (equal keys: the same
+        background)."""
+        marks = tuple((tuple(m.get_ydata()), m.get_visible()) for m in self.marks.values())
+        return (
+            self.ax.get_xlim(),
+            self.ax.get_ylim(),
+            marks,
+            self.mark_note.get_text(),
+            self.ax.get_position().bounds,
+        )
 
     def _set_title(self, config, t_ms) -> None:
+        if not self.clock:
+            t_ms = None
         if self.title == "run":
             self.ax.set_title(run_title(config, t_ms=t_ms), fontsize="medium")
         elif self.title == "patches":
@@ -428,12 +527,7 @@ class RunPlot:
                 self.envelope.set_verts([verts])
             else:
                 self.envelope.set_verts([])
-        for name in ("wmark_min", "wmark_low", "wmark_high"):
-            self.marks[name].set_ydata([d[name], d[name]])
-            self.marks[name].set_visible(True)
-        mark = int(d["percpu_drift_mark"])
-        self.marks["drift_mark"].set_ydata([mark, mark])
-        self.marks["drift_mark"].set_visible(mark > 0)
+        mark = self._set_marks(d)
 
         self.kswapd.set_verts(_rects(_spans(s["kswapd_state"] == 2, t), 0.0, _STRIP))
         episodes = [(float(e.start_ms), float(e.start_ms + e.length_ms)) for e in result.episodes]
@@ -444,20 +538,27 @@ class RunPlot:
             dr2 = _binned_times(s["drain_all_pages"], t)
             self.ticks["drain"].set_data(dr2, np.full(len(dr2), 0.94))
 
-        # y range: the data and the watermarks; the drift mark only if it is near them.
-        top = max(int(d["wmark_high"]), 1)
+        data_top = 0
         for name in ("counter", "buddy", "snapshot", "pcp"):
             if name in self.lines and len(t):
-                top = max(top, int(s[name].max()))
-        if self.zoom == "watermarks":
-            top = 3 * int(d["wmark_high"])
-        elif 0 < mark <= 1.6 * top:
-            top = max(top, mark)
-        ax.set_ylim(0, top * 1.12)
-        note = ""
-        if mark > top * 1.12:
-            note = f"drift mark {mark:,} pages: above this view ↑"
-        self.mark_note.set_text(note)
+                data_top = max(data_top, int(s[name].max()))
+        if self.yrange == "config":
+            # Fixed before the data; the data leave it only in a run the config's estimate
+            # missed: then it grows, with room to spare, rather than hide the data.
+            top = config_y_top(cfg, self.zoom)
+            shown = ax.get_ylim()[1]
+            if self.zoom == "all" and data_top > top * 1.12:
+                top = shown / 1.12 if data_top <= shown else 1.25 * data_top
+            if not np.isclose(top * 1.12, shown):
+                self._set_top(top, mark)
+        else:
+            # y range: the data and the watermarks; the drift mark only if it is near them.
+            top = max(int(d["wmark_high"]), 1, data_top)
+            if self.zoom == "watermarks":
+                top = 3 * int(d["wmark_high"])
+            elif 0 < mark <= 1.6 * top:
+                top = max(top, mark)
+            self._set_top(top, mark)
         ax.set_xlim(0, max(cfg.duration_ms, len(t)))
         self._set_title(cfg, len(t))
         self.data = {"t": tx, "envelope_lo": lo, "envelope_hi": hi}
@@ -567,6 +668,14 @@ class TaskPlot:
         episodes = [(float(e.start_ms), float(e.start_ms + e.length_ms)) for e in result.episodes]
         self.livelock.set_verts(_rects(episodes, 0.0, 1.0))
         self.ax.set_xlim(0, max(cfg.duration_ms, n))
+
+    def data_artists(self) -> list:
+        """The artists a new result changes (see :meth:`RunPlot.data_artists`)."""
+        return [*self.lines.values(), self.livelock]
+
+    def background_key(self) -> tuple:
+        """What the rest of this panel depends on."""
+        return (self.ax.get_xlim(), self.ax.get_ylim(), self.ax.get_position().bounds)
 
     def plotted(self) -> dict:
         out = {name: np.asarray(line.get_ydata(), dtype=float) for name, line in self.lines.items()}

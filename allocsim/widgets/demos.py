@@ -37,6 +37,7 @@ from .environment import (
 )
 from .host import (
     _BIG,
+    FramePump,
     _FigureHost,
 )
 
@@ -286,6 +287,8 @@ _NO_SCENE = "choose a scene…"
 class _SimDemo(_FigureHost):
     """Shared machinery of the simulation demos: controls → configs → Simulations → frames."""
 
+    blits = True  # live frames redraw only the data artists (RunPlot/TaskPlot.data_artists)
+
     def _readout_head(self, error, shown: int) -> list[str]:
         """The readout's first parts: an error if any, the derived numbers, the run status.
 
@@ -393,8 +396,9 @@ class _SimDemo(_FigureHost):
         self._init_host(live, self.figsize)
         self.threaded = self.live if threaded is None else bool(threaded)
         self._stop = threading.Event()
-        self._layout = None  # the layout engine, while a run's frames keep the layout fixed
-        self._laid_out = False  # has a final frame been laid out (and drawn) yet?
+        # Frames of a background run: drawn in a helper thread, one at a time, the newest
+        # state first (the run never waits for a picture; see FramePump).
+        self._pump = FramePump(self._render_frame, on_error=self._report_error)
         self._thread: threading.Thread | None = None
         self._gen = 0
         self._suspend = False
@@ -403,6 +407,8 @@ class _SimDemo(_FigureHost):
         self.results = []
         self.stats: dict = {}
         self._build_plots()
+        if self.blit:
+            self._set_animated()
         for ctrl in self.controls.values():
             ctrl.observe(self._guard(self._on_control), names="value")
         self.scale_zone.observe(self._guard(self._on_control), names="value")
@@ -425,11 +431,34 @@ class _SimDemo(_FigureHost):
     def configs(self) -> list[SimConfig]:
         raise NotImplementedError
 
-    def _show_results(self, results) -> None:
+    def _plot_results(self, results) -> None:
+        """Set the artists from ``results`` (one per run shown)."""
         raise NotImplementedError
 
     def _clear_plots(self, configs) -> None:
+        """Empty the artists and set everything else (ranges, watermarks) from ``configs``."""
         raise NotImplementedError
+
+    def _panels(self) -> list:
+        """Every RunPlot and TaskPlot of the figure."""
+        raise NotImplementedError
+
+    def _show_results(self, results) -> None:
+        self.results = results
+        self._plot_results(results)
+
+    def _animated_artists(self) -> list:
+        return [a for p in self._panels() for a in p.data_artists()]
+
+    def _background_key(self) -> tuple:
+        panels = tuple(p.background_key() for p in self._panels())
+        return (*super()._background_key(), *panels)
+
+    def _axes_keys(self) -> dict:
+        return {id(p.ax): p.background_key() for p in self._panels()}
+
+    def _overlay_artists(self) -> list:
+        return [p.mark_note for p in self._run_plots()]  # "drift mark … above this view"
 
     # -- configs from controls ------------------------------------------------------------------
     def patches(self) -> Patches:
@@ -494,8 +523,12 @@ class _SimDemo(_FigureHost):
     def _rebuild_figure(self) -> None:
         """New artists at the current font size, showing the same run."""
         with self._lock:
+            self._thaw_layout()  # new fonts: lay out again
+            self._background = None
             self.fig.clear()
             self._build_plots()
+            if self.blit:
+                self._set_animated()
             if self.results:
                 self._show_results(self.results)
             elif self.sims:
@@ -545,10 +578,13 @@ class _SimDemo(_FigureHost):
         self.restart()
 
     def _on_zoom(self, change) -> None:
-        for p in self._run_plots():
-            p.zoom = change["new"]
-        if self.results:
-            self._show_results(self.results)
+        with self._lock:
+            for p in self._run_plots():
+                p.set_zoom(change["new"])
+            if self.results:
+                self._plot_results(self.results)
+            elif self.sims:
+                self._clear_plots([s.config for s in self.sims])
         self._redraw()
 
     def _on_error(self, exc) -> None:
@@ -571,15 +607,19 @@ class _SimDemo(_FigureHost):
         """Stop any run, rebuild the Simulation(s) from the current controls, clear the plot."""
         from ..sim import Simulation
 
-        self.pause()
+        self.pause(redraw=False)  # the old run's last state need not be drawn
         cfgs = self.configs()  # validation errors surface here, before anything changes
         with self._lock:
-            self._thaw_layout()
             self._gen += 1
             self.sims = [Simulation(c) for c in cfgs]
             self.results = []
             self._state = "ready"
             self._clear_plots(cfgs)
+            if self.blit and not redraw:
+                # The new config's background, made now, before the run competes for the CPU
+                # (and the GIL: text is slow to draw beside a running simulation); it is not
+                # shown: the first frame on screen is the new run's first chunk, blitted on it.
+                self._prepare_background()
         self._show_formulas(cfgs[-1])
         self._show_state()
         if redraw:
@@ -610,8 +650,10 @@ class _SimDemo(_FigureHost):
         )
         self._thread.start()
 
-    def pause(self) -> None:
-        """Stop the background run after its current chunk (a few hundredths of a second)."""
+    def pause(self, redraw: bool = True) -> None:
+        """Stop the background run after its current chunk (a few hundredths of a second).
+
+        ``redraw=False``: do not draw the state it stopped at (a restart follows)."""
         thread = self._thread
         if thread is not None and thread.is_alive():
             self._stop.set()
@@ -619,23 +661,27 @@ class _SimDemo(_FigureHost):
                 thread.join(timeout=30)
             if not self.finished:
                 self._state = "paused"
-                with self._lock:
-                    self._thaw_layout()
                 self._show_state()
-                self._redraw()
+                if redraw and self.results:
+                    # the last frame, after any in flight; the saved still copy follows it
+                    self._pump.offer((self._gen, self.results, True, self.stats))
         self._thread = None
 
     def wait(self, timeout: float | None = 60):
-        """Block until the background run ends (or ``timeout`` s); return the result."""
+        """Block until the background run ends and its last frame is drawn (or ``timeout``
+        s); return the result."""
+        deadline = None if timeout is None else time.perf_counter() + timeout
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
+        self._pump.wait(None if deadline is None else max(0.0, deadline - time.perf_counter()))
         return self.result
 
     def run_sync(self):
         """Run the whole simulation in this thread (tests, scripts, static mode); return the
         result. Stops a background run first and carries on from where it was."""
-        self.pause()
+        self.pause(redraw=False)
+        self._pump.wait(30)  # no frame of the background run may land after this run's
         if not self.sims or self.finished:
             self.reset()
         t0 = time.perf_counter()
@@ -665,19 +711,20 @@ class _SimDemo(_FigureHost):
         return self.result
 
     def _worker(self, gen: int) -> None:
-        """The background run: simulate a chunk, show it, repeat until done or paused.
+        """The background run: simulate a chunk, offer it as a frame, repeat until done or
+        paused.
 
-        The simulation never waits for the picture: if the figure is being rendered (the lock
-        is taken) when a chunk ends, that frame is skipped and the next one shows the newer
-        state. The last frame is always shown.
+        The simulation never waits for the picture: frames are drawn by the frame pump in
+        another thread, one at a time; a chunk that ends while a frame is being drawn replaces
+        any frame still waiting, so the picture skips to the newest state. The last frame is
+        always drawn.
         """
         t0 = time.perf_counter()
-        stats = {"started": t0, "frames": 0}
+        stats = {"started": t0, "frames": 0, "chunks": 0}
         self.stats = stats
         chunk = self.first_chunk_ms
         sims = self.sims
         end = max(s.config.duration_ms for s in sims)
-        latest = None
         try:
             while not self._stop.is_set():
                 now = min(s.t for s in sims)
@@ -691,68 +738,49 @@ class _SimDemo(_FigureHost):
                 latest = [s.result() for s in sims]
                 if gen != self._gen:
                     return
-                if self._lock.acquire(blocking=False):
-                    try:
-                        self._show_results(latest)
-                        # The layout of the last finished run (same machine) serves the new
-                        # run's first frame; a figure never laid out gets one frame to do it.
-                        if stats["frames"] == (0 if self._laid_out else 1):
-                            self._freeze_layout()
-                    finally:
-                        self._lock.release()
-                    # The first frame is rendered and sent from here at once (a request from
-                    # the browser would add a round trip); later frames go at the browser's
-                    # pace, unless no view has answered yet (see _FigureHost._redraw).
-                    self._redraw(
-                        final=False,
-                        push=stats["frames"] == 0 or not getattr(self, "_view_ready", True),
-                    )
-                    stats["frames"] += 1
-                    if stats["frames"] == 1:
-                        stats["first_frame_s"] = time.perf_counter() - t0
+                self.results = latest
+                stats["chunks"] += 1
+                self._pump.offer((gen, latest, False, stats))
                 self._show_state()
-                spent = time.perf_counter() - c0
-                # Next chunk: as much simulated time as the simulation gets through in one frame
-                # of wall time (drawing not counted: a slow picture must not slow the run to a
-                # crawl), at most max_chunk_ms so that the picture moves; rest out the frame
-                # (this also lets the kernel's main thread render the canvas).
+                # Next chunk: as much simulated time as the simulation gets through in frame_s
+                # of wall time, at most max_chunk_ms so that the picture moves smoothly.
                 rate = (until - now) / simulated
                 chunk = int(min(self.max_chunk_ms, max(20, rate * self.frame_s)))
-                if spent < self.frame_s:
-                    self._stop.wait(self.frame_s - spent)
             if gen == self._gen and self.finished:
-                with self._lock:
-                    if latest is not None:
-                        self._show_results(latest)
                 stats["run_s"] = time.perf_counter() - t0
-                self._finish()
+                self._finish(pumped=True)
         except Exception as exc:  # shown in the error area; the thread ends
             self._report_error(exc)
             self._on_error(exc)
 
-    def _freeze_layout(self) -> None:
-        """Keep the axes where the first frame's layout put them while the run goes on.
-
-        The constrained layout costs as much as the rest of a frame; the labels it makes room
-        for barely change during a run. The final frame is laid out again (:meth:`_thaw_layout`).
-        """
-        engine = self.fig.get_layout_engine()
-        if engine is not None and type(engine).__name__ == "ConstrainedLayoutEngine":
-            self._layout = engine
-            self.fig.set_layout_engine("none")
-
-    def _thaw_layout(self) -> None:
-        engine = getattr(self, "_layout", None)
-        if engine is not None:
-            self.fig.set_layout_engine(engine)
-            self._layout = None
-
-    def _finish(self) -> None:
+    def _render_frame(self, item) -> None:
+        """Draw one frame of a background run (in the frame pump's thread): set the artists
+        from its results and paint them; the last frame also refreshes the saved copy."""
+        gen, results, final, stats = item
         with self._lock:
-            self._thaw_layout()
+            if gen != self._gen:
+                return  # a frame of a run that has been replaced: never shown
+            self._plot_results(results)
+            if self.live:
+                self._paint()
+        stats["frames"] = stats.get("frames", 0) + 1
+        if stats["frames"] == 1 and "started" in stats:
+            stats["first_frame_s"] = time.perf_counter() - stats["started"]
+        if final:
+            if "started" in stats:
+                stats["on_screen_s"] = time.perf_counter() - stats["started"]
+            if self.live:
+                self._snapshot()
+            else:
+                self._redraw(final=True)
+        self._frame_done(min(len(r.t_ms) for r in results))
+
+    def _finish(self, pumped: bool = False) -> None:
         self._state = "finished"
-        self._redraw(final=True)  # the last frame is on its way before the verdict says so
-        self._laid_out = True
+        if pumped:  # the last frame, after any in flight
+            self._pump.offer((self._gen, self.results, True, self.stats))
+        else:
+            self._redraw(final=True)
         self._show_state()
         gen = self._gen
         for follower in list(self._followers):
@@ -923,8 +951,10 @@ class RunDemo(_SimDemo):
     autorun : bool
         Start a run when shown and whenever a control changes.
     first_chunk_ms, frame_s, max_chunk_ms
-        Simulated ms of the first frame; wall seconds per later frame (at least); the most
-        simulated ms one frame may cover.
+        Simulated ms of the first frame; the wall seconds of simulation a later chunk aims at;
+        the most simulated ms one chunk may cover. Each chunk is offered as a frame; frames are
+        drawn one at a time beside the run (it never waits for them), so one offered while
+        another is drawn is skipped for the newer state.
     patches : Patches or str, optional
         Initial patch checkboxes.
     **overrides
@@ -935,7 +965,9 @@ class RunDemo(_SimDemo):
     def _build_plots(self) -> None:
         ax, ax2 = self.fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": (3, 1)})
         cfg = fitted_preset(self.preset, **self.overrides)
-        self.plot = RunPlot(ax, cfg, legend=None, zoom=self.zoom.value)
+        self.plot = RunPlot(
+            ax, cfg, legend=None, zoom=self.zoom.value, yrange="config", clock=False
+        )
         ax.set_xlabel("")
         self.tasks = TaskPlot(ax2, cfg, legend=False)
         figure_legend(
@@ -948,6 +980,9 @@ class RunDemo(_SimDemo):
     def _run_plots(self) -> list:
         return [self.plot]
 
+    def _panels(self) -> list:
+        return [self.plot, self.tasks]
+
     def configs(self) -> list[SimConfig]:
         return [self.config()]
 
@@ -955,8 +990,7 @@ class RunDemo(_SimDemo):
         self.plot.clear(configs[0])
         self.tasks.clear(configs[0])
 
-    def _show_results(self, results) -> None:
-        self.results = results
+    def _plot_results(self, results) -> None:
         self.plot.update(results[0])
         self.tasks.update(results[0])
 
@@ -1023,6 +1057,8 @@ class CompareDemo(_SimDemo):
                 zoom=self.zoom.value,
                 mib_axis=i == 1,
                 title="patches",  # the machine is named once, in the figure's title
+                yrange="config",
+                clock=False,  # the verdict line above the figure has the clock
             )
             for i in range(2)
         ]
@@ -1039,6 +1075,14 @@ class CompareDemo(_SimDemo):
     def _run_plots(self) -> list:
         return self.plots
 
+    def _panels(self) -> list:
+        return [*self.plots, *self.tasks]
+
+    def _share_y(self) -> None:
+        top = max(1, *(p.ax.get_ylim()[1] for p in self.plots))
+        for p in self.plots:
+            p.ax.set_ylim(0, top)
+
     def configs(self) -> list[SimConfig]:
         on = self.config()
         return [on.replace(patches=Patches.none()), on]
@@ -1053,16 +1097,13 @@ class CompareDemo(_SimDemo):
             "the patches you tick (right)",
             fontsize="medium",
         )
+        self._share_y()
 
-    def _show_results(self, results) -> None:
-        self.results = results
-        top = 1
+    def _plot_results(self, results) -> None:
         for p, t, r in zip(self.plots, self.tasks, results, strict=True):
             p.update(r)
             t.update(r)
-            top = max(top, p.ax.get_ylim()[1])
-        for p in self.plots:
-            p.ax.set_ylim(0, top)
+        self._share_y()
 
     @property
     def result(self):

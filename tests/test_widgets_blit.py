@@ -1,0 +1,174 @@
+"""Live frames that keep up: blitting onto a kept background, a fixed y range, no empty frame
+on a restart, and at most one frame in flight (counts, not timings)."""
+
+import threading
+
+import matplotlib
+
+matplotlib.use("Agg", force=True)
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import allocsim.widgets as aw  # noqa: E402
+from allocsim.config import preset  # noqa: E402
+from allocsim.plotting import RunPlot, config_y_top  # noqa: E402
+from allocsim.sim import Simulation  # noqa: E402
+from allocsim.widgets.host import FramePump  # noqa: E402
+
+SHORT = 600  # simulated ms per run: enough for several chunks, quick on either engine
+
+
+def _live_demo(**kw):
+    """A live, threaded livelock demo on the Agg canvas (which blits like ipympl's)."""
+    kw.setdefault("duration_ms", SHORT)
+    kw.setdefault("autorun", True)
+    return aw.livelock_demo(live=True, threaded=True, **kw)
+
+
+class _Paints:
+    """Counts what reaches the canvas: full draws, blits, and the counter points each shows."""
+
+    def __init__(self, demo):
+        self.demo = demo
+        self.draws = 0
+        self.blits = 0
+        self.shown = []  # points of the counter line in each painted frame
+        canvas = demo.fig.canvas
+        draw, blit = canvas.draw, canvas.blit
+
+        def counted_draw(*a, **k):
+            self.draws += 1
+            self.shown.append(len(demo.plot.lines["counter"].get_xdata()))
+            return draw(*a, **k)
+
+        def counted_blit(*a, **k):
+            self.blits += 1
+            self.shown.append(len(demo.plot.lines["counter"].get_xdata()))
+            return blit(*a, **k)
+
+        canvas.draw = counted_draw
+        canvas.blit = counted_blit
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_frame_pump_drops_frames_offered_while_one_is_drawn():
+    """Offers made while a frame is drawn return at once; only the newest is drawn next."""
+    drawing, release = threading.Event(), threading.Event()
+    drawn = []
+
+    def render(item):
+        drawn.append(item)
+        if item == 1:
+            drawing.set()
+            assert release.wait(30), "the pump was never released"
+
+    pump = FramePump(render)
+    pump.offer(1)
+    assert drawing.wait(30)
+    for item in (2, 3, 4):
+        pump.offer(item)  # would deadlock here if an offer waited for the draw in flight
+    assert pump.busy
+    release.set()
+    assert pump.wait(30)
+    assert drawn == [1, 4]
+    assert (pump.offered, pump.rendered, pump.dropped) == (4, 2, 2)
+
+
+def test_live_demo_blits_every_frame_of_a_run_on_one_background():
+    """Over a whole run of the same machine, no frame redraws the figure: each is a blit, and
+    a new seed redraws only the title on the kept background."""
+    demo = _live_demo()
+    demo.run()
+    demo.wait(60)
+    assert demo.blit, "the Agg canvas can blit"
+    paints = _Paints(demo)
+    before = dict(demo.paints)
+    demo.controls["seed"].value = 2  # same machine, same background but for the title
+    demo.wait(60)
+    assert demo.finished and demo.result.config.seed == 2
+    assert paints.draws == 0
+    assert paints.blits == demo.stats["frames"] >= 2
+    assert demo.paints["background"] == before["background"]
+    assert demo.paints["title"] == before["title"] + 1
+    assert "seed 2" in demo.plot.ax.get_title()
+
+
+def test_live_demo_restart_draws_no_empty_frame():
+    """After a control change the first frame on the canvas already shows the new run, and a
+    new y range costs one new background, not one per frame."""
+    demo = _live_demo()
+    demo.run()
+    demo.wait(60)
+    paints = _Paints(demo)
+    before = dict(demo.paints)
+    demo.controls["cpus"].value = 128  # a new zone size: another y range and title
+    demo.wait(60)
+    assert demo.result.config.cpus == 128
+    assert paints.shown and min(paints.shown) > 0, paints.shown
+    new_backgrounds = (
+        demo.paints["full"] - before["full"] + demo.paints["background"] - before["background"]
+    )
+    assert new_backgrounds == 1  # made before the run started, then every frame is a blit
+    assert paints.draws == 0
+    assert demo.paints["blit"] - before["blit"] == demo.stats["frames"] == paints.blits
+
+
+def test_live_demo_coalesces_frames_while_one_is_drawn():
+    """While a frame is held on its way, the run goes on to its end; the chunks that ended
+    meanwhile are not drawn one by one, and the last frame shows the whole run."""
+    demo = _live_demo(autorun=False)
+    held, release = threading.Event(), threading.Event()
+
+    def slow_frame(_t_ms):
+        if not held.is_set():
+            held.set()
+            release.wait(60)
+
+    demo.on_frame(slow_frame)
+    demo.run()
+    assert held.wait(60), "no first frame"
+    demo._thread.join(60)  # the simulation finishes although its first frame is still held
+    assert not demo._thread.is_alive() and demo.finished
+    assert demo.stats["frames"] == 1  # only the held frame has been drawn so far
+    release.set()
+    demo.wait(60)
+    stats = demo.stats
+    assert demo._pump.dropped >= 1
+    assert stats["frames"] < stats["chunks"] + 1  # chunks, plus the final frame
+    assert len(demo.plotted()["counter"]) == SHORT
+
+
+def test_live_demo_y_range_is_fixed_from_the_config_before_data():
+    """Before the first chunk the y axis already spans the config's range; the run keeps it."""
+    demo = _live_demo(autorun=False)
+    cfg = demo.config()
+    expected = (0.0, config_y_top(cfg) * 1.12)
+    assert len(demo.plotted()["counter"]) == 0
+    assert demo.plot.ax.get_ylim() == pytest.approx(expected)
+    demo.run()
+    demo.wait(60)
+    assert demo.plot.ax.get_ylim() == pytest.approx(expected)
+    assert demo.plotted()["counter"].max() <= expected[1]
+
+
+def test_run_plot_config_range_grows_only_when_data_leave_it():
+    """yrange="config" ignores the data while they fit, and grows once they do not."""
+    sim = Simulation(preset("small", duration_ms=200))
+    fig, ax = plt.subplots()
+    rp = RunPlot(ax, sim.config, yrange="config")
+    fixed = ax.get_ylim()
+    assert fixed[1] == pytest.approx(config_y_top(sim.config) * 1.12)
+    sim.run(until=100)
+    rp.update(sim.result())
+    assert ax.get_ylim() == fixed
+    result = sim.result()
+    result.series["counter"] = np.full_like(result.series["counter"], int(2 * fixed[1]))
+    rp.update(result)
+    assert ax.get_ylim()[1] >= 2 * fixed[1]
