@@ -749,8 +749,12 @@ def test_livelock_notebook_in_jupyterlab(chromium, lab, capsys):
 
 
 LIVE_CELLS = (
+    # The Python engine: a run of some seconds, long enough to see it move and to press Pause
+    # while it goes on (the compiled engine finishes the same run in a fraction of a second).
+    "import os\nos.environ['ALLOCSIM_ENGINE'] = 'python'\n"
     "import allocsim\nfrom allocsim import widgets as aw\nmode = aw.use_live_plots()",
-    "demo = aw.RunDemo('large')\ndemo.show()",
+    # 12 simulated seconds: a few seconds of wall time on the Python engine.
+    "demo = aw.RunDemo('large', duration_ms=12_000)\ndemo.show()",
 )
 
 
@@ -896,21 +900,31 @@ def test_livelock_demo_on_a_projector_and_saved_with_its_pictures(chromium, lab,
             page.evaluate("document.querySelector('.allocsim-demo').scrollIntoView()")
 
             # -- 1. while the first run goes on -------------------------------------------------
+            # The compiled engine runs the 4 s in a fraction of a second: look often, and count
+            # the finished picture too (it must differ from what was shown while running).
             running = []
+            finished = None
             deadline = time.monotonic() + 180
             while time.monotonic() < deadline:
                 s = page.evaluate(DEMO_STATE_JS)
                 if s and "finished" in s["text"]:
+                    finished = s
                     break
                 if s and "running" in s["text"]:
                     running.append(s)
+                page.wait_for_timeout(20)
+            # The verdict can say "finished" before the last frame has reached the browser.
+            for _ in range(100):
+                if finished is None or finished["sum"] != 0:
+                    break
                 page.wait_for_timeout(100)
+                finished = page.evaluate(DEMO_STATE_JS)
             page.screenshot(path=str(OUT / "projector-1-run-all.png"))
             assert running, "the verdict never said the run was going on"
             sizes = {(round(s["canvas"]["width"]), round(s["canvas"]["height"])) for s in running}
             assert all(w > 0 and h > 0 for w, h in sizes), f"figure size while running: {sizes}"
-            pictures = {s["sum"] for s in running}
-            assert len(pictures) >= 2, "the figure's pixels did not change while the run went on"
+            pictures = {s["sum"] for s in running + ([finished] if finished else [])}
+            assert len(pictures) >= 2, "the figure's pixels did not change as the run went on"
             last = running[-1]
             for what in ("canvas", "verdict"):
                 assert _on_screen(last[what], last["screen"]), (what, last[what], last["screen"])
