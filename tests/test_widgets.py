@@ -190,8 +190,11 @@ def test_run_demo_callback_exceptions_land_in_the_error_output(monkeypatch):
     assert "RuntimeError: kaboom" in text and "Traceback" in text
 
 
-def test_run_demo_threaded_run_pause_reset():
+def test_run_demo_threaded_run_pause_reset(monkeypatch):
     """In a background thread: a first frame comes, Pause stops, Run resumes, Reset rebuilds."""
+    # The Python engine: the run must last long enough to pause it (the compiled engine
+    # finishes these 3 s in well under the 0.3 s the test waits before Pause).
+    monkeypatch.setenv("ALLOCSIM_ENGINE", "python")
     demo = aw.RunDemo("large", threaded=True, autorun=False, duration_ms=3000)
     t0 = time.perf_counter()
     demo.buttons["run"].click()

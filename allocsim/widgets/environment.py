@@ -172,12 +172,31 @@ def environment_report() -> list[dict]:
             if found
             else "not found next to this kernel (fine if your Jupyter runs elsewhere)",
         )
+    add("simulation engine", True, _engine_detail())
     ip = _ipython()
     kernel = type(ip).__name__ if ip is not None else "none (plain Python)"
     add("running in a Jupyter kernel", kernel == "ZMQInteractiveShell", kernel)
     why = _MODE["reason"] or f"backend is {backend}"
     add("live plots", is_live_backend(), "on (ipympl)" if is_live_backend() else f"off: {why}")
     return rows
+
+
+def _engine_detail() -> str:
+    """Which engine runs the simulations here, without importing numba (it is slow to load)."""
+    from ..engine import default_engine
+
+    try:
+        name = default_engine()
+    except ValueError as exc:
+        return str(exc)
+    if name == "python":
+        return "Python (ALLOCSIM_ENGINE=python): the reference, 5 to 40 times slower"
+    if importlib.util.find_spec("numba") is None:
+        return "Python: numba is not installed (same results, 5 to 40 times slower)"
+    return (
+        f"compiled (numba {importlib.metadata.version('numba')}); the first run after an "
+        "install compiles it once (about a minute; make lab does it beforehand)"
+    )
 
 
 ADVICE = [
@@ -237,6 +256,7 @@ KIT = {
     "jupyterlab": None,
     "jupytext": "jupyterlab-jupytext",
     "jupyterlab_rise": "jupyterlab-rise",
+    "numba": None,  # the compiled engine (without it the Python engine runs, 5-40x slower)
 }
 
 
@@ -318,6 +338,13 @@ def health_check(log=print) -> bool:
             raise RuntimeError("the PNG is suspiciously small")
         return f"a run's figure as PNG, {len(buf.getvalue()) // 1024} KiB"
 
+    def engine():
+        from ..engine import warm
+
+        seconds = warm()  # compiles on a fresh install; loads the on-disk cache after that
+        return f"compiled core ready in {seconds:.1f} s"
+
+    check("the compiled engine", engine)
     check("one short simulation", short_run)
     check("the livelock demo, driven from Python", demo)
     check("a figure rendered", figure)
