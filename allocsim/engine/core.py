@@ -137,7 +137,7 @@ C_DIRTY_RATIO = 67
 C_DIRTY_BACKGROUND_RATIO = 68
 C_RECORD_EVENTS = 69
 C_MAX_EVENTS = 70
-C_COUNTER_AFTER_FREE = 71
+C_COUNTER_AFTER_FREE = 71  # kept for the record: at count level patch 1 changes no number
 C_DRIFT_MARK_SNAPSHOT = 72
 C_DRAIN_AFTER_RECLAIM = 73
 C_PRESSURE_THRESHOLD = 74
@@ -444,6 +444,9 @@ def free_pcppages_bulk(S, I, cpu, count):
         return 0
     S[ALL_UNRECLAIMABLE] = 0
     S[PAGES_SCANNED] = 0
+    # PATCH(counter_after_free): not read here. Whether NR_FREE_PAGES rises before or after the
+    # pages are linked (72853e2) shows only to a reader inside the loop (allocsim.window); the
+    # tick's readers see its start, so both orders end in this state.
     S[BUDDY] += count
     I[PCP, cpu] -= count
     mod_zone_page_state(S, I, cpu, count)
