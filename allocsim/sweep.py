@@ -890,6 +890,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help='print {"runs": [...]}, one object per run')
     p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    p.add_argument(
+        "--engine",
+        choices=("compiled", "python"),
+        help="the simulation engine of this process and its local workers (both give the same "
+        "rows; a Dask cluster's workers use their own default)",
+    )
     return p
 
 
@@ -1022,6 +1028,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quiet:
             print(msg, file=sys.stderr)
 
+    if args.engine is not None:
+        os.environ["ALLOCSIM_ENGINE"] = args.engine  # local worker processes inherit it
     try:
         grid = grid_from_args(args)
         start = time.perf_counter()

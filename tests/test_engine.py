@@ -271,3 +271,19 @@ def test_engine_poisson_block_is_numpys_draw_and_leaves_the_generator_alike(rate
     assert np.array_equal(out, theirs.poisson(rates[:, None], (256, width)))
     assert ours.bit_generator.state == theirs.bit_generator.state
     assert ours.random() == theirs.random()
+
+
+def test_engine_sweep_flag_gives_the_same_rows_on_both_engines(monkeypatch, capsys):
+    """``sweep --engine python`` and ``--engine compiled`` print the same rows."""
+    from allocsim.sweep import main as sweep_main
+
+    monkeypatch.setenv("ALLOCSIM_ENGINE", "compiled")  # restored after the test
+    rows = {}
+    for name in engine.ENGINES:
+        argv = ["--preset", "small", "--cpus", "4,8", "--seconds", "0.3", "--seeds", "1-2"]
+        assert sweep_main(argv + ["--workers", "1", "--json", "--quiet", "--engine", name]) == 0
+        rows[name] = json.loads(capsys.readouterr().out)["runs"]
+        assert os.environ["ALLOCSIM_ENGINE"] == name
+    drop = {"wall_s", "elapsed_s", "run_s"}
+    strip = [[{k: v for k, v in r.items() if k not in drop} for r in rows[e]] for e in rows]
+    assert strip[0] == strip[1] and len(strip[0]) == 4
