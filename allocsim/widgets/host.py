@@ -412,14 +412,29 @@ class _FigureHost:
             id(ax): (ax.get_xlim(), ax.get_ylim(), ax.get_position().bounds) for ax in self.fig.axes
         }
 
+    def _paint_blank(self, box, renderer) -> None:
+        """Paint ``box`` (display pixels) in the figure's face colour: what is under it goes."""
+        from matplotlib.patches import Rectangle
+        from matplotlib.transforms import IdentityTransform
+
+        blank = Rectangle(
+            (box.x0, box.y0),
+            box.width,
+            box.height,
+            transform=IdentityTransform(),
+            facecolor=self.fig.get_facecolor(),
+            edgecolor="none",
+        )
+        blank.set_figure(self.fig)
+        blank.draw(renderer)
+
     def _repaint_rows(self, renderer) -> bool:
         """Redraw only the rows of Axes whose part of the background changed (a new machine
         changes the memory picture's range, not the task panel's) on the kept background:
         each such row's band, the figure's width from halfway to the row above to halfway to
         the row below, is cleared to the figure's colour and its Axes drawn again. False when
         a band would touch a legend or the kept background has no record of the Axes."""
-        from matplotlib.patches import Rectangle
-        from matplotlib.transforms import Bbox, IdentityTransform
+        from matplotlib.transforms import Bbox
 
         keys, kept = self._axes_keys(), self._axes_at
         if set(keys) != set(kept):
@@ -444,16 +459,7 @@ class _FigureHost:
             if any(band.overlaps(b) for b in self._legend_boxes):
                 canvas.restore_region(self._background)
                 return False
-            blank = Rectangle(
-                (band.x0, band.y0),
-                band.width,
-                band.height,
-                transform=IdentityTransform(),
-                facecolor=self.fig.get_facecolor(),
-                edgecolor="none",
-            )
-            blank.set_figure(self.fig)
-            blank.draw(renderer)
+            self._paint_blank(band, renderer)
             for ax in rows[span]:
                 ax.draw(renderer)  # leaves out its animated (data) artists
             sup = getattr(self.fig, "_suptitle", None)
@@ -567,8 +573,7 @@ class _FigureHost:
         """Redraw only the titles that changed (a new seed or patch set) on the kept
         background: clear the old and the new title's box to the figure's colour, draw the new
         one. One line of text instead of the Axes and their tick labels."""
-        from matplotlib.patches import Rectangle
-        from matplotlib.transforms import Bbox, IdentityTransform
+        from matplotlib.transforms import Bbox
 
         canvas = self.fig.canvas
         renderer = canvas.get_renderer() if hasattr(canvas, "get_renderer") else None
@@ -585,16 +590,7 @@ class _FigureHost:
             if not boxes:
                 continue
             box = Bbox.union(boxes).padded(2)
-            blank = Rectangle(
-                (box.x0, box.y0),
-                box.width,
-                box.height,
-                transform=IdentityTransform(),
-                facecolor=self.fig.get_facecolor(),
-                edgecolor="none",
-            )
-            blank.set_figure(self.fig)
-            blank.draw(renderer)
+            self._paint_blank(box, renderer)
             text.draw(renderer)
         self._keep_background(renderer)
         return True
