@@ -206,49 +206,30 @@ class CompiledEngine:
         self._store()
 
     # -- state in and out ------------------------------------------------------------------
+    def _owners(self) -> dict:
+        sim = self.sim
+        return {"sim": sim, "zone": sim.zone, "kswapd": sim.kswapd, "meter": sim.meter}
+
     def _load(self) -> None:
         """Copy the Python objects' scalars into S and F."""
         sim = self.sim
-        zone = sim.zone
-        ks = sim.kswapd
-        meter = sim.meter
         S = self.S
         F = self.F
-        k = self.sim.config.writer_cpus
+        owners = self._owners()
+        for owner, attr, idx in _INT_SCALARS:
+            S[idx] = getattr(owners[owner], attr)
+        for owner, attr, idx in _FLOAT_SCALARS:
+            F[idx] = getattr(owners[owner], attr)
+        for key, idx in _NS_KINDS:
+            F[idx] = sim.meter.ns_by_kind[key]
         S[C.T] = sim.t
-        S[C.VM_STAT] = zone.vm_stat
-        S[C.BUDDY] = zone.nr_free_pages_buddy
-        S[C.DRIFT_MARK] = zone.percpu_drift_mark
-        S[C.ALL_UNRECLAIMABLE] = zone.all_unreclaimable
-        S[C.PAGES_SCANNED] = zone.pages_scanned
-        S[C.ZONE_SNAPSHOT_READS] = zone.snapshot_reads
-        S[C.NORMAL_THRESHOLD] = zone.normal_threshold
-        S[C.ATOMIC_IN_USE] = sim.atomic_in_use
-        S[C.TEMP_IN_USE] = sim.temp_in_use
-        S[C.WB_IN_FLIGHT] = sim.writeback_in_flight
-        S[C.REQ_IN_FLIGHT] = sim.requests_in_flight
-        S[C.NEXT_IRQ_CPU] = sim._next_irq_cpu
-        S[C.IN_ALLOCATOR] = sim._in_allocator
-        S[C.KS_ON_WAITQUEUE] = ks.on_waitqueue
-        S[C.KS_WOKEN] = ks.woken
-        S[C.KS_MAX_ORDER] = ks.max_order
-        S[C.KS_STATE] = ks.state
-        S[C.KS_WAKE_AT] = _INF if ks.wake_at == math.inf else ks.wake_at
-        S[C.FL_WAKE] = sim._flusher_wake
+        S[C.NORMAL_THRESHOLD] = sim.zone.normal_threshold
+        wake_at = sim.kswapd.wake_at
+        S[C.KS_WAKE_AT] = _INF if wake_at == math.inf else wake_at
         S[C.LRU_CLEAN] = sim.lru.clean
         S[C.LRU_DIRTY] = sim.lru.dirty
         S[C.EV_TOTAL] = len(sim.events)
-        S[C.EV_DROPPED] = sim.events_dropped
-        S[C.DEBT_ANY] = meter._debt_any
-        S[C.M_SNAPSHOT_READS] = meter.snapshot_reads
-        S[C.M_WATERMARK_CHECKS] = meter.watermark_checks
-        S[C.M_DRAIN_IPIS] = meter.drain_ipis
-        S[C.M_THRESHOLD_REWRITES] = meter.threshold_rewrites
-        S[C.M_FOLDS] = meter.folds
-        F[C.F_WATERMARK_NS] = meter.watermark_ns
-        F[C.F_TOTAL_NS] = meter.total_ns
-        for key, idx in _NS_KINDS:
-            F[idx] = meter.ns_by_kind[key]
+        k = sim.config.writer_cpus
         W = self.W
         W[C.RUNNING, :k] = sim._task_running
         W[C.SPINNING, :k] = sim._task_spinning
@@ -256,55 +237,31 @@ class CompiledEngine:
 
     def _store(self) -> None:
         """Copy S and F back into the Python objects."""
+        from ..sim import _TICK_COUNTS
+
         sim = self.sim
-        zone = sim.zone
-        ks = sim.kswapd
-        meter = sim.meter
         s = self.S[: C.FOLD_START].tolist()
         f = self.F.tolist()
-        k = sim.config.writer_cpus
+        owners = self._owners()
+        for owner, attr, idx in _INT_SCALARS:
+            old = getattr(owners[owner], attr)
+            setattr(owners[owner], attr, bool(s[idx]) if type(old) is bool else s[idx])
+        for owner, attr, idx in _FLOAT_SCALARS:
+            setattr(owners[owner], attr, f[idx])
+        for key, idx in _NS_KINDS:
+            sim.meter.ns_by_kind[key] = f[idx]
         sim.t = s[C.T]
-        zone.vm_stat = s[C.VM_STAT]
-        zone.nr_free_pages_buddy = s[C.BUDDY]
-        zone.percpu_drift_mark = s[C.DRIFT_MARK]
-        zone.all_unreclaimable = bool(s[C.ALL_UNRECLAIMABLE])
-        zone.pages_scanned = s[C.PAGES_SCANNED]
-        zone.snapshot_reads = s[C.ZONE_SNAPSHOT_READS]
         if s[C.HAS_DIFF_LIMIT]:
-            zone.diff_limit = self.I[C.DIFF_LIMIT]
-        sim.atomic_in_use = s[C.ATOMIC_IN_USE]
-        sim.temp_in_use = s[C.TEMP_IN_USE]
-        sim.writeback_in_flight = s[C.WB_IN_FLIGHT]
-        sim.requests_in_flight = s[C.REQ_IN_FLIGHT]
-        sim._next_irq_cpu = s[C.NEXT_IRQ_CPU]
-        sim._in_allocator = s[C.IN_ALLOCATOR]
+            sim.zone.diff_limit = self.I[C.DIFF_LIMIT]
+        sim.kswapd.wake_at = math.inf if s[C.KS_WAKE_AT] >= _INF else s[C.KS_WAKE_AT]
+        # Written by the core only: what the last tick read and counted.
         sim._demand = s[C.DEMAND]
         sim.free_read = s[C.FREE_READ]
         sim.free_read_safe = s[C.FREE_READ_SAFE]
-        ks.on_waitqueue = bool(s[C.KS_ON_WAITQUEUE])
-        ks.woken = bool(s[C.KS_WOKEN])
-        ks.max_order = s[C.KS_MAX_ORDER]
-        ks.state = s[C.KS_STATE]
-        ks.wake_at = math.inf if s[C.KS_WAKE_AT] >= _INF else s[C.KS_WAKE_AT]
-        sim._flusher_wake = s[C.FL_WAKE]
-        sim.events_dropped = s[C.EV_DROPPED]
-        meter._debt_any = bool(s[C.DEBT_ANY])
-        meter.normal_snapshot = bool(s[C.NORMAL_SNAPSHOT])
-        meter.safe_snapshot = bool(s[C.SAFE_SNAPSHOT])
-        meter.snapshot_reads = s[C.M_SNAPSHOT_READS]
-        meter.watermark_checks = s[C.M_WATERMARK_CHECKS]
-        meter.drain_ipis = s[C.M_DRAIN_IPIS]
-        meter.threshold_rewrites = s[C.M_THRESHOLD_REWRITES]
-        meter.folds = s[C.M_FOLDS]
-        meter.tick_watermark_ns = f[C.F_TICK_WATERMARK_NS]
-        meter.tick_ns = f[C.F_TICK_NS]
-        meter.watermark_ns = f[C.F_WATERMARK_NS]
-        meter.total_ns = f[C.F_TOTAL_NS]
-        for key, idx in _NS_KINDS:
-            meter.ns_by_kind[key] = f[idx]
-        from ..sim import _TICK_COUNTS
-
+        sim.meter.normal_snapshot = bool(s[C.NORMAL_SNAPSHOT])
+        sim.meter.safe_snapshot = bool(s[C.SAFE_SNAPSHOT])
         sim._tick = dict(zip(_TICK_COUNTS, s[C.TK : C.TK + C.N_TICK_COUNTS], strict=True))
+        k = sim.config.writer_cpus
         W = self.W
         sim._task_running[:] = W[C.RUNNING, :k] != 0
         sim._task_spinning[:] = W[C.SPINNING, :k] != 0
@@ -454,6 +411,40 @@ def _poisson_block(rng, rates: np.ndarray, width: int, out: np.ndarray) -> None:
         size *= 2
 
 
+# Scalars kept both in a Python object and in S / F: (owner, attribute, index). Booleans go back
+# as booleans.
+_INT_SCALARS = (
+    ("zone", "vm_stat", C.VM_STAT),
+    ("zone", "nr_free_pages_buddy", C.BUDDY),
+    ("zone", "percpu_drift_mark", C.DRIFT_MARK),
+    ("zone", "all_unreclaimable", C.ALL_UNRECLAIMABLE),
+    ("zone", "pages_scanned", C.PAGES_SCANNED),
+    ("zone", "snapshot_reads", C.ZONE_SNAPSHOT_READS),
+    ("sim", "atomic_in_use", C.ATOMIC_IN_USE),
+    ("sim", "temp_in_use", C.TEMP_IN_USE),
+    ("sim", "writeback_in_flight", C.WB_IN_FLIGHT),
+    ("sim", "requests_in_flight", C.REQ_IN_FLIGHT),
+    ("sim", "_next_irq_cpu", C.NEXT_IRQ_CPU),
+    ("sim", "_in_allocator", C.IN_ALLOCATOR),
+    ("sim", "_flusher_wake", C.FL_WAKE),
+    ("sim", "events_dropped", C.EV_DROPPED),
+    ("kswapd", "on_waitqueue", C.KS_ON_WAITQUEUE),
+    ("kswapd", "woken", C.KS_WOKEN),
+    ("kswapd", "max_order", C.KS_MAX_ORDER),
+    ("kswapd", "state", C.KS_STATE),
+    ("meter", "_debt_any", C.DEBT_ANY),
+    ("meter", "snapshot_reads", C.M_SNAPSHOT_READS),
+    ("meter", "watermark_checks", C.M_WATERMARK_CHECKS),
+    ("meter", "drain_ipis", C.M_DRAIN_IPIS),
+    ("meter", "threshold_rewrites", C.M_THRESHOLD_REWRITES),
+    ("meter", "folds", C.M_FOLDS),
+)
+_FLOAT_SCALARS = (
+    ("meter", "watermark_ns", C.F_WATERMARK_NS),
+    ("meter", "total_ns", C.F_TOTAL_NS),
+    ("meter", "tick_watermark_ns", C.F_TICK_WATERMARK_NS),
+    ("meter", "tick_ns", C.F_TICK_NS),
+)
 _NS_KINDS = (
     ("watermark", C.F_NS_WATERMARK),
     ("fold", C.F_NS_FOLD),
