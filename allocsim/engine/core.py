@@ -546,30 +546,30 @@ def drain_all_pages(S, F, I, D, EV, cpu):
     """Patch 3's ``drain_all_pages`` from ``cpu``: price the IPIs, flush every pcp list."""
     n = S[C_CPUS]
     k = F[CF_SCALE]
-    # CostMeter.drain_all_pages(cpu, pcp_count.copy())
+    # CostMeter.drain_all_pages(cpu, pcp_count.copy()), priced from each list before it is
+    # drained (CountingZone.drain_all_counted), in one pass.
     S[M_DRAIN_IPIS] += n - 1
     work = D[WORK]
     recv = F[CF_IPI_RECEIVE_NS]
     per_page = F[CF_DRAIN_PAGE_NS]
-    for i in range(n):
-        work[i] = k * (recv + I[PCP, i] * per_page)
+    own = I[PCP, cpu]
     biggest = 0.0
-    for i in range(n):
-        if i != cpu and work[i] > biggest:
-            biggest = work[i]
-    work[cpu] = k * ((n - 1) * F[CF_IPI_SEND_NS] + I[PCP, cpu] * per_page) + biggest
-    for i in range(n):
-        D[OTHER_NS, i] += work[i]
-    F[F_NS_DRAIN] += np_sum(work)
-    # CountingZone.drain_all_counted
     total = 0
     for i in range(n):
         c = I[PCP, i]
+        w = k * (recv + c * per_page)
+        work[i] = w
+        if i != cpu and w > biggest:
+            biggest = w
         if c:
             total += c
             I[PCP, i] = 0
             S[BUDDY] += c
             mod_zone_page_state(S, I, i, c)
+    work[cpu] = k * ((n - 1) * F[CF_IPI_SEND_NS] + own * per_page) + biggest
+    for i in range(n):
+        D[OTHER_NS, i] += work[i]
+    F[F_NS_DRAIN] += np_sum(work)
     if total:
         S[ALL_UNRECLAIMABLE] = 0
         S[PAGES_SCANNED] = 0
