@@ -274,6 +274,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.json and not args.quiet:
         _print_parameters(cfg, sys.stdout)
     _announce_cost(cfg, sys.stderr)
+    if sim.engine == "compiled":
+        from .engine import cache_ready
+
+        if cache_ready() is False:
+            print(
+                "python -m allocsim run: compiling the simulation core once (about a minute; "
+                "later runs load it from the cache)",
+                file=sys.stderr,
+            )
     progress = _progress_printer(cfg, sys.stderr)
     try:
         result = sim.run(progress=progress, progress_every=250)

@@ -287,3 +287,14 @@ def test_engine_sweep_flag_gives_the_same_rows_on_both_engines(monkeypatch, caps
     drop = {"wall_s", "elapsed_s", "run_s"}
     strip = [[{k: v for k, v in r.items() if k not in drop} for r in rows[e]] for e in rows]
     assert strip[0] == strip[1] and len(strip[0]) == 4
+
+
+def test_engine_cache_ready_tells_a_cold_cache_from_a_warm_one(tmp_path):
+    """cache_ready() is True once warm() has run, False with an empty numba cache directory (the
+    first run would compile: the command line and make warm say so first)."""
+    engine.warm()
+    assert engine.cache_ready() is True
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    code = "import allocsim.engine as e; print(e.cache_ready())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "False", out.stderr

@@ -20,7 +20,15 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["ENGINES", "available", "default_engine", "resolve", "warm", "unavailable_reason"]
+__all__ = [
+    "ENGINES",
+    "available",
+    "default_engine",
+    "resolve",
+    "warm",
+    "unavailable_reason",
+    "cache_ready",
+]
 
 ENGINES = ("compiled", "python")
 _ENV = "ALLOCSIM_ENGINE"
@@ -77,6 +85,23 @@ def resolve(engine: str | None) -> str:
         _state["noticed"] = True
         print(f"allocsim: {reason}; running the Python engine (slower).", file=sys.stderr)
     return "python"
+
+
+def cache_ready() -> bool | None:
+    """Is the compiled core in numba's on-disk cache for this source? True: the first run loads
+    it (under a second); False: it will compile (about a minute); None: cannot tell.
+
+    Reads numba's cache index for the core's entry point (an internal of numba, hence None
+    when it is not where it was); the index is empty when the source changed since.
+    """
+    if unavailable_reason() is not None:
+        return None
+    try:
+        from . import core
+
+        return bool(core.run_ticks._cache._cache_file._load_index())
+    except Exception:
+        return None
 
 
 def warm() -> float:

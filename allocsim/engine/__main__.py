@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from . import unavailable_reason, warm
+from . import cache_ready, unavailable_reason, warm
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,11 +29,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import numba
 
-    print(
-        "allocsim engine: loading the compiled core (the first time after an install or an "
-        "update it compiles, about a minute)...",
-        flush=True,
-    )
+    if cache_ready():
+        print("allocsim engine: loading the compiled core from its cache...", flush=True)
+    else:
+        print(
+            "allocsim engine: compiling the simulation core (once after an install or an "
+            "update; about a minute)...",
+            flush=True,
+        )
     seconds = warm()
     print(f"allocsim engine: compiled core ready in {seconds:.1f} s (numba {numba.__version__})")
     return 0
