@@ -14,6 +14,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 import allocsim.engine as engine
 from allocsim import SimConfig, Simulation
@@ -298,3 +300,71 @@ def test_engine_cache_ready_tells_a_cold_cache_from_a_warm_one(tmp_path):
     code = "import allocsim.engine as e; print(e.cache_ready())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert out.stdout.strip() == "False", out.stderr
+
+
+# Random machines, workloads and patch subsets (each switch on its own too): both engines agree.
+_SWITCHES = (
+    "counter_after_free",
+    "drift_mark_snapshot",
+    "drain_after_reclaim",
+    "pressure_threshold",
+    "watermark_ok_safe",
+)
+
+
+@st.composite
+def _configs(draw):
+    from allocsim import Patches
+
+    cpus = draw(st.integers(1, 48))
+    over = dict(
+        cpus=cpus,
+        zone_mib=draw(st.sampled_from([64, 128, 256, 1024])),
+        writer_cpus=draw(st.integers(0, cpus)),
+        seed=draw(st.integers(0, 2**32 - 1)),
+        duration_ms=draw(st.integers(20, 400)),
+        patches=Patches(**{s: draw(st.booleans()) for s in _SWITCHES}),
+        sockets=draw(st.integers(1, min(4, cpus))),
+        cost_scale=draw(st.sampled_from([0.0, 1.0, 7.5])),
+        stat_threshold=draw(st.one_of(st.none(), st.integers(0, 125))),
+        writer_rate=draw(st.sampled_from([0.0, 0.7, 3.0, 9.5, 11.0])),
+        atomic_rate=draw(st.sampled_from([0.0, 0.3, 2.0])),
+        quiet_atomic_rate=draw(st.sampled_from([0.0, 0.1])),
+        burst_start_ms=draw(st.integers(0, 100)),
+        burst_ms=draw(st.one_of(st.none(), st.integers(1, 200))),
+        dirty_fraction=draw(st.sampled_from([0.0, 0.5, 1.0])),
+        task_temp_fraction=draw(st.sampled_from([0.0, 0.3])),
+        lru_fraction=draw(st.sampled_from([0.2, 0.75, 1.0])),
+        writeback_alloc_ratio=draw(st.sampled_from([0.0, 0.5, 1.0, 2.5])),
+        dirty_ratio=draw(st.sampled_from([5, 20, 100])),
+        dirty_background_ratio=draw(st.sampled_from([0, 10, 50])),
+        writeback_limit=draw(st.sampled_from([16, 4096])),
+        io_latency_ms=draw(st.sampled_from([1, 20])),
+        atomic_lifetime_ms=draw(st.sampled_from([1, 5])),
+        task_page_lifetime_ms=draw(st.sampled_from([1, 20])),
+        kswapd_scan_per_ms=draw(st.sampled_from([32, 512])),
+        kswapd_asleep_at_start=draw(st.booleans()),
+        record_events=draw(st.booleans()),
+    )
+    if draw(st.booleans()):
+        over["io_irq_cpus"] = draw(st.integers(1, cpus))
+    if draw(st.booleans()):
+        over["kswapd_cpu"] = draw(st.integers(0, cpus - 1))
+    if draw(st.booleans()):
+        over["stat_interval_ms"] = draw(st.sampled_from([10, 250, 2000]))
+        over["counterfactual"] = True
+    if draw(st.booleans()):
+        over["pcp_batch"] = draw(st.integers(1, 64))
+        over["pcp_high"] = draw(st.integers(0, 400))
+    return over
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(_configs())
+def test_engine_compiled_matches_python_on_random_configs(overrides):
+    """Any machine, workload and subset of the switches: the same run on both engines."""
+    try:
+        cfg = preset("large", **overrides)
+    except (ValueError, TypeError):
+        assume(False)
+    _compare(cfg, state=True)
