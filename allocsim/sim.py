@@ -257,9 +257,14 @@ class Simulation:
         interval = cfg.stat_interval_ms
         offsets = (-3 * np.arange(n)) % interval
         order = np.argsort(offsets, kind="stable")
-        self._fold_slots: dict[int, np.ndarray] = {}
-        for off in np.unique(offsets):
-            self._fold_slots[int(off)] = order[offsets[order] == off]
+        # The CPUs of each offset, in CPU order: runs of the stably sorted order (one split
+        # instead of one pass over all CPUs per offset; 1000 offsets at 1024 CPUs).
+        ordered = offsets[order]
+        starts = np.flatnonzero(np.diff(ordered)) + 1
+        self._fold_slots: dict[int, np.ndarray] = {
+            int(offs[0]): cpus
+            for offs, cpus in zip(np.split(ordered, starts), np.split(order, starts), strict=True)
+        }
 
         self.vector_fast_path = True
         k = cfg.writer_cpus
