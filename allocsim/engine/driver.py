@@ -199,6 +199,8 @@ class CompiledEngine:
         self.LRU = LRU
         self.EV = np.zeros((_EVENTS_START if cfg.record_events else 1, 4), dtype=np.int64)
         self.IRQ = np.zeros((_CHUNK, n), dtype=np.int64)
+        self.LOCK = np.zeros((_CHUNK, n), dtype=np.float64)
+        self._uniforms: dict[str, np.ndarray] = {}  # kept buffers of the bulk Poisson draws
         self.TASK = np.zeros((_CHUNK, max(1, k)), dtype=np.int64)
         self.REC = np.zeros((C.N_REC, _CHUNK), dtype=np.int64)
         self.RECF = np.zeros((2, _CHUNK), dtype=np.float64)
@@ -307,11 +309,14 @@ class CompiledEngine:
         burst = sim._burst_mask(np.arange(t0, t0 + _BLOCK))
         irq = np.where(burst, float(cfg.atomic_rate), float(cfg.quiet_atomic_rate))
         task = np.where(burst, float(cfg.writer_rate), 0.0)
-        _poisson_block(sim._rng_irq, irq, cfg.cpus, self.IRQ)
-        _poisson_block(sim._rng_task, task, max(1, cfg.writer_cpus), self.TASK)
+        bufs = self._uniforms
+        _poisson_block(sim._rng_irq, irq, cfg.cpus, self.IRQ, bufs, "irq")
+        _poisson_block(sim._rng_task, task, max(1, cfg.writer_cpus), self.TASK, bufs, "task")
         sim._irq_block = self.IRQ
         sim._task_block = self.TASK
-        sim._lock_block = sim._rng_lock.random((_BLOCK, cfg.cpus))
+        # The same numbers as rng.random((_BLOCK, cpus)), into a kept array: a fresh one per
+        # block costs more in page faults than the draw itself.
+        sim._lock_block = sim._rng_lock.random(out=self.LOCK)
         sim._block_start = t0
 
     def _state(self) -> State:
@@ -384,9 +389,10 @@ class CompiledEngine:
             self._store()
 
 
-def _poisson_block(rng, rates: np.ndarray, width: int, out: np.ndarray) -> None:
+def _poisson_block(rng, rates: np.ndarray, width: int, out: np.ndarray, bufs=None, key="") -> None:
     """Fill ``out`` as ``rng.poisson(rates[:, None], (len(rates), width))`` would, leaving
-    ``rng`` where that call leaves it.
+    ``rng`` where that call leaves it. ``bufs[key]`` keeps the array of uniforms from one call
+    to the next (it is grown as needed).
 
     With numpy's default bit generator (PCG64, one 64-bit step per uniform) and rates below 10,
     the numbers come from one bulk draw of uniforms (:func:`core.poisson_from_uniforms`) and
@@ -401,8 +407,13 @@ def _poisson_block(rng, rates: np.ndarray, width: int, out: np.ndarray) -> None:
         return
     mean = float(rates.sum()) * width
     size = int(mean + len(rates) * width + 8.0 * math.sqrt(mean + 1.0) + 64)
+    if bufs is None:
+        bufs = {}
     while True:
-        used = C.poisson_from_uniforms(rng.random(size), rates, width, out)
+        buf = bufs.get(key)
+        if buf is None or len(buf) < size:
+            buf = bufs[key] = np.empty(size, dtype=np.float64)
+        used = C.poisson_from_uniforms(rng.random(out=buf[:size]), rates, width, out)
         if used >= 0:
             if used < size:
                 bitgen.advance(used - size)
