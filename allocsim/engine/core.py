@@ -10,14 +10,17 @@ see how the same steps run without the interpreter.
 How the Python model's sleeping code becomes array state:
 
 * A task in ``__alloc_pages_slowpath`` is a generator there. Here it is a *program counter*
-  (``st.sp_pc[w]``) with the one local that outlives a sleep (``st.sp_reclaimed[w]``, what
+  (``W[SP_PC, w]``) with the one local that outlives a sleep (``W[SP_RECLAIMED, w]``, what
   ``try_to_free_pages`` reclaimed before its ``congestion_wait``). ``w`` is the writer's id;
   ``w == writer_cpus`` is the flusher thread's own slow path.
 * ``kswapd()`` and ``balance_pgdat()`` are one state machine (``S[KS_PC]``), the flusher
   (``bdi_writeback_thread``) another (``S[FL_PC]``).
 * The LRU's runs of clean and dirty pages are a ring buffer (head = newest).
-* Floating-point sums use numpy's pairwise summation (:func:`pairwise_sum`), so the cost model
-  adds up in the same order as ``np.add.reduce``.
+* Floating-point sums use numpy's pairwise summation (:func:`np_sum`), so the cost model adds
+  up in the same order as ``np.add.reduce``.
+* The workload is numpy's own stream: :func:`poisson_from_uniforms` turns one bulk draw of
+  uniforms into the Poisson numbers numpy would draw (the driver rewinds the generator over
+  what was not used).
 * The state is a handful of arrays (:class:`allocsim.engine.driver.State`): ``S`` the integer
   scalars, the configuration and the per-tick counts; ``F`` the floating-point ones; ``I`` and
   ``D`` one row per per-CPU integer / float array (``I[PCP]`` is ``zone.pcp_count``...); ``W``
