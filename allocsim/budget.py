@@ -74,17 +74,12 @@ def estimate_seconds(cpus: int, ticks: int, engine: str | None = None) -> float:
 
 def _likely_engine() -> str:
     """The default engine, guessed without importing numba (an estimate need not load it)."""
-    import importlib.util
-
-    from .engine import default_engine
+    from .engine import expected_engine
 
     try:
-        name = default_engine()
+        return expected_engine()
     except ValueError:  # a bad ALLOCSIM_ENGINE: the run itself will say so
         return "python"
-    if name == "compiled" and importlib.util.find_spec("numba") is None:
-        return "python"
-    return name
 
 
 def _bytes_text(n: float) -> str:

@@ -28,6 +28,7 @@ __all__ = [
     "warm",
     "unavailable_reason",
     "cache_ready",
+    "expected_engine",
 ]
 
 ENGINES = ("compiled", "python")
@@ -64,6 +65,18 @@ def default_engine() -> str:
     if env:
         return _check_name(env, f"environment variable {_ENV}")
     return "compiled"
+
+
+def expected_engine() -> str:
+    """The engine a new Simulation would use, found without importing numba (slow to load):
+    what estimates and reports need. Like :func:`resolve`, without the notice; a numba that is
+    installed but fails to load is only found by :func:`resolve`."""
+    import importlib.util
+
+    name = default_engine()
+    if name == "compiled" and importlib.util.find_spec("numba") is None:
+        return "python"
+    return name
 
 
 def resolve(engine: str | None) -> str:

@@ -762,13 +762,13 @@ def shrink_zone(S, F, I, EV, RING, LRU, cpu, nr_to_reclaim, nr_to_scan):
     scanned = 0
     started_total = 0
     mask = LRU.shape[1] - 1
+    # isolate_tail's chunk: at most SWAP_CLUSTER_MAX runs of at least one page each
+    iso_d = np.empty(SWAP_CLUSTER_MAX, dtype=np.int64)
+    iso_c = np.empty(SWAP_CLUSTER_MAX, dtype=np.int64)
     while scanned < nr_to_scan and reclaimed < nr_to_reclaim and S[LRU_CLEAN] + S[LRU_DIRTY]:
         chunk = nr_to_scan - scanned
         if chunk > SWAP_CLUSTER_MAX:
             chunk = SWAP_CLUSTER_MAX
-        # isolate_tail: at most SWAP_CLUSTER_MAX runs of at least one page each
-        iso_d = np.empty(SWAP_CLUSTER_MAX, dtype=np.int64)
-        iso_c = np.empty(SWAP_CLUSTER_MAX, dtype=np.int64)
         runs = 0
         left = chunk
         while left > 0 and S[LRU_LEN]:

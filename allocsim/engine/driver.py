@@ -204,8 +204,7 @@ class CompiledEngine:
         self.TASK = np.zeros((_CHUNK, max(1, k)), dtype=np.int64)
         self.REC = np.zeros((C.N_REC, _CHUNK), dtype=np.int64)
         self.RECF = np.zeros((2, _CHUNK), dtype=np.float64)
-        self._load()
-        self._store()
+        # The scalars stay in the Python objects until run() loads them.
 
     # -- state in and out ------------------------------------------------------------------
     def _owners(self) -> dict:
