@@ -62,6 +62,7 @@ from .vmstat import (
     set_pgdat_percpu_threshold,
     zone_page_state,
 )
+from .workload import BLOCK, arrival_block, lock_keys
 
 __all__ = ["Simulation", "Task", "PgData", "run"]
 
@@ -71,7 +72,7 @@ alloc_pages_nodemask = getattr(page_alloc, "__alloc_pages_nodemask")
 alloc_pages_slowpath = getattr(page_alloc, "__alloc_pages_slowpath")
 zone_watermark_ok_arith = getattr(page_alloc, "__zone_watermark_ok")
 
-_BLOCK = 256  # ticks of workload drawn at once (the draw is the same whatever the block)
+_BLOCK = BLOCK  # ticks of workload drawn at once (allocsim.workload)
 _MAX_EVENTS = 200_000
 # What each tick counts (recorded under these names by Simulation._record).
 _TICK_COUNTS = (
@@ -90,23 +91,6 @@ _TICK_COUNTS = (
     "folds",
     "flushed",
 )
-
-
-def _poisson_block(rng, burst: np.ndarray, burst_rate, quiet_rate, width: int) -> np.ndarray:
-    """Poisson counts for ``_BLOCK`` ticks x ``width``: ``burst_rate`` in burst ticks, else
-    ``quiet_rate``.
-
-    numpy draws element after element in C order, the same way whether the rate is one number or
-    an array broadcast over the block, so a block wholly inside (or outside) the burst is drawn
-    with a scalar rate: the same numbers, without the cost of broadcasting (tests/test_speedups).
-    """
-    if burst_rate == quiet_rate or burst.all():
-        rate = burst_rate
-    elif not burst.any():
-        rate = quiet_rate
-    else:
-        rate = np.where(burst, burst_rate, quiet_rate)[:, None]
-    return rng.poisson(rate, (_BLOCK, width))
 
 
 class Task:
@@ -418,19 +402,23 @@ class Simulation:
 
     # -- the tick ---------------------------------------------------------------------------
     def _draw_block(self) -> None:
-        """Draw the workload of the next ``_BLOCK`` ticks (arrivals and lock order)."""
+        """Draw the workload of the next ``_BLOCK`` ticks (arrivals and lock order), as
+        :mod:`allocsim.workload` describes."""
         cfg = self.config
         t0 = self.t - self.t % _BLOCK
-        ticks = np.arange(t0, t0 + _BLOCK)
-        burst = self._burst_mask(ticks)
-        self._irq_block = _poisson_block(
-            self._rng_irq, burst, cfg.atomic_rate, cfg.quiet_atomic_rate, cfg.cpus
-        )
-        self._task_block = _poisson_block(
-            self._rng_task, burst, cfg.writer_rate, 0.0, max(1, cfg.writer_cpus)
-        )
-        self._lock_block = self._rng_lock.random((_BLOCK, cfg.cpus))
+        irq_rates, task_rates = self._block_rates(t0)
+        self._irq_block = arrival_block(self._rng_irq, irq_rates, cfg.cpus)
+        self._task_block = arrival_block(self._rng_task, task_rates, max(1, cfg.writer_cpus))
+        self._lock_block = lock_keys(self._rng_lock, cfg.cpus)
         self._block_start = t0
+
+    def _block_rates(self, t0: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per-tick rates of the block from ``t0``: interrupts, and each writer's pages."""
+        cfg = self.config
+        burst = self._burst_mask(np.arange(t0, t0 + _BLOCK))
+        irq = np.where(burst, float(cfg.atomic_rate), float(cfg.quiet_atomic_rate))
+        task = np.where(burst, float(cfg.writer_rate), 0.0)
+        return irq, task
 
     def _burst_mask(self, ticks: np.ndarray) -> np.ndarray:
         cfg = self.config

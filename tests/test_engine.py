@@ -260,17 +260,26 @@ def test_engine_compiled_refuses_the_scalar_kernel_path():
 
 
 @pytest.mark.parametrize("width", [1, 7, 256])
-@pytest.mark.parametrize("rate", [0.0, 0.3, 3.0, 9.99, 12.0, "burst"])
-def test_engine_poisson_block_is_numpys_draw_and_leaves_the_generator_alike(rate, width):
-    """The compiled engine's bulk Poisson draw gives numpy's numbers and leaves the Generator
-    in numpy's state (the next draw is the same too)."""
-    from allocsim.engine.driver import _poisson_block
+@pytest.mark.parametrize("rate", [0.0, 0.3, 3.0, 12.0, "burst", "burst-end"])
+def test_engine_arrival_layout_is_the_python_engines_and_leaves_the_generator_alike(rate, width):
+    """The compiled engine lays out the workload's arrival draws (numba) exactly as
+    ``arrival_block`` does (numpy), and both leave the Generator in the same state."""
+    from allocsim.engine.draw import add_arrivals
+    from allocsim.workload import arrival_block, arrival_draws
 
-    rates = np.where(np.arange(256) >= 100, 0.3, 0.0) if rate == "burst" else np.full(256, rate)
+    ticks = np.arange(256)
+    if rate == "burst":
+        rates = np.where(ticks >= 100, 0.3, 0.0)
+    elif rate == "burst-end":
+        rates = np.where((ticks >= 20) & (ticks < 180), 3.0, 0.3)
+    else:
+        rates = np.full(256, rate)
     ours, theirs = np.random.default_rng(11), np.random.default_rng(11)
-    out = np.zeros((256, width), dtype=np.int64)
-    _poisson_block(ours, rates, width, out)
-    assert np.array_equal(out, theirs.poisson(rates[:, None], (256, width)))
+    out = np.full((256, width), -5, dtype=np.int64)
+    out.fill(0)
+    for _first, _end, counts, where in arrival_draws(ours, rates, width):
+        assert add_arrivals(out, counts, where) == len(where)
+    assert np.array_equal(out, arrival_block(theirs, rates, width))
     assert ours.bit_generator.state == theirs.bit_generator.state
     assert ours.random() == theirs.random()
 

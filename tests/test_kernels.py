@@ -43,12 +43,15 @@ OLD_SERIES = (
     "reclaimed scanned writeback lru_dirty lru_clean folds flushed"
 ).split()
 
+# Digests of those series and the events with cost_scale 0. They were taken from the model before
+# issue 11 (the cost model), and retaken when the workload's draw changed to Poisson splitting
+# (allocsim/workload.py): the test held on the old draw's digests up to that change.
 GOLDEN = [
-    ("large", dict(seed=1, patches="none", duration_ms=1500), "eecd61d9f4cc0785"),
-    ("large", dict(seed=2, patches="all", duration_ms=1500), "9ba4187b36716328"),
-    ("large", dict(seed=3, patches="all", atomic_rate=0.0, duration_ms=1500), "ac92963292b21cd9"),
-    ("steady", dict(seed=1, patches="drain_after_reclaim", duration_ms=500), "cf73ad6454b9ec22"),
-    ("small", dict(seed=4, patches="all", duration_ms=500), "676c11a6fec810d3"),
+    ("large", dict(seed=1, patches="none", duration_ms=1500), "e608fffa31f85c10"),
+    ("large", dict(seed=2, patches="all", duration_ms=1500), "3767c48f279b7c17"),
+    ("large", dict(seed=3, patches="all", atomic_rate=0.0, duration_ms=1500), "b5f3733a3e1758f4"),
+    ("steady", dict(seed=1, patches="drain_after_reclaim", duration_ms=500), "7b52ae7f063aa901"),
+    ("small", dict(seed=4, patches="all", duration_ms=500), "e5aa8acffd3d2b12"),
 ]
 
 

@@ -18,9 +18,8 @@ How the Python model's sleeping code becomes array state:
 * The LRU's runs of clean and dirty pages are a ring buffer (head = newest).
 * Floating-point sums use numpy's pairwise summation (:func:`np_sum`), so the cost model adds
   up in the same order as ``np.add.reduce``.
-* The workload is numpy's own stream: :func:`poisson_from_uniforms` turns one bulk draw of
-  uniforms into the Poisson numbers numpy would draw (the driver rewinds the generator over
-  what was not used).
+* The workload comes in as arrays (``st.IRQ``, ``st.TASK``, ``st.LOCK``), drawn by
+  :mod:`allocsim.workload` from the same Generators as the Python engine's.
 * The state is a handful of arrays (:class:`allocsim.engine.driver.State`): ``S`` the integer
   scalars, the configuration and the per-tick counts; ``F`` the floating-point ones; ``I`` and
   ``D`` one row per per-CPU integer / float array (``I[PCP]`` is ``zone.pcp_count``...); ``W``
@@ -1642,40 +1641,3 @@ def run_ticks(st, stop):
             return RC_ROOM
         step(st, S[T] - S[REC_N])
     return RC_DONE
-
-
-@_jit
-def poisson_from_uniforms(u, rates, width, out):
-    """``rng.poisson(rates[:, None], (len(rates), width))`` from the generator's uniforms
-    ``u`` (what ``rng.random(len(u))`` drew), for rates below 10. Returns how many of ``u`` the
-    draws used, or -1 if ``u`` ran out.
-
-    numpy draws Poisson numbers below rate 10 by multiplying uniforms (``random_poisson_mult``
-    in numpy's distributions.c): X is the number of uniforms whose running product stays above
-    exp(-rate), and X + 1 uniforms are used (none for rate 0). Taking them from one bulk draw
-    gives the same numbers for a quarter of the cost; the caller rewinds the generator by what
-    was not used, so it ends where numpy's own draw leaves it.
-    """
-    pos = 0
-    nu = len(u)
-    for i in range(len(rates)):
-        lam = rates[i]
-        if lam == 0:
-            for j in range(width):
-                out[i, j] = 0
-            continue
-        enlam = np.exp(-lam)
-        for j in range(width):
-            x = 0
-            prod = 1.0
-            while True:
-                if pos >= nu:
-                    return -1
-                prod *= u[pos]
-                pos += 1
-                if prod > enlam:
-                    x += 1
-                else:
-                    break
-            out[i, j] = x
-    return pos

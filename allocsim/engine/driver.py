@@ -11,8 +11,8 @@ blocks ``sim.zone``, ``sim.kswapd``, ``sim.meter``, ``sim.events``, ``sim.lru`` 
 in generators (a task inside ``__alloc_pages_slowpath``, kswapd, the flusher) lives here as
 program counters; the ``sim.tasks`` objects are not updated.
 
-The workload (arrivals and the lock order) is still drawn in Python, by the same numpy
-Generators in the same blocks of 256 ticks, so both engines see the same numbers.
+The workload (arrivals and the lock order) is drawn by :mod:`allocsim.workload`, from the same
+numpy Generators in the same blocks of 256 ticks, so both engines see the same numbers.
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..trace import SERIES, Event
+from ..trace import SERIES, events_from_rows
 from ..vmstat import zone_pressure_threshold
+from ..workload import arrival_draws, lock_keys
 from . import core as C
+from .draw import add_arrivals
 
 __all__ = ["CompiledEngine", "RingLRU", "EVENT_NAMES"]
 
@@ -199,8 +201,7 @@ class CompiledEngine:
         self.LRU = LRU
         self.EV = np.zeros((_EVENTS_START if cfg.record_events else 1, 4), dtype=np.int64)
         self.IRQ = np.zeros((_CHUNK, n), dtype=np.int64)
-        self.LOCK = np.zeros((_CHUNK, n), dtype=np.float64)
-        self._uniforms: dict[str, np.ndarray] = {}  # kept buffers of the bulk Poisson draws
+        self.LOCK = np.zeros((_CHUNK, n), dtype=np.uint16)
         self.TASK = np.zeros((_CHUNK, max(1, k)), dtype=np.int64)
         self.REC = np.zeros((C.N_REC, _CHUNK), dtype=np.int64)
         self.RECF = np.zeros((2, _CHUNK), dtype=np.float64)
@@ -274,9 +275,7 @@ class CompiledEngine:
         S = self.S
         nev = int(S[C.EV_N])
         if nev:
-            rows = self.EV[:nev].tolist()
-            names = EVENT_NAMES
-            self.sim.events.extend(Event(t, names[code], cpu, v) for t, code, cpu, v in rows)
+            self.sim.events.extend(events_from_rows(self.EV[:nev].tolist(), EVENT_NAMES))
             S[C.EV_N] = 0
 
     def _make_room(self) -> None:
@@ -298,24 +297,25 @@ class CompiledEngine:
             S[C.LRU_HEAD] = 0
 
     def _draw_block(self) -> None:
-        """``Simulation._draw_block`` with the Poisson draws in numba: the same numbers from
-        the same Generators (tests/test_engine.py), the lock order from numpy as before."""
+        """``Simulation._draw_block``: the same numbers from the same Generators
+        (:func:`allocsim.workload.arrival_draws`), laid out by numba into kept arrays (a fresh
+        array per block costs more in page faults than the draw itself)."""
         from ..sim import _BLOCK
 
         sim = self.sim
         cfg = sim.config
         t0 = sim.t - sim.t % _BLOCK
-        burst = sim._burst_mask(np.arange(t0, t0 + _BLOCK))
-        irq = np.where(burst, float(cfg.atomic_rate), float(cfg.quiet_atomic_rate))
-        task = np.where(burst, float(cfg.writer_rate), 0.0)
-        bufs = self._uniforms
-        _poisson_block(sim._rng_irq, irq, cfg.cpus, self.IRQ, bufs, "irq")
-        _poisson_block(sim._rng_task, task, max(1, cfg.writer_cpus), self.TASK, bufs, "task")
+        irq_rates, task_rates = sim._block_rates(t0)
+        for rng, rates, width, out in (
+            (sim._rng_irq, irq_rates, cfg.cpus, self.IRQ),
+            (sim._rng_task, task_rates, max(1, cfg.writer_cpus), self.TASK),
+        ):
+            out.fill(0)
+            for _first, _end, counts, ticks in arrival_draws(rng, rates, width):
+                add_arrivals(out, counts, ticks)
         sim._irq_block = self.IRQ
         sim._task_block = self.TASK
-        # The same numbers as rng.random((_BLOCK, cpus)), into a kept array: a fresh one per
-        # block costs more in page faults than the draw itself.
-        sim._lock_block = sim._rng_lock.random(out=self.LOCK)
+        sim._lock_block = self.LOCK = lock_keys(sim._rng_lock, cfg.cpus)
         sim._block_start = t0
 
     def _state(self) -> State:
@@ -386,39 +386,6 @@ class CompiledEngine:
                     break
         finally:
             self._store()
-
-
-def _poisson_block(rng, rates: np.ndarray, width: int, out: np.ndarray, bufs=None, key="") -> None:
-    """Fill ``out`` as ``rng.poisson(rates[:, None], (len(rates), width))`` would, leaving
-    ``rng`` where that call leaves it. ``bufs[key]`` keeps the array of uniforms from one call
-    to the next (it is grown as needed).
-
-    With numpy's default bit generator (PCG64, one 64-bit step per uniform) and rates below 10,
-    the numbers come from one bulk draw of uniforms (:func:`core.poisson_from_uniforms`) and
-    the generator is then stepped back over the uniforms not used (PCG64 advances by any
-    amount modulo its period, backwards too). Otherwise numpy itself: from rate 10 numpy uses a
-    rejection method built on logarithms, where a libm that rounds differently by one unit in
-    the last place could change a number (numba's own Generator.poisson does, now and then).
-    """
-    bitgen = rng.bit_generator
-    if not isinstance(bitgen, np.random.PCG64) or rates.max(initial=0.0) >= 10.0:
-        out[:, :width] = rng.poisson(rates[:, None], (len(rates), width))
-        return
-    mean = float(rates.sum()) * width
-    size = int(mean + len(rates) * width + 8.0 * math.sqrt(mean + 1.0) + 64)
-    if bufs is None:
-        bufs = {}
-    while True:
-        buf = bufs.get(key)
-        if buf is None or len(buf) < size:
-            buf = bufs[key] = np.empty(size, dtype=np.float64)
-        used = C.poisson_from_uniforms(rng.random(out=buf[:size]), rates, width, out)
-        if used >= 0:
-            if used < size:
-                bitgen.advance(used - size)
-            return
-        bitgen.advance(-size)  # ran out (about 8 standard deviations): again, with more
-        size *= 2
 
 
 # Scalars kept both in a Python object and in S / F: (owner, attribute, index). Booleans go back

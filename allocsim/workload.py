@@ -1,0 +1,81 @@
+"""The workload's random numbers: what each CPU asks for in each tick, and the order in which
+CPUs that need the zone lock get it.
+
+Both simulation engines take their workload from these functions, a block of ``BLOCK`` ticks at a
+time, from the Simulation's seeded numpy Generators: the same seed gives the same numbers on
+either engine, and runs that differ only in their patches see the same workload (the streams are
+consumed at a rate that depends only on time, never on what the allocator did).
+
+**Arrivals** (interrupt allocations on every CPU, the writers' page-cache pages) are Poisson
+numbers, one per CPU per tick, with the rate of that tick. They are drawn by *Poisson splitting*
+(:func:`arrival_block`): for each run of ticks with one rate, each CPU's number of arrivals over the
+whole run is one Poisson number (rate x length of the run), and each of those arrivals then falls
+on a tick of the run drawn uniformly. Given how many arrivals a Poisson process has in an interval,
+their times are independent and uniform over it; so each tick's count is Poisson(rate),
+independent of every other tick and CPU: exactly the distribution of one Poisson number per CPU
+per tick, for one small random integer per *arrival* instead of a Poisson draw (one or more
+uniforms) per CPU per tick. At 0.3 interrupts per CPU per ms that is about a tenth of the cost,
+which matters at 1024 and 4096 CPUs (benchmarks/README.md).
+
+**Lock order** (:func:`lock_keys`): each CPU draws a 16-bit key per tick; whoever needs the zone
+lock in that tick takes it in key order. CPUs with equal keys (rare: a few hundred contenders
+among 65,536 keys) go in CPU order, and a CPU's own demand goes before a task or kernel thread
+that resumes on that CPU with the same key.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["BLOCK", "arrival_block", "lock_keys", "rate_runs"]
+
+BLOCK = 256  # ticks of workload drawn at once
+
+
+def rate_runs(rates: np.ndarray) -> list[tuple[int, int, float]]:
+    """The runs of equal rate in a block's per-tick rates: ``[(first, end, rate), ...]``."""
+    rates = np.asarray(rates, dtype=np.float64)
+    starts = [0, *(np.flatnonzero(rates[1:] != rates[:-1]) + 1).tolist()]
+    ends = [*starts[1:], len(rates)]
+    return [(a, b, float(rates[a])) for a, b in zip(starts, ends, strict=True)]
+
+
+def arrival_draws(rng: np.random.Generator, rates: np.ndarray, width: int):
+    """The random numbers of one block of arrivals, by Poisson splitting (module docstring).
+
+    Returns ``[(first, end, counts, ticks), ...]`` for each run of equal, positive rate:
+    ``counts[c]`` arrivals for CPU (or writer) ``c`` over ticks ``first .. end-1``, and ``ticks``
+    the tick (within the block) of each arrival, CPU 0's first, then CPU 1's...
+    """
+    draws = []
+    for first, end, rate in rate_runs(rates):
+        if rate <= 0.0:
+            continue  # no draw at all: a quiet run costs nothing and consumes nothing
+        counts = rng.poisson(rate * (end - first), width)
+        total = int(np.add.reduce(counts))
+        # Ticks fit in 8 bits (BLOCK = 256): numpy then draws four per 32-bit word.
+        ticks = rng.integers(first, end, total, dtype=np.uint8)
+        draws.append((first, end, counts, ticks))
+    return draws
+
+
+def arrival_block(rng: np.random.Generator, rates: np.ndarray, width: int) -> np.ndarray:
+    """Arrivals for ``len(rates)`` ticks x ``width`` CPUs, Poisson(``rates[t]``) in tick ``t``,
+    independent across ticks and CPUs (drawn by :func:`arrival_draws`)."""
+    out = np.zeros(len(rates) * width, dtype=np.int64)
+    for _first, _end, counts, ticks in arrival_draws(rng, rates, width):
+        where = ticks.astype(np.intp)
+        where *= width
+        where += np.repeat(np.arange(width), counts)
+        out += np.bincount(where, minlength=len(out))
+    return out.reshape(len(rates), width)
+
+
+def lock_keys(rng: np.random.Generator, width: int) -> np.ndarray:
+    """A block of lock-order keys: ``BLOCK`` ticks x ``width`` CPUs, uniform 16-bit integers.
+
+    16 bits, not a float: numpy draws four of them per 64-bit step of the generator, so a key
+    costs about a third of a uniform float, and among the few hundred CPUs that need the lock in
+    one tick two equal keys are rare (ties go in CPU order).
+    """
+    return rng.integers(0, 1 << 16, (BLOCK, width), dtype=np.uint16)

@@ -1,0 +1,100 @@
+"""The workload's draws (allocsim.workload): Poisson arrivals by splitting, lock-order keys."""
+
+import numpy as np
+import pytest
+
+from allocsim import Simulation
+from allocsim.config import preset
+from allocsim.trace import Event, events_from_rows
+from allocsim.workload import BLOCK, arrival_block, arrival_draws, lock_keys, rate_runs
+
+
+def _blocks(rates, width=512, n=40, seed=5):
+    rng = np.random.default_rng(seed)
+    return np.stack([arrival_block(rng, rates, width) for _ in range(n)])
+
+
+@pytest.mark.parametrize("rate", [0.3, 3.0, 12.0])
+def test_workload_arrivals_per_tick_are_poisson(rate):
+    """Each tick's count has the Poisson law of its rate: mean, variance and P(0), P(1) within
+    a few standard errors over 40 blocks x 512 CPUs."""
+    x = _blocks(np.full(BLOCK, rate)).ravel()
+    n = x.size
+    assert abs(x.mean() - rate) < 5 * np.sqrt(rate / n)
+    assert abs(x.var() / rate - 1) < 0.02
+    for k in (0, 1):
+        p = np.exp(-rate) * rate**k  # k! = 1
+        assert abs(np.mean(x == k) - p) < 5 * np.sqrt(p * (1 - p) / n) + 1e-12
+
+
+def test_workload_arrivals_are_spread_over_the_ticks_independently():
+    """No tick of the block is favoured, and neighbouring ticks (and CPUs) are uncorrelated."""
+    x = _blocks(np.full(BLOCK, 0.3))  # [block, tick, cpu]
+    by_tick = x.mean(axis=(0, 2))
+    assert by_tick.min() > 0.25 and by_tick.max() < 0.35
+    a = x[:, :-1, :].ravel().astype(float)
+    b = x[:, 1:, :].ravel().astype(float)
+    assert abs(np.corrcoef(a, b)[0, 1]) < 0.01
+    c = x[:, :, :-1].ravel().astype(float)
+    d = x[:, :, 1:].ravel().astype(float)
+    assert abs(np.corrcoef(c, d)[0, 1]) < 0.01
+
+
+def test_workload_rate_runs_keep_each_tick_in_its_own_rate():
+    """A block whose rate changes (the burst starts at tick 20, ends at 180) has no arrival
+    before the start and the right mean in each run."""
+    ticks = np.arange(BLOCK)
+    rates = np.where((ticks >= 20) & (ticks < 180), 3.0, 0.0)
+    rates[200:] = 0.3
+    assert rate_runs(rates) == [(0, 20, 0.0), (20, 180, 3.0), (180, 200, 0.0), (200, 256, 0.3)]
+    x = _blocks(rates, width=256, n=20)
+    assert x[:, :20].sum() == 0 and x[:, 180:200].sum() == 0
+    assert abs(x[:, 20:180].mean() - 3.0) < 0.03
+    assert abs(x[:, 200:].mean() - 0.3) < 0.01
+
+
+def test_workload_quiet_runs_draw_nothing():
+    """A run of rate 0 consumes no random numbers: the generator is where it started."""
+    rng = np.random.default_rng(1)
+    state = rng.bit_generator.state
+    assert not arrival_block(rng, np.zeros(BLOCK), 64).any()
+    assert arrival_draws(rng, np.zeros(BLOCK), 64) == []
+    assert rng.bit_generator.state == state
+
+
+def test_workload_lock_keys_are_16_bit_and_uniform():
+    """Lock-order keys are uint16, one per tick and CPU, spread over the whole range."""
+    keys = lock_keys(np.random.default_rng(2), 300)
+    assert keys.shape == (BLOCK, 300) and keys.dtype == np.uint16
+    hist = np.bincount(keys.ravel() >> 12, minlength=16)
+    assert hist.min() > 0.9 * keys.size / 16 and hist.max() < 1.1 * keys.size / 16
+
+
+def test_workload_is_the_same_whatever_the_patches():
+    """Runs that differ only in their patches draw the same arrivals and lock keys."""
+    seen = []
+    for patches in ("none", "all", "2.6.38"):
+        sim = Simulation(preset("small", patches=patches, seed=4, duration_ms=600), engine="python")
+        blocks = []
+        orig = sim._draw_block
+
+        def draw(orig=orig, sim=sim, blocks=blocks):
+            orig()
+            blocks.append((sim._irq_block.copy(), sim._task_block.copy(), sim._lock_block.copy()))
+
+        sim._draw_block = draw
+        sim.run()
+        seen.append(blocks)
+    for other in seen[1:]:
+        assert len(other) == len(seen[0]) == 3
+        for mine, theirs in zip(seen[0], other, strict=True):
+            assert all(np.array_equal(a, b) for a, b in zip(mine, theirs, strict=True))
+
+
+def test_workload_events_from_rows_are_ordinary_events():
+    """The compiled engine's fast event construction gives events equal to Event(...)."""
+    rows = [[3, 1, 7, 0], [4, 0, -1, 12]]
+    names = ("a", "b")
+    got = events_from_rows(rows, names)
+    assert got == [Event(3, "b", 7, 0), Event(4, "a", -1, 12)]
+    assert hash(got[0]) == hash(Event(3, "b", 7, 0)) and repr(got[1]) == repr(Event(4, "a", -1, 12))
