@@ -518,6 +518,13 @@ def widget_case(engine: str, quick: bool) -> dict:
             if controls[name] is not None and controls[name].value != value:
                 controls[name].value = value
                 _call_wait(wait, 120)
+        # and have it run once, as a shown demo does by itself (autorun): a demo made but not
+        # shown has not run, and its first measured change would pay the compiled engine's
+        # load in this process, which a lecturer pays when the demo first appears.
+        start_run = getattr(demo, "run", None)
+        if getattr(demo, "result", True) is None and callable(start_run):
+            start_run()
+            _call_wait(wait, 120)
         time.sleep(0.3)
         front.take()
         for rep in range(reps):
@@ -588,6 +595,9 @@ def widget_case(engine: str, quick: bool) -> dict:
         "backend": matplotlib.get_backend(),
         "reps": reps,
         "first_frame_cpus_ms": median("first_frame_ms", lambda r: r["control"] == "cpus"),
+        # the first change to 1024 CPUs: the first time this demo shows that machine (the
+        # median's later repetitions find matplotlib's text caches warm)
+        "first_frame_cpus_cold_ms": runs[0]["first_frame_ms"] if runs else None,
         "first_frame_seed_ms": median("first_frame_ms", lambda r: r["control"] == "seed"),
         "on_screen_256_s": median("on_screen_s", lambda r: r["cpus"] == 256),
         "on_screen_1024_s": median("on_screen_s", lambda r: r["cpus"] == 1024),
@@ -1008,6 +1018,7 @@ def print_widget(w: dict) -> None:
     rows = []
     labels = (
         ("first_frame_cpus_ms", "CPU slider -> first frame, ms", ".0f"),
+        ("first_frame_cpus_cold_ms", "  first move to 1024 CPUs (cold), ms", ".0f"),
         ("first_frame_seed_ms", "seed change -> first frame, ms", ".0f"),
         ("on_screen_256_s", "256-CPU run, change -> last frame, s", ".2f"),
         ("on_screen_1024_s", "1024-CPU run, change -> last frame, s", ".2f"),
@@ -1212,8 +1223,8 @@ TARGETS = [
     ("large >= 50x real time", _rtf("large"), ">=", 50, "x"),
     ("4096 CPUs >= 10x real time", _rtf("4096 CPUs"), ">=", 10, "x"),
     (
-        "first frame <= 100 ms after a control change (CPU slider, seed)",
-        _widget("first_frame_cpus_ms", "first_frame_seed_ms"),
+        "first frame <= 100 ms after a control change (CPU slider, first move, seed)",
+        _widget("first_frame_cpus_ms", "first_frame_cpus_cold_ms", "first_frame_seed_ms"),
         "<=",
         100,
         "ms",

@@ -21,7 +21,7 @@ import numpy as np
 from ..budget import describe_seconds, estimate_seconds
 from ..config import SimConfig, scaled_zone_mib
 from ..patches import Patches
-from ..plotting import PALETTE, RunPlot, TaskPlot, figure_legend
+from ..plotting import PALETTE, RunPlot, TaskPlot, config_y_top, figure_legend
 from ..teaching import fitted_preset
 from .controls import (
     _FORMULA_OF,
@@ -460,6 +460,22 @@ class _SimDemo(_FigureHost):
     def _overlay_artists(self) -> list:
         return [p.mark_note for p in self._run_plots()]  # "drift mark … above this view"
 
+    def _layout_limits(self) -> list:
+        """The memory pictures' widest y range over the CPU slider's values (the zone grows
+        with them), in either zoom: the layout makes room for those tick labels."""
+        cpus = self.controls.get("cpus")
+        plots = self._run_plots()
+        if cpus is None or not plots:
+            return []
+        try:
+            configs = [
+                self._config(cpus=n) for n in {cpus.value, *(getattr(cpus, "options", ()) or ())}
+            ]
+        except (ValueError, TypeError):  # a control holds a bad value: lay out as it is
+            return []
+        top = max(config_y_top(c, zoom) for c in configs for zoom in ("all", "watermarks"))
+        return [(p.ax, (0, top * 1.12)) for p in plots]
+
     # -- configs from controls ------------------------------------------------------------------
     def patches(self) -> Patches:
         """The patches the checkboxes select."""
@@ -467,9 +483,14 @@ class _SimDemo(_FigureHost):
 
     def config(self) -> SimConfig:
         """The SimConfig the controls describe (validated; raises with a clear message)."""
+        return self._config()
+
+    def _config(self, **changes) -> SimConfig:
+        """The controls' SimConfig, with some controls' values replaced by ``changes``."""
         values = {
             name: ctrl.value for name, ctrl in self.controls.items() if name not in Patches.names()
         }
+        values.update(changes)
         if self.scale_zone.value:
             cpus = values.get("cpus", self.overrides.get("cpus", 256))
             values["zone_mib"] = scaled_zone_mib(cpus)

@@ -312,6 +312,35 @@ class _FigureHost:
         if frozen is not None and tuple(self.fig.get_size_inches()) != tuple(frozen[1]):
             self.fig.set_layout_engine(frozen[0])
             self._frozen = None
+        if self.blit and self._frozen is None:
+            self._lay_out_for_widest()
+
+    def _layout_limits(self) -> list:
+        """``(Axes, (y0, y1))`` pairs: the widest y ranges the controls can give those Axes
+        (subclasses say), so that the layout makes room for their tick labels once."""
+        return []
+
+    def _lay_out_for_widest(self) -> None:
+        """Lay the figure out with each Axes of :meth:`_layout_limits` at its widest y range,
+        then freeze that layout and put the ranges back. A frozen layout made for the current
+        range only would cut the longer tick labels of a bigger machine, and the next full
+        draw would lay out again (several times the cost of a frame) the first time the CPU
+        slider goes up; this way the margins are a digit or two wider on small machines."""
+        engine = self.fig.get_layout_engine()
+        if type(engine).__name__ != "ConstrainedLayoutEngine":
+            return
+        limits = self._layout_limits()
+        if not limits:
+            return
+        kept = [(ax, ax.get_ylim()) for ax, _ in limits]
+        try:
+            for ax, lim in limits:
+                ax.set_ylim(*lim)
+            engine.execute(self.fig)
+            self._freeze_layout()  # remembers the widest ranges' tick label lengths
+        finally:
+            for ax, lim in kept:
+                ax.set_ylim(*lim)
 
     def _freeze_layout(self) -> None:
         """Keep the axes where the first full draw's layout put them: the constrained layout
@@ -389,6 +418,8 @@ class _FigureHost:
             return False
         if self._repaint_rows(renderer):
             return True
+        if self._frozen is None:
+            return False  # the rows' new tick labels did not fit: only a new layout can do
         renderer.clear()
         self.fig.patch.draw(renderer)
         for region in kept[1]:
