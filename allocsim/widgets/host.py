@@ -209,6 +209,8 @@ class _FigureHost:
         self._overlays = []  # and the pixels of what lies over the data (see _overlay_artists)
         self._legend_boxes = []  # where the figure legends lie (display pixels)
         self._frozen = None  # (engine, figure size) while the layout is frozen
+        self._pinned = []  # (axis or Axes, attribute): labels and titles placed once (see below)
+        self._laying_out = False  # drawing without pixels, for the layout only
         self._laid_out_for = ()  # the tick label lengths the frozen layout made room for
         self._legend_pixels = None  # (figure size, regions): the legends of the last full draw
         # live frames: full draws, new backgrounds without the legends' cost, blits on the kept one
@@ -310,8 +312,7 @@ class _FigureHost:
             self._set_animated()
         frozen = self._frozen
         if frozen is not None and tuple(self.fig.get_size_inches()) != tuple(frozen[1]):
-            self.fig.set_layout_engine(frozen[0])
-            self._frozen = None
+            self._thaw_layout()
         if self.blit and self._frozen is None:
             self._lay_out_for_widest()
 
@@ -336,11 +337,38 @@ class _FigureHost:
         try:
             for ax, lim in limits:
                 ax.set_ylim(*lim)
-            engine.execute(self.fig)
+            # The layout, and every label and title placed by it, as a draw would (no pixels;
+            # its draw event is not a background, see _on_draw_event)
+            self._laying_out = True
+            self.fig.draw_without_rendering()
             self._freeze_layout()  # remembers the widest ranges' tick label lengths
+            self._pin_labels()
         finally:
+            self._laying_out = False
             for ax, lim in kept:
                 ax.set_ylim(*lim)
+
+    # matplotlib places each axis label beside its tick labels, and each Axes title above its
+    # top decorations, again at every draw of the Axes (with the tick labels measured twice
+    # more): half the cost of redrawing a row of Axes for a new config. With the layout frozen
+    # for the widest tick labels the label and title places are fixed too; matplotlib keeps
+    # them where they are when these (long-standing, private) flags are off: the same as
+    # set_label_coords() and set_title(y=...) do, without a public way back.
+    _PIN_FLAGS = (("xaxis", "_autolabelpos"), ("yaxis", "_autolabelpos"), (None, "_autotitlepos"))
+
+    def _pin_labels(self) -> None:
+        """Keep the axis labels and titles where the last layout put them (see above)."""
+        for each in [a for ax in self.fig.axes for a in (ax, *ax.child_axes)]:
+            for part, flag in self._PIN_FLAGS:
+                owner = each if part is None else getattr(each, part)
+                if getattr(owner, flag, None) is True:
+                    setattr(owner, flag, False)
+                    self._pinned.append((owner, flag))
+
+    def _unpin_labels(self) -> None:
+        for owner, flag in self._pinned:
+            setattr(owner, flag, True)
+        self._pinned = []
 
     def _freeze_layout(self) -> None:
         """Keep the axes where the first full draw's layout put them: the constrained layout
@@ -353,6 +381,7 @@ class _FigureHost:
             self.fig.set_layout_engine("none")
 
     def _thaw_layout(self) -> None:
+        self._unpin_labels()
         if self._frozen is not None:
             self.fig.set_layout_engine(self._frozen[0])
             self._frozen = None
@@ -360,8 +389,8 @@ class _FigureHost:
     def _on_draw_event(self, event) -> None:
         """After each full draw of the live canvas (ours, or one the browser asked for): keep
         its pixels as the background, then draw the data artists on top."""
-        if event.canvas is not self.fig.canvas or event.canvas.is_saving():
-            return  # savefig draws everything itself, at its own dpi
+        if event.canvas is not self.fig.canvas or event.canvas.is_saving() or self._laying_out:
+            return  # savefig draws everything itself, at its own dpi; a layout draws nothing
         canvas = self.fig.canvas
         self._keep_background(event.renderer)
         # The figure legends never change with the config: a new background can reuse them.
@@ -517,6 +546,8 @@ class _FigureHost:
             n <= m for n, m in zip(self._tick_label_lengths(), self._laid_out_for, strict=False)
         ):
             return False  # no tick label longer than those the layout made room for
+        if self._pinned:
+            return True  # longer tick labels would run into the axis labels kept in place
         box = self.fig.bbox
         for ax in self.fig.axes:
             tight = ax.get_tightbbox(renderer)
