@@ -396,6 +396,10 @@ class _SimDemo(_FigureHost):
         self._init_host(live, self.figsize)
         self.threaded = self.live if threaded is None else bool(threaded)
         self._stop = threading.Event()
+        # Clear while a restart renders the new background: the run's first chunk is simulated
+        # meanwhile; the next waits for it (see reset).
+        self._background_ready = threading.Event()
+        self._background_ready.set()
         # Frames of a background run: drawn in a helper thread, one at a time, the newest
         # state first (the run never waits for a picture; see FramePump).
         self._pump = FramePump(self._render_frame, on_error=self._report_error)
@@ -620,12 +624,22 @@ class _SimDemo(_FigureHost):
     def restart(self) -> None:
         """Rebuild the machine from the controls and, with ``autorun``, run it."""
         # With autorun the next picture is the new run's first frame, not an empty plot.
-        self.reset(redraw=not self.autorun)
-        if self.autorun:
+        if not self.autorun:
+            self.reset()
+            return
+        self.reset(redraw=False, start=True)
+        if not self.threaded:
             self.run()
 
-    def reset(self, redraw: bool = True) -> None:
-        """Stop any run, rebuild the Simulation(s) from the current controls, clear the plot."""
+    def reset(self, redraw: bool = True, *, start: bool = False) -> None:
+        """Stop any run, rebuild the Simulation(s) from the current controls, clear the plot.
+
+        ``start``: a threaded demo starts the new run at once, before the new background is
+        rendered: its first chunk is simulated (in numba, which releases the GIL) while this
+        thread draws the Axes, instead of after it; its first frame waits for the lock held
+        here, so it is blitted on the new background. Its later chunks wait until the
+        background is done: simulated beside it, they would only slow it down on two cores.
+        """
         from ..sim import Simulation
 
         self.pause(redraw=False)  # the old run's last state need not be drawn
@@ -636,11 +650,17 @@ class _SimDemo(_FigureHost):
             self.results = []
             self._state = "ready"
             self._clear_plots(cfgs)
-            if self.blit and not redraw:
-                # The new config's background, made now, before the run competes for the CPU
-                # (and the GIL: text is slow to draw beside a running simulation); it is not
-                # shown: the first frame on screen is the new run's first chunk, blitted on it.
-                self._prepare_background()
+            if start and self.threaded:
+                self._background_ready.clear()
+                self._start_worker()
+            try:
+                if self.blit and not redraw:
+                    # The new config's background, made now, before the run goes on beyond its
+                    # first chunk (text is slow to draw beside a running simulation); it is not
+                    # shown: the first frame on screen is the first chunk, blitted on it.
+                    self._prepare_background()
+            finally:
+                self._background_ready.set()
         self._show_formulas(cfgs[-1])
         self._show_state()
         if redraw:
@@ -657,12 +677,18 @@ class _SimDemo(_FigureHost):
     def run(self) -> None:
         """Start the run (or go on after a pause). Live: in a background thread; static: now."""
         if not self.sims or self.finished:
-            self.reset(redraw=False)  # the next picture is the new run's first frame
+            self.reset(redraw=False, start=True)  # the next picture is the new run's first frame
+            if self.threaded:
+                return
         if not self.threaded:
             self.run_sync()
             return
         if self.running:
             return
+        self._start_worker()
+
+    def _start_worker(self) -> None:
+        """Start the background run of the current Simulation(s)."""
         self._stop.clear()
         gen = self._gen
         self._state = "running"
@@ -763,6 +789,7 @@ class _SimDemo(_FigureHost):
                 stats["chunks"] += 1
                 self._pump.offer((gen, latest, False, stats))
                 self._show_state()
+                self._background_ready.wait()  # a restart's new background (see reset)
                 # Next chunk: as much simulated time as the simulation gets through in frame_s
                 # of wall time, at most max_chunk_ms so that the picture moves smoothly.
                 rate = (until - now) / simulated
