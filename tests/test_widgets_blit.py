@@ -120,6 +120,39 @@ def test_live_demo_restart_draws_no_empty_frame():
     assert demo.paints["blit"] - before["blit"] == demo.stats["frames"] == paints.blits
 
 
+def test_live_demo_cpu_slider_needs_no_new_layout():
+    """The layout is made once for the CPU slider's widest y range: going to its largest and
+    smallest machine redraws only the memory picture's row, the tick labels stay inside the
+    figure and clear of the axis labels kept in place, and a resize lays out again."""
+    demo = _live_demo(duration_ms=100)
+    demo.run()
+    demo.wait(60)
+    assert demo._frozen is not None and demo._pinned
+    before = dict(demo.paints)
+    cpus = demo.controls["cpus"]
+    renderer = demo.fig.canvas.get_renderer()
+    for value in (max(cpus.options), min(cpus.options)):
+        cpus.value = value
+        demo.wait(60)
+        assert demo.result.config.cpus == value
+        assert demo.paints["full"] == before["full"], f"a full draw at {value} CPUs"
+        fig_box = demo.fig.bbox
+        for ax in [demo.plot.ax, *demo.plot.ax.child_axes]:
+            label = ax.yaxis.label.get_window_extent(renderer)
+            for tick in ax.yaxis.get_ticklabels():
+                box = tick.get_window_extent(renderer)
+                if not tick.get_text() or not ax.bbox.y0 <= box.y0 <= ax.bbox.y1:
+                    continue  # a tick outside the view is not drawn
+                assert fig_box.x0 <= box.x0 and box.x1 <= fig_box.x1, (value, tick.get_text())
+                assert not box.overlaps(label), (value, tick.get_text())
+    assert demo.paints["background"] == before["background"] + 2
+    demo.fig.set_size_inches(7.0, 4.0)  # the learner drags the corner
+    demo.controls["seed"].value += 1
+    demo.wait(60)
+    assert demo.paints["full"] == before["full"] + 1
+    assert demo._frozen is not None and tuple(demo._frozen[1]) == (7.0, 4.0)
+
+
 def test_live_demo_coalesces_frames_while_one_is_drawn():
     """While a frame is held on its way, the run goes on to its end; the chunks that ended
     meanwhile are not drawn one by one, and the last frame shows the whole run."""
