@@ -16,7 +16,8 @@ Sections (names for --only):
              and on; also µs per simulated ms and ns per CPU-tick.
   widget     the livelock demo (allocsim.widgets), live and threaded, in one process per engine
              started with ALLOCSIM_ENGINE: CPU slider 256 -> 1024 -> 256 and a seed change, each
-             starting a 4 s run; from the change to the first frame of the new run and to its last
+             starting a 4 s run, after one unmeasured run; from the change to the first frame
+             of the new run (median, and the first move to 1024 CPUs alone) and to its last
              frame, with an emulated ipympl front end that renders and PNG-encodes each picture.
   startup    fresh processes: `python -c pass`, `import allocsim`, the compiled engine's cold
              compile (allocsim.engine.warm() with an empty NUMBA_CACHE_DIR) and the warm start
