@@ -151,6 +151,14 @@ def test_live_demo_cpu_slider_needs_no_new_layout():
     demo.wait(60)
     assert demo.paints["full"] == before["full"] + 1
     assert demo._frozen is not None and tuple(demo._frozen[1]) == (7.0, 4.0)
+    gap = demo.plot.ax.bbox.x0 - demo.plot.ax.yaxis.label.get_window_extent(renderer).x1
+    demo.fig.set_dpi(2 * demo.fig.dpi)  # ipympl on a HiDPI screen: the labels are placed again
+    demo.controls["seed"].value += 1
+    demo.wait(60)
+    assert demo.paints["full"] == before["full"] + 2
+    renderer = demo.fig.canvas.get_renderer()
+    new_gap = demo.plot.ax.bbox.x0 - demo.plot.ax.yaxis.label.get_window_extent(renderer).x1
+    assert new_gap == pytest.approx(2 * gap, rel=0.1)
 
 
 def test_live_demo_coalesces_frames_while_one_is_drawn():

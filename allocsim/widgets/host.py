@@ -211,6 +211,7 @@ class _FigureHost:
         self._frozen = None  # (engine, figure size) while the layout is frozen
         self._pinned = []  # (axis or Axes, attribute): labels and titles placed once (see below)
         self._laying_out = False  # drawing without pixels, for the layout only
+        self._pinned_dpi = None  # the figure's dpi when they were placed
         self._laid_out_for = ()  # the tick label lengths the frozen layout made room for
         self._legend_pixels = None  # (figure size, regions): the legends of the last full draw
         # live frames: full draws, new backgrounds without the legends' cost, blits on the kept one
@@ -311,7 +312,11 @@ class _FigureHost:
         if self.blit:
             self._set_animated()
         frozen = self._frozen
-        if frozen is not None and tuple(self.fig.get_size_inches()) != tuple(frozen[1]):
+        if frozen is not None and (
+            tuple(self.fig.get_size_inches()) != tuple(frozen[1])
+            # the kept labels lie at pixel offsets: ipympl changes the dpi on a HiDPI screen
+            or (self._pinned and self.fig.dpi != self._pinned_dpi)
+        ):
             self._thaw_layout()
         if self.blit and self._frozen is None:
             self._lay_out_for_widest()
@@ -364,6 +369,7 @@ class _FigureHost:
                 if getattr(owner, flag, None) is True:
                     setattr(owner, flag, False)
                     self._pinned.append((owner, flag))
+        self._pinned_dpi = self.fig.dpi
 
     def _unpin_labels(self) -> None:
         for owner, flag in self._pinned:
