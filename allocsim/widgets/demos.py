@@ -649,11 +649,11 @@ class _SimDemo(_FigureHost):
             self.sims = [Simulation(c) for c in cfgs]
             self.results = []
             self._state = "ready"
-            self._clear_plots(cfgs)
             if start and self.threaded:
                 self._background_ready.clear()
                 self._start_worker()
             try:
+                self._clear_plots(cfgs)
                 if self.blit and not redraw:
                     # The new config's background, made now, before the run goes on beyond its
                     # first chunk (text is slow to draw beside a running simulation); it is not
