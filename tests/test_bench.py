@@ -46,7 +46,10 @@ def test_bench_quick_json_runs_and_reports_real_time_factor():
     assert verdicts["all notebooks headless <= 60 s (default engine)"] == "not measured"
 
 
-def _report(rtf_1024: float | None, first_frame_ms: float) -> dict:
+FIRST_FRAME = "first frame <= 100 ms after a control change (CPU slider, first move, seed)"
+
+
+def _report(rtf_1024: float | None, first_frame_ms: float, cold_ms: float | None = None) -> dict:
     engines = {"python": {"status": "ok"}, "compiled": {"status": "ok"}}
     rows = []
     if rtf_1024 is not None:
@@ -67,6 +70,7 @@ def _report(rtf_1024: float | None, first_frame_ms: float) -> dict:
             "compiled": {
                 "status": "ok",
                 "first_frame_cpus_ms": first_frame_ms,
+                "first_frame_cpus_cold_ms": first_frame_ms if cold_ms is None else cold_ms,
                 "first_frame_seed_ms": first_frame_ms / 2,
                 "on_screen_256_s": 0.5,
             },
@@ -83,7 +87,7 @@ def test_judge_targets_verdicts_follow_the_measurements(bench):
     by = {t["target"]: t for t in bench.judge_targets(_report(31.0, 150.0))}
     t1024 = by["1024 CPUs >= 30x real time (aim 50x)"]
     assert (t1024["compiled"], t1024["python"], t1024["verdict"]) == (31.0, 2.0, "met")
-    first = by["first frame <= 100 ms after a control change (CPU slider, seed)"]
+    first = by[FIRST_FRAME]
     assert (first["compiled"], first["verdict"]) == (150.0, "not met")
     assert first["python"] is None
     assert by["4 s 256-CPU live run on screen <= 1 s"]["verdict"] == "met"
@@ -94,7 +98,10 @@ def test_judge_targets_verdicts_follow_the_measurements(bench):
 
     by = {t["target"]: t for t in bench.judge_targets(_report(29.0, 80.0))}
     assert by["1024 CPUs >= 30x real time (aim 50x)"]["verdict"] == "not met"
-    assert by["first frame <= 100 ms after a control change (CPU slider, seed)"]["verdict"] == "met"
+    assert by[FIRST_FRAME]["verdict"] == "met"
+    # the first move to a bigger machine counts too, not only the medians
+    by = {t["target"]: t for t in bench.judge_targets(_report(29.0, 80.0, cold_ms=130.0))}
+    assert (by[FIRST_FRAME]["compiled"], by[FIRST_FRAME]["verdict"]) == (130.0, "not met")
 
 
 def test_judge_targets_compiled_engine_missing_is_not_measured(bench):
