@@ -186,7 +186,8 @@ CF_CHECK_NS = 14
 CF_IPI_SEND_NS = 15
 CF_IPI_RECEIVE_NS = 16
 CF_DRAIN_PAGE_NS = 17
-N_FLOAT = 18
+F_DRAIN_IDLE_NS = 18  # what every entry of D[DRAIN_WORK] holds between drains
+N_FLOAT = 19
 
 # --- I: per-CPU integer rows ---
 PCP = 0  # zone.pcp_count
@@ -209,7 +210,8 @@ SHORT = 16
 SIMPLE = 17
 SEG = 18
 FOLD_ORDER = 19
-N_I = 20
+DRAIN_CPUS = 20  # drain_all_pages: the CPUs whose lists hold pages
+N_I = 21
 # --- D: per-CPU float rows ---
 DEBT = 0  # meter.debt
 BUSY = 1
@@ -222,7 +224,8 @@ WM = 7
 TICK_COST = 8
 WORK = 9
 KEYS = 10
-N_D = 11
+DRAIN_WORK = 11  # drain_all_pages' prices: all F[F_DRAIN_IDLE_NS] between calls
+N_D = 12
 # --- W / WF: per-writer rows (k + 2 columns: column k is the flusher's slow path) ---
 RUNNING = 0
 SPINNING = 1
@@ -234,7 +237,8 @@ SP_RECLAIMED = 6
 WAKE_AT = 7
 OTHER_KIND = 8
 OTHER_ID = 9
-N_W = 10
+OTHER_ORDER = 10
+N_W = 11
 LOST_ACC = 0
 DIRTY_ACC = 1
 TEMP_ACC = 2
@@ -302,26 +306,17 @@ def _block_sum(a, lo, n):
 
 
 @_jit
-def np_sum(a):
-    """``float(np.add.reduce(a))`` for a 1-D float64 array, in numpy's pairwise order.
-
-    numpy sums blocks of up to 128 elements with eight accumulators and splits longer runs in
-    halves (rounded down to a multiple of 8), adding the two halves' sums (``pairwise_sum``,
-    numpy's ``loops_utils.h``). Floating-point addition is not associative, so the compiled
-    cost model adds in the same order to give the same bits. The halving is done with an
-    explicit stack (numba caches recursive functions badly).
-    """
-    n = len(a)
-    if n <= 128:
-        return 0.0 + _block_sum(a, 0, n)
-    # Post-order walk of the split tree: a stack of (lo, n, state) and one of partial sums.
+def _pairwise_deep(a, lo, n):
+    """``pairwise_sum`` for runs too long for the unrolled levels below (never for n <= 4096,
+    NR_CPUS): a post-order walk of the split tree with an explicit stack (numba caches
+    recursive functions badly)."""
     los = np.empty(64, dtype=np.int64)
     ns = np.empty(64, dtype=np.int64)
     states = np.empty(64, dtype=np.int64)
     sums = np.empty(64, dtype=np.float64)
     top = 0
     nsums = 0
-    los[0] = 0
+    los[0] = lo
     ns[0] = n
     states[0] = 0
     while top >= 0:
@@ -353,7 +348,77 @@ def np_sum(a):
             sums[nsums] = left + right
             nsums += 1
             top -= 1
-    return 0.0 + sums[0]
+    return sums[0]
+
+
+# numpy's split of a run longer than 128: halves rounded down to a multiple of 8, summed left
+# then right. One function per level of the split tree, so that the sum needs neither
+# recursion nor a stack to allocate (an allocation per call cost more than the additions):
+# _pairwise6 covers runs up to about 128 * 2**6 elements, the deep version the rest.
+@_jit
+def _pairwise1(a, lo, n):
+    if n <= 128:
+        return _block_sum(a, lo, n)
+    half = n // 2
+    half -= half % 8
+    return _pairwise_deep(a, lo, half) + _pairwise_deep(a, lo + half, n - half)
+
+
+@_jit
+def _pairwise2(a, lo, n):
+    if n <= 128:
+        return _block_sum(a, lo, n)
+    half = n // 2
+    half -= half % 8
+    return _pairwise1(a, lo, half) + _pairwise1(a, lo + half, n - half)
+
+
+@_jit
+def _pairwise3(a, lo, n):
+    if n <= 128:
+        return _block_sum(a, lo, n)
+    half = n // 2
+    half -= half % 8
+    return _pairwise2(a, lo, half) + _pairwise2(a, lo + half, n - half)
+
+
+@_jit
+def _pairwise4(a, lo, n):
+    if n <= 128:
+        return _block_sum(a, lo, n)
+    half = n // 2
+    half -= half % 8
+    return _pairwise3(a, lo, half) + _pairwise3(a, lo + half, n - half)
+
+
+@_jit
+def _pairwise5(a, lo, n):
+    if n <= 128:
+        return _block_sum(a, lo, n)
+    half = n // 2
+    half -= half % 8
+    return _pairwise4(a, lo, half) + _pairwise4(a, lo + half, n - half)
+
+
+@_jit
+def _pairwise6(a, lo, n):
+    if n <= 128:
+        return _block_sum(a, lo, n)
+    half = n // 2
+    half -= half % 8
+    return _pairwise5(a, lo, half) + _pairwise5(a, lo + half, n - half)
+
+
+@_jit
+def np_sum(a):
+    """``float(np.add.reduce(a))`` for a 1-D float64 array, in numpy's pairwise order.
+
+    numpy sums blocks of up to 128 elements with eight accumulators and splits longer runs in
+    halves (rounded down to a multiple of 8), adding the two halves' sums (``pairwise_sum``,
+    numpy's ``loops_utils.h``). Floating-point addition is not associative, so the compiled
+    cost model adds in the same order to give the same bits.
+    """
+    return 0.0 + _pairwise6(a, 0, len(a))
 
 
 @_jit
@@ -549,29 +614,52 @@ def drain_all_pages(S, F, I, D, EV, cpu):
     n = S[C_CPUS]
     k = F[CF_SCALE]
     # CostMeter.drain_all_pages(cpu, pcp_count.copy()), priced from each list before it is
-    # drained (CountingZone.drain_all_counted), in one pass.
+    # drained (CountingZone.drain_all_counted). Every CPU but the sender pays
+    # k * (ipi_receive_ns + pages * drain_page_ns); a CPU with an empty list (most of them,
+    # when drains come one after another) pays the same "idle" price. D[DRAIN_WORK] holds that
+    # price everywhere between calls, so only the sender and the CPUs with pages are written,
+    # and put back afterwards.
     S[M_DRAIN_IPIS] += n - 1
-    work = D[WORK]
     recv = F[CF_IPI_RECEIVE_NS]
     per_page = F[CF_DRAIN_PAGE_NS]
-    own = I[PCP, cpu]
-    biggest = 0.0
-    total = 0
+    idle = k * (recv + 0 * per_page)
+    work = D[DRAIN_WORK]
+    if idle != F[F_DRAIN_IDLE_NS]:  # first call (or another price): refill the row
+        for i in range(n):
+            work[i] = idle
+        F[F_DRAIN_IDLE_NS] = idle
+    pcp = I[PCP]
+    busy = I[DRAIN_CPUS]
+    nb = 0
     for i in range(n):
-        c = I[PCP, i]
+        if pcp[i]:
+            busy[nb] = i
+            nb += 1
+    own = pcp[cpu]
+    # others.max(): the largest price among the CPUs but the sender (0.0 if there are none)
+    biggest = 0.0
+    if n - 1 - nb + (1 if own else 0) > 0 and idle > biggest:
+        biggest = idle
+    total = 0
+    for x in range(nb):
+        i = busy[x]
+        c = pcp[i]
         w = k * (recv + c * per_page)
         work[i] = w
         if i != cpu and w > biggest:
             biggest = w
-        if c:
-            total += c
-            I[PCP, i] = 0
-            S[BUDDY] += c
-            mod_zone_page_state(S, I, i, c)
+        total += c
+        pcp[i] = 0
+        S[BUDDY] += c
+        mod_zone_page_state(S, I, i, c)
     work[cpu] = k * ((n - 1) * F[CF_IPI_SEND_NS] + own * per_page) + biggest
+    other = D[OTHER_NS]
     for i in range(n):
-        D[OTHER_NS, i] += work[i]
+        other[i] += work[i]
     F[F_NS_DRAIN] += np_sum(work)
+    for x in range(nb):
+        work[busy[x]] = idle
+    work[cpu] = idle
     if total:
         S[ALL_UNRECLAIMABLE] = 0
         S[PAGES_SCANNED] = 0
@@ -1100,22 +1188,25 @@ def flusher_step(st):
 # The tick (Simulation.step)
 # ---------------------------------------------------------------------------------------------
 @_jit
-def free_due(S, I, RING, row):
+def free_due(S, I, RING, row, lo, hi):
     """``Simulation._free_due``: free (hot) what ring row ``row`` holds, on each CPU; a CPU
     whose list reaches ``high`` goes through free_hot_cold_page (flushing batches), the others
     only grow their lists. Each CPU touches its own list and diff and the shared counts are
-    sums, so one pass in CPU order ends where the model's two passes do. Returns the pages."""
-    n = S[C_CPUS]
+    sums, so one pass in CPU order ends where the model's two passes do. Only CPUs
+    ``lo .. hi-1`` can have pages in this ring (the caller knows which). Returns the pages."""
+    due = RING[row]
+    pcp = I[PCP]
+    high = I[HIGH]
     total = 0
-    for i in range(n):
-        x = RING[row, i]
+    for i in range(lo, hi):
+        x = due[i]
         if x:
             total += x
-            if I[PCP, i] + x >= I[HIGH, i]:
+            if pcp[i] + x >= high[i]:
                 free_hot_cold_page_n(S, I, i, x)
             else:
-                I[PCP, i] += x
-            RING[row, i] = 0
+                pcp[i] += x
+            due[i] = 0
     return total
 
 
@@ -1214,13 +1305,13 @@ def allocate(st, row):
     total = 0
     for i in range(n):
         total += need_irq[i]
-        I[NEED_TASK, i] = 0
     S[TK_ATOMIC_ATTEMPTED] = total
     # Writer i runs on CPU i unless it sits in the allocator or in balance_dirty_pages.
+    # (I[NEED_TASK] of the CPUs without a writer stays 0.)
     for i in range(k):
         W[DIRTIED, i] = 0
-        if W[RUNNING, i] and W[THROTTLED_UNTIL, i] <= t:
-            I[NEED_TASK, i] = demand_row[i]
+        running = W[RUNNING, i] and W[THROTTLED_UNTIL, i] <= t
+        I[NEED_TASK, i] = demand_row[i] if running else 0
     if S[HAS_BUSY] and k:
         # A CPU working off its debt serves that much less of its writer's demand.
         for i in range(k):
@@ -1243,30 +1334,39 @@ def allocate(st, row):
     # changes in the pass below).
     kind = wakeup_kswapd(S, EV) if irq_slow else -1
     keys = st.LOCK[row]
+    # Interrupt pages are freed on their CPU atomic_lifetime_ms later: a CPU that needs no
+    # lock puts its pages in the ring now, the others after their turn in lock order.
+    ring = st.RING[(t + S[C_ATOMIC_LIFETIME]) % S[C_ATOMIC_SLOTS]]
+    pcp = I[PCP]
+    need_task = I[NEED_TASK]
+    checks = I[CHECKS]
+    seg = I[SEG]
+    seg_keys = D[KEYS]
+    atomic_ok = 0
     ok_t = 0
     task_attempted = 0
     failed = 0
     m = 0
     for i in range(n):
         need_i = need_irq[i]
-        need_t = I[NEED_TASK, i]
+        need_t = need_task[i]
+        if need_i == 0 and need_t == 0:
+            continue  # nothing asked of this CPU this tick: no check, no change
         ti = 0
         if irq_ok:
-            ti = need_i if need_i < I[PCP, i] else I[PCP, i]
-            I[PCP, i] -= ti
+            ti = need_i if need_i < pcp[i] else pcp[i]
+            pcp[i] -= ti
         tt = 0
         if low_ok:
-            tt = need_t if need_t < I[PCP, i] else I[PCP, i]
-            I[PCP, i] -= tt
-        I[GOT_IRQ, i] = ti  # take_i; got_irq grows from it
-        I[TAKE_T, i] = tt
+            tt = need_t if need_t < pcp[i] else pcp[i]
+            pcp[i] -= tt
         ok_t += tt
         task_attempted += need_t
         # The checks these decisions stand for, one per allocation, on its CPU.
         fast = ti if irq_ok else need_i
-        I[CHECKS, i] += tt + fast
+        checks[i] += tt + fast
         if irq_slow:
-            I[CHECKS, i] += fast
+            checks[i] += fast
             if kind >= 0:
                 charge(I, kind == 1, i, fast)
         left_i = need_i - ti
@@ -1275,12 +1375,16 @@ def allocate(st, row):
             failed += left_i
             left_i = 0
         left_t = need_t - tt
-        I[LEFT_I, i] = left_i
-        I[LEFT_T, i] = left_t
         if left_i or left_t:  # needs the zone lock: in this tick's lock order, below
-            I[SEG, m] = i
-            D[KEYS, m] = keys[i]
+            I[GOT_IRQ, i] = ti  # take_i; got_irq grows from it
+            I[LEFT_I, i] = left_i
+            I[LEFT_T, i] = left_t
+            seg[m] = i
+            seg_keys[m] = keys[i]
             m += 1
+        elif ti:
+            ring[i] += ti
+            atomic_ok += ti
         if tt:  # writer i runs on CPU i
             task_page(S, st.F, W, WF, st.RING, st.LRU, i, tt)
     S[TK_TASK_ATTEMPTED] = task_attempted
@@ -1309,13 +1413,18 @@ def allocate(st, row):
         WF[OTHER_KEY, no] = keys[S[C_FLUSHER_CPU]]
         W[OTHER_KIND, no] = 3
         no += 1
-    oorder = np.argsort(WF[OTHER_KEY, :no], kind="mergesort")
+    if no > 1:
+        oorder = np.argsort(WF[OTHER_KEY, :no], kind="mergesort")
+        for y in range(no):
+            W[OTHER_ORDER, y] = oorder[y]
+    else:  # one or none: no sort (and no allocation)
+        W[OTHER_ORDER, 0] = 0
 
     batch = I[BATCH, 0]
     had = ok_t
     first = 0
     for y in range(no):
-        j = oorder[y]
+        j = W[OTHER_ORDER, y]
         key = WF[OTHER_KEY, j]
         stop = first
         while stop < m and keys[I[SEG, stop]] <= key:  # ties go to the CPUs' demand
@@ -1340,13 +1449,12 @@ def allocate(st, row):
         failed += f
         had += h
 
-    # Interrupt pages are freed on their CPU atomic_lifetime_ms later.
-    slot = (t + S[C_ATOMIC_LIFETIME]) % S[C_ATOMIC_SLOTS]
-    atomic_ok = 0
-    for i in range(n):
-        got = I[GOT_IRQ, i]
+    # The interrupt pages of the CPUs that took the lock, into the ring.
+    for x in range(m):
+        cpu = seg[x]
+        got = I[GOT_IRQ, cpu]
         atomic_ok += got
-        st.RING[slot, i] += got
+        ring[cpu] += got
     S[TK_ATOMIC_OK] = atomic_ok
     S[TK_ATOMIC_FAILED] = failed
     S[ATOMIC_IN_USE] += atomic_ok
@@ -1392,42 +1500,58 @@ def end_tick(S, F, I, D):
     :func:`np_sum`, so every float is the model's bit for bit.
     """
     n = S[C_CPUS]
+    checks = I[CHECKS]
+    safe_checks = I[SAFE_CHECKS]
+    folds = I[FOLDS]
+    folds_seen = I[FOLDS_SEEN]
+    folds_tick = I[FOLDS_TICK]
     n_folds = 0
     n_checks = 0
     for i in range(n):
-        x = I[FOLDS, i] - I[FOLDS_SEEN, i]
-        I[FOLDS_TICK, i] = x
-        I[FOLDS_SEEN, i] += x
+        x = folds[i] - folds_seen[i]
+        folds_tick[i] = x
+        folds_seen[i] += x
         n_folds += x
-        n_checks += I[CHECKS, i] + I[SAFE_CHECKS, i]
+        n_checks += checks[i] + safe_checks[i]
     check_ns = F[CF_CHECK_NS]
     normal = S[NORMAL_SNAPSHOT]
     safe = S[SAFE_SNAPSHOT]
+    other_ns = D[OTHER_NS]
+    snapshot_ns = D[SNAPSHOT_NS]
+    line_ns = D[LINE_NS]
+    fold_line_ns = D[FOLD_LINE_NS]
+    wm = D[WM]
+    wm_by_cpu = D[WM_BY_CPU]
+    fold_work = D[WORK]
+    tick_cost = D[TICK_COST]
+    debt = D[DEBT]
+    snapshot_reads = 0
     for i in range(n):
-        cost = D[OTHER_NS, i]
+        cost = other_ns[i]
         if n_checks:
-            a = I[CHECKS, i] + I[SAFE_CHECKS, i]
-            others = n_folds - I[FOLDS_TICK, i]  # a check misses once per write by another
+            a = checks[i] + safe_checks[i]
+            others = n_folds - folds_tick[i]  # a check misses once per write by another
             misses = a if a < others else others
-            v = a * check_ns + misses * D[LINE_NS, i]
+            v = a * check_ns + misses * line_ns[i]
             if normal:
-                v = v + I[CHECKS, i] * D[SNAPSHOT_NS, i]
-                S[M_SNAPSHOT_READS] += I[CHECKS, i]
+                v = v + checks[i] * snapshot_ns[i]
+                snapshot_reads += checks[i]
             if safe:
-                v = v + I[SAFE_CHECKS, i] * D[SNAPSHOT_NS, i]
-                S[M_SNAPSHOT_READS] += I[SAFE_CHECKS, i]
-            D[WM, i] = v
-            D[WM_BY_CPU, i] += v
-            I[CHECKS, i] = 0
-            I[SAFE_CHECKS, i] = 0
+                v = v + safe_checks[i] * snapshot_ns[i]
+                snapshot_reads += safe_checks[i]
+            wm[i] = v
+            wm_by_cpu[i] += v
+            checks[i] = 0
+            safe_checks[i] = 0
             cost = cost + v
         if n_folds:
-            v = I[FOLDS_TICK, i] * D[FOLD_LINE_NS, i]
-            D[WORK, i] = v
+            v = folds_tick[i] * fold_line_ns[i]
+            fold_work[i] = v
             cost = cost + v
-        D[TICK_COST, i] = cost
-        D[DEBT, i] += cost  # + 0.0 when the tick cost nothing: the debt is unchanged
-        D[OTHER_NS, i] = 0.0
+        tick_cost[i] = cost
+        debt[i] += cost  # + 0.0 when the tick cost nothing: the debt is unchanged
+        other_ns[i] = 0.0
+    S[M_SNAPSHOT_READS] += snapshot_reads
     wm_sum = 0.0
     if n_checks:
         S[M_WATERMARK_CHECKS] += n_checks
@@ -1591,11 +1715,20 @@ def step(st, col):
         S[S[C_WB_DATA] + slot] = 0
         S[WB_IN_FLIGHT] -= data
         lru_add_tail(S, st.LRU, 0, data)
-        S[REQ_IN_FLIGHT] -= free_due(S, I, st.RING, S[C_RING_IO] + slot)
+        # start_writeback puts request pages on the last io_irq_cpus CPUs only
+        if S[REQ_IN_FLIGHT]:
+            S[REQ_IN_FLIGHT] -= free_due(
+                S, I, st.RING, S[C_RING_IO] + slot, n - S[C_IO_IRQ_CPUS], n
+            )
 
     # 2. The workload's frees: interrupt pages and temporary task pages, each on its CPU.
-    S[ATOMIC_IN_USE] -= free_due(S, I, st.RING, t % S[C_ATOMIC_SLOTS])
-    S[TEMP_IN_USE] -= free_due(S, I, st.RING, S[C_RING_TEMP] + t % S[C_TEMP_SLOTS])
+    # A ring holds exactly the pages its count says are in use: an empty ring needs no pass.
+    if S[ATOMIC_IN_USE]:
+        S[ATOMIC_IN_USE] -= free_due(S, I, st.RING, t % S[C_ATOMIC_SLOTS], 0, n)
+    if S[TEMP_IN_USE]:  # a writer's temporary pages are freed on its own CPU, tid < writers
+        S[TEMP_IN_USE] -= free_due(
+            S, I, st.RING, S[C_RING_TEMP] + t % S[C_TEMP_SLOTS], 0, S[C_WRITERS]
+        )
 
     # 3. vmstat_update on the CPUs whose timer fires now (refresh_cpu_vm_stats).
     off = t % S[C_STAT_INTERVAL]
