@@ -225,7 +225,8 @@ TICK_COST = 8
 WORK = 9
 KEYS = 10
 DRAIN_WORK = 11  # drain_all_pages' prices: all F[F_DRAIN_IDLE_NS] between calls
-N_D = 12
+KEYS_TMP = 12  # scratch of sort_by_key
+N_D = 13
 # --- W / WF: per-writer rows (k + 2 columns: column k is the flusher's slow path) ---
 RUNNING = 0
 SPINNING = 1
@@ -237,13 +238,16 @@ SP_RECLAIMED = 6
 WAKE_AT = 7
 OTHER_KIND = 8
 OTHER_ID = 9
-OTHER_ORDER = 10
-N_W = 11
+OTHER_ORDER = 10  # the others' order: sort_by_key of OTHER_SORTED_KEY
+OTHER_ORDER_TMP = 11
+N_W = 12
 LOST_ACC = 0
 DIRTY_ACC = 1
 TEMP_ACC = 2
 OTHER_KEY = 3
-N_WF = 4
+OTHER_SORTED_KEY = 4
+OTHER_KEY_TMP = 5
+N_WF = 6
 # --- the LRU ring, LRU[LRU_D, j] and LRU[LRU_C, j] ---
 LRU_D = 0
 LRU_C = 1
@@ -1198,16 +1202,73 @@ def free_due(S, I, RING, row, lo, hi):
     pcp = I[PCP]
     high = I[HIGH]
     total = 0
-    for i in range(lo, hi):
+    for i in range(lo, hi):  # written without a branch on x, which is often 0 and often not
         x = due[i]
-        if x:
-            total += x
-            if pcp[i] + x >= high[i]:
-                free_hot_cold_page_n(S, I, i, x)
-            else:
-                pcp[i] += x
-            due[i] = 0
+        total += x
+        p = pcp[i] + x
+        if x and p >= high[i]:
+            free_hot_cold_page_n(S, I, i, x)
+        else:
+            pcp[i] = p
+        due[i] = 0
     return total
+
+
+@_jit
+def sort_by_key(keys, vals, tmp_keys, tmp_vals, m):
+    """Sort ``vals[:m]`` by ``keys[:m]`` (both in place), ties in their present order: the
+    order ``np.argsort(keys, kind="mergesort")`` gives, without its allocations. Insertion sort
+    on runs of 16, then bottom-up merges through the scratch arrays."""
+    run = 16
+    for lo in range(0, m, run):
+        hi = lo + run if lo + run < m else m
+        for i in range(lo + 1, hi):
+            key = keys[i]
+            val = vals[i]
+            j = i
+            while j > lo and keys[j - 1] > key:  # strictly greater: stable
+                keys[j] = keys[j - 1]
+                vals[j] = vals[j - 1]
+                j -= 1
+            keys[j] = key
+            vals[j] = val
+    src_k, src_v, dst_k, dst_v = keys, vals, tmp_keys, tmp_vals
+    in_tmp = False  # where the sorted runs are
+    width = run
+    while width < m:
+        for lo in range(0, m, 2 * width):
+            mid = lo + width if lo + width < m else m
+            hi = lo + 2 * width if lo + 2 * width < m else m
+            i = lo
+            j = mid
+            o = lo
+            while i < mid and j < hi:
+                if src_k[j] < src_k[i]:  # the left one first on a tie: stable
+                    dst_k[o] = src_k[j]
+                    dst_v[o] = src_v[j]
+                    j += 1
+                else:
+                    dst_k[o] = src_k[i]
+                    dst_v[o] = src_v[i]
+                    i += 1
+                o += 1
+            while i < mid:
+                dst_k[o] = src_k[i]
+                dst_v[o] = src_v[i]
+                i += 1
+                o += 1
+            while j < hi:
+                dst_k[o] = src_k[j]
+                dst_v[o] = src_v[j]
+                j += 1
+                o += 1
+        src_k, src_v, dst_k, dst_v = dst_k, dst_v, src_k, src_v
+        in_tmp = not in_tmp
+        width *= 2
+    if in_tmp:  # the last merge went to the scratch arrays
+        for i in range(m):
+            keys[i] = src_k[i]
+            vals[i] = src_v[i]
 
 
 @_jit
@@ -1334,8 +1395,8 @@ def allocate(st, row):
     # changes in the pass below).
     kind = wakeup_kswapd(S, EV) if irq_slow else -1
     keys = st.LOCK[row]
-    # Interrupt pages are freed on their CPU atomic_lifetime_ms later: a CPU that needs no
-    # lock puts its pages in the ring now, the others after their turn in lock order.
+    # Interrupt pages are freed on their CPU atomic_lifetime_ms later: what a CPU takes
+    # without the lock goes into the ring now, what it gets in lock order (I[GOT_IRQ]) after.
     ring = st.RING[(t + S[C_ATOMIC_LIFETIME]) % S[C_ATOMIC_SLOTS]]
     pcp = I[PCP]
     need_task = I[NEED_TASK]
@@ -1347,7 +1408,7 @@ def allocate(st, row):
     task_attempted = 0
     failed = 0
     m = 0
-    for i in range(n):
+    for i in range(k):  # the CPUs with a writer
         need_i = need_irq[i]
         need_t = need_task[i]
         if need_i == 0 and need_t == 0:
@@ -1356,6 +1417,8 @@ def allocate(st, row):
         if irq_ok:
             ti = need_i if need_i < pcp[i] else pcp[i]
             pcp[i] -= ti
+            ring[i] += ti
+            atomic_ok += ti
         tt = 0
         if low_ok:
             tt = need_t if need_t < pcp[i] else pcp[i]
@@ -1376,26 +1439,45 @@ def allocate(st, row):
             left_i = 0
         left_t = need_t - tt
         if left_i or left_t:  # needs the zone lock: in this tick's lock order, below
-            I[GOT_IRQ, i] = ti  # take_i; got_irq grows from it
+            I[GOT_IRQ, i] = 0
             I[LEFT_I, i] = left_i
             I[LEFT_T, i] = left_t
             seg[m] = i
             seg_keys[m] = keys[i]
             m += 1
-        elif ti:
-            ring[i] += ti
-            atomic_ok += ti
         if tt:  # writer i runs on CPU i
             task_page(S, st.F, W, WF, st.RING, st.LRU, i, tt)
+    for i in range(k, n):  # the same for the CPUs with interrupts only, without a branch
+        need_i = need_irq[i]  # on need_i (0 for most CPUs, but not for all)
+        ti = 0
+        if irq_ok:
+            p = pcp[i]
+            ti = need_i if need_i < p else p
+            pcp[i] = p - ti
+            ring[i] += ti
+            atomic_ok += ti
+        fast = ti if irq_ok else need_i
+        checks[i] += fast
+        if irq_slow:
+            checks[i] += fast
+            if kind >= 0:
+                charge(I, kind == 1, i, fast)
+        left_i = need_i - ti
+        if not irq_ok:
+            failed += left_i
+            left_i = 0
+        if left_i:
+            I[GOT_IRQ, i] = 0
+            I[LEFT_I, i] = left_i
+            I[LEFT_T, i] = 0
+            seg[m] = i
+            seg_keys[m] = keys[i]
+            m += 1
     S[TK_TASK_ATTEMPTED] = task_attempted
 
     # Whoever needs the zone lock or sleeps in the allocator, in this tick's lock order.
     if m > 1:
-        order = np.argsort(D[KEYS, :m], kind="mergesort")
-        for x in range(m):
-            I[SHORT, x] = I[SEG, order[x]]  # SHORT as scratch
-        for x in range(m):
-            I[SEG, x] = I[SHORT, x]
+        sort_by_key(seg_keys, seg, D[KEYS_TMP], I[SHORT], m)  # SHORT as scratch
     # The others in (kind, id) order; a stable sort by key gives the model's (key, kind, id).
     no = 0
     if S[IN_ALLOCATOR]:
@@ -1413,12 +1495,10 @@ def allocate(st, row):
         WF[OTHER_KEY, no] = keys[S[C_FLUSHER_CPU]]
         W[OTHER_KIND, no] = 3
         no += 1
-    if no > 1:
-        oorder = np.argsort(WF[OTHER_KEY, :no], kind="mergesort")
-        for y in range(no):
-            W[OTHER_ORDER, y] = oorder[y]
-    else:  # one or none: no sort (and no allocation)
-        W[OTHER_ORDER, 0] = 0
+    for y in range(no):
+        WF[OTHER_SORTED_KEY, y] = WF[OTHER_KEY, y]
+        W[OTHER_ORDER, y] = y
+    sort_by_key(WF[OTHER_SORTED_KEY], W[OTHER_ORDER], WF[OTHER_KEY_TMP], W[OTHER_ORDER_TMP], no)
 
     batch = I[BATCH, 0]
     had = ok_t
@@ -1449,7 +1529,7 @@ def allocate(st, row):
         failed += f
         had += h
 
-    # The interrupt pages of the CPUs that took the lock, into the ring.
+    # The interrupt pages the CPUs got in lock order, into the ring.
     for x in range(m):
         cpu = seg[x]
         got = I[GOT_IRQ, cpu]
