@@ -240,7 +240,8 @@ OTHER_KIND = 8
 OTHER_ID = 9
 OTHER_ORDER = 10  # the others' order: sort_by_key of OTHER_SORTED_KEY
 OTHER_ORDER_TMP = 11
-N_W = 12
+OTHER_COUNT = 12
+N_W = 13
 LOST_ACC = 0
 DIRTY_ACC = 1
 TEMP_ACC = 2
@@ -1215,60 +1216,64 @@ def free_due(S, I, RING, row, lo, hi):
 
 
 @_jit
-def sort_by_key(keys, vals, tmp_keys, tmp_vals, m):
+def insertion_sort(keys, vals, lo, hi):
+    """Sort ``vals[lo:hi]`` by ``keys[lo:hi]`` in place, ties in their present order."""
+    for i in range(lo + 1, hi):
+        key = keys[i]
+        val = vals[i]
+        j = i
+        while j > lo and keys[j - 1] > key:  # strictly greater: stable
+            keys[j] = keys[j - 1]
+            vals[j] = vals[j - 1]
+            j -= 1
+        keys[j] = key
+        vals[j] = val
+
+
+@_jit
+def sort_by_key(keys, vals, tmp_keys, tmp_vals, counts, m):
     """Sort ``vals[:m]`` by ``keys[:m]`` (both in place), ties in their present order: the
-    order ``np.argsort(keys, kind="mergesort")`` gives, without its allocations. Insertion sort
-    on runs of 16, then bottom-up merges through the scratch arrays."""
-    run = 16
-    for lo in range(0, m, run):
-        hi = lo + run if lo + run < m else m
-        for i in range(lo + 1, hi):
-            key = keys[i]
-            val = vals[i]
-            j = i
-            while j > lo and keys[j - 1] > key:  # strictly greater: stable
-                keys[j] = keys[j - 1]
-                vals[j] = vals[j - 1]
-                j -= 1
-            keys[j] = key
-            vals[j] = val
-    src_k, src_v, dst_k, dst_v = keys, vals, tmp_keys, tmp_vals
-    in_tmp = False  # where the sorted runs are
-    width = run
-    while width < m:
-        for lo in range(0, m, 2 * width):
-            mid = lo + width if lo + width < m else m
-            hi = lo + 2 * width if lo + 2 * width < m else m
-            i = lo
-            j = mid
-            o = lo
-            while i < mid and j < hi:
-                if src_k[j] < src_k[i]:  # the left one first on a tie: stable
-                    dst_k[o] = src_k[j]
-                    dst_v[o] = src_v[j]
-                    j += 1
-                else:
-                    dst_k[o] = src_k[i]
-                    dst_v[o] = src_v[i]
-                    i += 1
-                o += 1
-            while i < mid:
-                dst_k[o] = src_k[i]
-                dst_v[o] = src_v[i]
-                i += 1
-                o += 1
-            while j < hi:
-                dst_k[o] = src_k[j]
-                dst_v[o] = src_v[j]
-                j += 1
-                o += 1
-        src_k, src_v, dst_k, dst_v = dst_k, dst_v, src_k, src_v
-        in_tmp = not in_tmp
-        width *= 2
-    if in_tmp:  # the last merge went to the scratch arrays
-        for i in range(m):
-            keys[i] = src_k[i]
-            vals[i] = src_v[i]
+    order ``np.argsort(keys, kind="mergesort")`` gives, without its allocations.
+
+    The lock-order keys are spread evenly, so a bucket sort takes linear time: a stable
+    counting sort by bucket, then an insertion sort that only moves keys within their
+    bucket. The bucket is a non-decreasing function of the key, whatever its type, so the
+    result is the stable sort. ``counts`` needs ``m // 2 + 2`` entries."""
+    if m <= 32:
+        insertion_sort(keys, vals, 0, m)
+        return
+    lo = keys[0]
+    hi = keys[0]
+    for i in range(m):
+        if keys[i] < lo:
+            lo = keys[i]
+        if keys[i] > hi:
+            hi = keys[i]
+    if hi == lo:
+        return  # all ties: already in order
+    nb = m // 2
+    scale = nb / (hi - lo)
+    for b in range(nb + 2):
+        counts[b] = 0
+    for i in range(m):
+        b = int((keys[i] - lo) * scale)
+        if b >= nb:  # hi itself, or rounding at the top
+            b = nb - 1
+        counts[b + 1] += 1
+    for b in range(nb):
+        counts[b + 1] += counts[b]
+    for i in range(m):
+        b = int((keys[i] - lo) * scale)
+        if b >= nb:
+            b = nb - 1
+        o = counts[b]
+        counts[b] = o + 1
+        tmp_keys[o] = keys[i]
+        tmp_vals[o] = vals[i]
+    for i in range(m):
+        keys[i] = tmp_keys[i]
+        vals[i] = tmp_vals[i]
+    insertion_sort(keys, vals, 0, m)
 
 
 @_jit
@@ -1477,7 +1482,7 @@ def allocate(st, row):
 
     # Whoever needs the zone lock or sleeps in the allocator, in this tick's lock order.
     if m > 1:
-        sort_by_key(seg_keys, seg, D[KEYS_TMP], I[SHORT], m)  # SHORT as scratch
+        sort_by_key(seg_keys, seg, D[KEYS_TMP], I[SHORT], I[SIMPLE], m)  # scratch rows
     # The others in (kind, id) order; a stable sort by key gives the model's (key, kind, id).
     no = 0
     if S[IN_ALLOCATOR]:
@@ -1498,7 +1503,14 @@ def allocate(st, row):
     for y in range(no):
         WF[OTHER_SORTED_KEY, y] = WF[OTHER_KEY, y]
         W[OTHER_ORDER, y] = y
-    sort_by_key(WF[OTHER_SORTED_KEY], W[OTHER_ORDER], WF[OTHER_KEY_TMP], W[OTHER_ORDER_TMP], no)
+    sort_by_key(
+        WF[OTHER_SORTED_KEY],
+        W[OTHER_ORDER],
+        WF[OTHER_KEY_TMP],
+        W[OTHER_ORDER_TMP],
+        W[OTHER_COUNT],
+        no,
+    )
 
     batch = I[BATCH, 0]
     had = ok_t
@@ -1605,29 +1617,31 @@ def end_tick(S, F, I, D):
     fold_work = D[WORK]
     tick_cost = D[TICK_COST]
     debt = D[DEBT]
+    # One pass without branches: where the model prices no checks (n_checks == 0) or no folds,
+    # every term below is +0.0, and x + 0.0 is x for the non-negative prices here, so the
+    # costs and debts come out as the model's. (D[WM] and D[WORK] are read only when their
+    # sums are taken, below.)
+    normal_n = 1 if normal else 0
+    safe_n = 1 if safe else 0
     snapshot_reads = 0
     for i in range(n):
-        cost = other_ns[i]
-        if n_checks:
-            a = checks[i] + safe_checks[i]
-            others = n_folds - folds_tick[i]  # a check misses once per write by another
-            misses = a if a < others else others
-            v = a * check_ns + misses * line_ns[i]
-            if normal:
-                v = v + checks[i] * snapshot_ns[i]
-                snapshot_reads += checks[i]
-            if safe:
-                v = v + safe_checks[i] * snapshot_ns[i]
-                snapshot_reads += safe_checks[i]
-            wm[i] = v
-            wm_by_cpu[i] += v
-            checks[i] = 0
-            safe_checks[i] = 0
-            cost = cost + v
-        if n_folds:
-            v = folds_tick[i] * fold_line_ns[i]
-            fold_work[i] = v
-            cost = cost + v
+        c = checks[i]
+        sc = safe_checks[i]
+        a = c + sc
+        others = n_folds - folds_tick[i]  # a check misses once per write by another
+        misses = a if a < others else others
+        reads = c * normal_n + sc * safe_n
+        snapshot_reads += reads
+        v = a * check_ns + misses * line_ns[i]
+        v = v + (c * normal_n) * snapshot_ns[i]
+        v = v + (sc * safe_n) * snapshot_ns[i]
+        wm[i] = v
+        wm_by_cpu[i] += v
+        checks[i] = 0
+        safe_checks[i] = 0
+        fv = folds_tick[i] * fold_line_ns[i]
+        fold_work[i] = fv
+        cost = (other_ns[i] + v) + fv
         tick_cost[i] = cost
         debt[i] += cost  # + 0.0 when the tick cost nothing: the debt is unchanged
         other_ns[i] = 0.0
