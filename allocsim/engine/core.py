@@ -211,7 +211,10 @@ SIMPLE = 17
 SEG = 18
 FOLD_ORDER = 19
 DRAIN_CPUS = 20  # drain_all_pages: the CPUs whose lists hold pages
-N_I = 21
+SUM_LO = 21  # np_sum's stack
+SUM_N = 22
+SUM_STATE = 23
+N_I = 24
 # --- D: per-CPU float rows ---
 DEBT = 0  # meter.debt
 BUSY = 1
@@ -226,7 +229,8 @@ WORK = 9
 KEYS = 10
 DRAIN_WORK = 11  # drain_all_pages' prices: all F[F_DRAIN_IDLE_NS] between calls
 KEYS_TMP = 12  # scratch of sort_by_key
-N_D = 13
+SUM_PARTIAL = 13  # np_sum's stack of partial sums
+N_D = 14
 # --- W / WF: per-writer rows (k + 2 columns: column k is the flusher's slow path) ---
 RUNNING = 0
 SPINNING = 1
@@ -275,53 +279,66 @@ _jit = njit(cache=True, nogil=True)
 # ---------------------------------------------------------------------------------------------
 # Numbers
 # ---------------------------------------------------------------------------------------------
-@_jit
+@njit(cache=True, nogil=True, inline="always")
 def _block_sum(a, lo, n):
-    """numpy's pairwise_sum on a block of at most 128 elements."""
+    """numpy's pairwise_sum on a block of at most 128 elements. (The main loop indexes with
+    unsigned integers: numba then leaves out the check for negative indices, a third of the
+    time of the loop.)"""
     if n < 8:
         res = -0.0
         for i in range(n):
             res += a[lo + i]
         return res
-    r0 = a[lo]
-    r1 = a[lo + 1]
-    r2 = a[lo + 2]
-    r3 = a[lo + 3]
-    r4 = a[lo + 4]
-    r5 = a[lo + 5]
-    r6 = a[lo + 6]
-    r7 = a[lo + 7]
-    i = 8
+    p = np.uint64(lo)
+    r0 = a[p]
+    r1 = a[p + np.uint64(1)]
+    r2 = a[p + np.uint64(2)]
+    r3 = a[p + np.uint64(3)]
+    r4 = a[p + np.uint64(4)]
+    r5 = a[p + np.uint64(5)]
+    r6 = a[p + np.uint64(6)]
+    r7 = a[p + np.uint64(7)]
     m = n - n % 8
-    while i < m:
-        r0 += a[lo + i]
-        r1 += a[lo + i + 1]
-        r2 += a[lo + i + 2]
-        r3 += a[lo + i + 3]
-        r4 += a[lo + i + 4]
-        r5 += a[lo + i + 5]
-        r6 += a[lo + i + 6]
-        r7 += a[lo + i + 7]
-        i += 8
+    i = p + np.uint64(8)
+    end = p + np.uint64(m)
+    while i < end:
+        r0 += a[i]
+        r1 += a[i + np.uint64(1)]
+        r2 += a[i + np.uint64(2)]
+        r3 += a[i + np.uint64(3)]
+        r4 += a[i + np.uint64(4)]
+        r5 += a[i + np.uint64(5)]
+        r6 += a[i + np.uint64(6)]
+        r7 += a[i + np.uint64(7)]
+        i += np.uint64(8)
     res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += a[lo + i]
-        i += 1
+    for j in range(lo + m, lo + n):
+        res += a[j]
     return res
 
 
 @_jit
-def _pairwise_deep(a, lo, n):
-    """``pairwise_sum`` for runs too long for the unrolled levels below (never for n <= 4096,
-    NR_CPUS): a post-order walk of the split tree with an explicit stack (numba caches
-    recursive functions badly)."""
-    los = np.empty(64, dtype=np.int64)
-    ns = np.empty(64, dtype=np.int64)
-    states = np.empty(64, dtype=np.int64)
-    sums = np.empty(64, dtype=np.float64)
+def np_sum(a, I, D):
+    """``float(np.add.reduce(a))`` for a 1-D float64 array, in numpy's pairwise order.
+
+    numpy sums blocks of up to 128 elements with eight accumulators and splits longer runs in
+    halves (rounded down to a multiple of 8), adding the two halves' sums (``pairwise_sum``,
+    numpy's ``loops_utils.h``). Floating-point addition is not associative, so the compiled
+    cost model adds in the same order to give the same bits. The halving is a post-order walk
+    with an explicit stack (numba caches recursive functions badly), kept in rows of I and D
+    (``len(a) <= n``): a fresh one per call, or a call per level of the tree, cost more than
+    the additions.
+    """
+    n = len(a)
+    if n <= 128:
+        return 0.0 + _block_sum(a, 0, n)
+    los = I[SUM_LO]
+    ns = I[SUM_N]
+    states = I[SUM_STATE]
+    sums = D[SUM_PARTIAL]
     top = 0
     nsums = 0
-    los[0] = lo
+    los[0] = 0
     ns[0] = n
     states[0] = 0
     while top >= 0:
@@ -353,77 +370,7 @@ def _pairwise_deep(a, lo, n):
             sums[nsums] = left + right
             nsums += 1
             top -= 1
-    return sums[0]
-
-
-# numpy's split of a run longer than 128: halves rounded down to a multiple of 8, summed left
-# then right. One function per level of the split tree, so that the sum needs neither
-# recursion nor a stack to allocate (an allocation per call cost more than the additions):
-# _pairwise6 covers runs up to about 128 * 2**6 elements, the deep version the rest.
-@_jit
-def _pairwise1(a, lo, n):
-    if n <= 128:
-        return _block_sum(a, lo, n)
-    half = n // 2
-    half -= half % 8
-    return _pairwise_deep(a, lo, half) + _pairwise_deep(a, lo + half, n - half)
-
-
-@_jit
-def _pairwise2(a, lo, n):
-    if n <= 128:
-        return _block_sum(a, lo, n)
-    half = n // 2
-    half -= half % 8
-    return _pairwise1(a, lo, half) + _pairwise1(a, lo + half, n - half)
-
-
-@_jit
-def _pairwise3(a, lo, n):
-    if n <= 128:
-        return _block_sum(a, lo, n)
-    half = n // 2
-    half -= half % 8
-    return _pairwise2(a, lo, half) + _pairwise2(a, lo + half, n - half)
-
-
-@_jit
-def _pairwise4(a, lo, n):
-    if n <= 128:
-        return _block_sum(a, lo, n)
-    half = n // 2
-    half -= half % 8
-    return _pairwise3(a, lo, half) + _pairwise3(a, lo + half, n - half)
-
-
-@_jit
-def _pairwise5(a, lo, n):
-    if n <= 128:
-        return _block_sum(a, lo, n)
-    half = n // 2
-    half -= half % 8
-    return _pairwise4(a, lo, half) + _pairwise4(a, lo + half, n - half)
-
-
-@_jit
-def _pairwise6(a, lo, n):
-    if n <= 128:
-        return _block_sum(a, lo, n)
-    half = n // 2
-    half -= half % 8
-    return _pairwise5(a, lo, half) + _pairwise5(a, lo + half, n - half)
-
-
-@_jit
-def np_sum(a):
-    """``float(np.add.reduce(a))`` for a 1-D float64 array, in numpy's pairwise order.
-
-    numpy sums blocks of up to 128 elements with eight accumulators and splits longer runs in
-    halves (rounded down to a multiple of 8), adding the two halves' sums (``pairwise_sum``,
-    numpy's ``loops_utils.h``). Floating-point addition is not associative, so the compiled
-    cost model adds in the same order to give the same bits.
-    """
-    return 0.0 + _pairwise6(a, 0, len(a))
+    return 0.0 + sums[0]
 
 
 @_jit
@@ -661,7 +608,7 @@ def drain_all_pages(S, F, I, D, EV, cpu):
     other = D[OTHER_NS]
     for i in range(n):
         other[i] += work[i]
-    F[F_NS_DRAIN] += np_sum(work)
+    F[F_NS_DRAIN] += np_sum(work, I, D)
     for x in range(nb):
         work[busy[x]] = idle
     work[cpu] = idle
@@ -1649,11 +1596,11 @@ def end_tick(S, F, I, D):
     wm_sum = 0.0
     if n_checks:
         S[M_WATERMARK_CHECKS] += n_checks
-        wm_sum = np_sum(D[WM])
+        wm_sum = np_sum(D[WM], I, D)
     if n_folds:
         S[M_FOLDS] += n_folds
-        F[F_NS_FOLD] += np_sum(D[WORK])
-    total = np_sum(D[TICK_COST])
+        F[F_NS_FOLD] += np_sum(D[WORK], I, D)
+    total = np_sum(D[TICK_COST], I, D)
     F[F_TICK_WATERMARK_NS] = wm_sum
     F[F_TICK_NS] = total
     F[F_WATERMARK_NS] += wm_sum
