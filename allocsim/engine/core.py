@@ -1146,19 +1146,29 @@ def free_due(S, I, RING, row, lo, hi):
     only grow their lists. Each CPU touches its own list and diff and the shared counts are
     sums, so one pass in CPU order ends where the model's two passes do. Only CPUs
     ``lo .. hi-1`` can have pages in this ring (the caller knows which). Returns the pages."""
-    due = RING[row]
-    pcp = I[PCP]
-    high = I[HIGH]
+    # Slices indexed from 0: numba then needs no check for negative indices, and the common
+    # case (no list reaches high) is two passes the compiler can vectorise.
+    due = RING[row, lo:hi]
+    pcp = I[PCP, lo:hi]
+    high = I[HIGH, lo:hi]
     total = 0
-    for i in range(lo, hi):  # written without a branch on x, which is often 0 and often not
-        x = due[i]
+    flush = False
+    for j in range(hi - lo):
+        x = due[j]
         total += x
-        p = pcp[i] + x
-        if x and p >= high[i]:
-            free_hot_cold_page_n(S, I, i, x)
+        flush |= (x > 0) & (pcp[j] + x >= high[j])
+    if not flush:
+        for j in range(hi - lo):
+            pcp[j] += due[j]
+            due[j] = 0
+        return total
+    for j in range(hi - lo):
+        x = due[j]
+        if x and pcp[j] + x >= high[j]:
+            free_hot_cold_page_n(S, I, lo + j, x)
         else:
-            pcp[i] = p
-        due[i] = 0
+            pcp[j] += x
+        due[j] = 0
     return total
 
 
@@ -1399,32 +1409,60 @@ def allocate(st, row):
             m += 1
         if tt:  # writer i runs on CPU i
             task_page(S, st.F, W, WF, st.RING, st.LRU, i, tt)
-    for i in range(k, n):  # the same for the CPUs with interrupts only, without a branch
-        need_i = need_irq[i]  # on need_i (0 for most CPUs, but not for all)
-        ti = 0
-        if irq_ok:
-            p = pcp[i]
+    # The same for the CPUs with interrupts only. The common case (LOW passed: every
+    # interrupt takes what its list has, with one check each) is a pass without branches the
+    # compiler can vectorise (slices indexed from 0 need no negative-index checks), then a
+    # pass that queues the CPUs left wanting; otherwise the general pass.
+    if irq_ok and not irq_slow:
+        need_s = need_irq[k:n]
+        pcp_s = pcp[k:n]
+        ring_s = ring[k:n]
+        checks_s = checks[k:n]
+        left_s = I[LEFT_I, k:n]
+        for j in range(n - k):
+            need_i = need_s[j]
+            p = pcp_s[j]
             ti = need_i if need_i < p else p
-            pcp[i] = p - ti
-            ring[i] += ti
+            pcp_s[j] = p - ti
+            ring_s[j] += ti
             atomic_ok += ti
-        fast = ti if irq_ok else need_i
-        checks[i] += fast
-        if irq_slow:
+            checks_s[j] += ti
+            left_s[j] = need_i - ti
+        for j in range(n - k):
+            if left_s[j]:
+                i = k + j
+                I[GOT_IRQ, i] = 0
+                I[LEFT_T, i] = 0
+                seg[m] = i
+                seg_keys[m] = keys[i]
+                m += 1
+    else:
+        for i in range(k, n):
+            need_i = need_irq[i]
+            ti = 0
+            if irq_ok:
+                p = pcp[i]
+                ti = need_i if need_i < p else p
+                pcp[i] = p - ti
+                ring[i] += ti
+                atomic_ok += ti
+            fast = ti if irq_ok else need_i
             checks[i] += fast
-            if kind >= 0:
-                charge(I, kind == 1, i, fast)
-        left_i = need_i - ti
-        if not irq_ok:
-            failed += left_i
-            left_i = 0
-        if left_i:
-            I[GOT_IRQ, i] = 0
-            I[LEFT_I, i] = left_i
-            I[LEFT_T, i] = 0
-            seg[m] = i
-            seg_keys[m] = keys[i]
-            m += 1
+            if irq_slow:
+                checks[i] += fast
+                if kind >= 0:
+                    charge(I, kind == 1, i, fast)
+            left_i = need_i - ti
+            if not irq_ok:
+                failed += left_i
+                left_i = 0
+            if left_i:
+                I[GOT_IRQ, i] = 0
+                I[LEFT_I, i] = left_i
+                I[LEFT_T, i] = 0
+                seg[m] = i
+                seg_keys[m] = keys[i]
+                m += 1
     S[TK_TASK_ATTEMPTED] = task_attempted
 
     # Whoever needs the zone lock or sleeps in the allocator, in this tick's lock order.
