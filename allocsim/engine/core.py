@@ -1602,34 +1602,50 @@ def end_tick(S, F, I, D):
     fold_work = D[WORK]
     tick_cost = D[TICK_COST]
     debt = D[DEBT]
-    # One pass without branches: where the model prices no checks (n_checks == 0) or no folds,
-    # every term below is +0.0, and x + 0.0 is x for the non-negative prices here, so the
-    # costs and debts come out as the model's. (D[WM] and D[WORK] are read only when their
-    # sums are taken, below.)
-    normal_n = 1 if normal else 0
-    safe_n = 1 if safe else 0
+    # Without branches: where the model prices no checks (n_checks == 0) or no folds, every
+    # term below is +0.0, and x + 0.0 is x for the non-negative prices here, so the costs and
+    # debts come out as the model's. (D[WM] and D[WORK] are read only when their sums are
+    # taken, below.) Short loops over few rows: the compiler vectorises them (one loop over
+    # all the rows it does not), and each element still sees the model's operations in order.
     snapshot_reads = 0
+    folds_priced = n_folds or normal or safe
+    if not folds_priced:
+        # Most ticks: no fold, so no miss (misses = min(a, 0)) and no fold price; no snapshot.
+        # The terms left out are the +0.0 of the general case.
+        for i in range(n):
+            wm[i] = (checks[i] + safe_checks[i]) * check_ns
+    else:
+        normal_n = 1 if normal else 0
+        safe_n = 1 if safe else 0
+        for i in range(n):
+            c = checks[i]
+            sc = safe_checks[i]
+            a = c + sc
+            others = n_folds - folds_tick[i]  # a check misses once per write by another
+            misses = a if a < others else others
+            v = a * check_ns + misses * line_ns[i]
+            v = v + (c * normal_n) * snapshot_ns[i]
+            wm[i] = v + (sc * safe_n) * snapshot_ns[i]
+        for i in range(n):
+            snapshot_reads += checks[i] * normal_n + safe_checks[i] * safe_n
+        for i in range(n):
+            fold_work[i] = folds_tick[i] * fold_line_ns[i]
     for i in range(n):
-        c = checks[i]
-        sc = safe_checks[i]
-        a = c + sc
-        others = n_folds - folds_tick[i]  # a check misses once per write by another
-        misses = a if a < others else others
-        reads = c * normal_n + sc * safe_n
-        snapshot_reads += reads
-        v = a * check_ns + misses * line_ns[i]
-        v = v + (c * normal_n) * snapshot_ns[i]
-        v = v + (sc * safe_n) * snapshot_ns[i]
-        wm[i] = v
-        wm_by_cpu[i] += v
         checks[i] = 0
+    for i in range(n):
         safe_checks[i] = 0
-        fv = folds_tick[i] * fold_line_ns[i]
-        fold_work[i] = fv
-        cost = (other_ns[i] + v) + fv
-        tick_cost[i] = cost
-        debt[i] += cost  # + 0.0 when the tick cost nothing: the debt is unchanged
+    for i in range(n):
+        wm_by_cpu[i] += wm[i]
+    if folds_priced:
+        for i in range(n):
+            tick_cost[i] = (other_ns[i] + wm[i]) + fold_work[i]
+    else:
+        for i in range(n):
+            tick_cost[i] = other_ns[i] + wm[i]
+    for i in range(n):
         other_ns[i] = 0.0
+    for i in range(n):
+        debt[i] += tick_cost[i]  # + 0.0 when the tick cost nothing: the debt is unchanged
     S[M_SNAPSHOT_READS] += snapshot_reads
     wm_sum = 0.0
     if n_checks:
