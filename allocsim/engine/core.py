@@ -253,9 +253,12 @@ OTHER_KEY = 3
 OTHER_SORTED_KEY = 4
 OTHER_KEY_TMP = 5
 N_WF = 6
-# --- the LRU ring, LRU[LRU_D, j] and LRU[LRU_C, j] ---
+# --- the LRU ring, LRU[LRU_D, j] and LRU[LRU_C, j]; two more rows are shrink_zone's chunk ---
 LRU_D = 0
 LRU_C = 1
+ISO_D = 2
+ISO_C = 3
+N_LRU = 4
 
 # Program counters
 SP_RESTART = 0  # __alloc_pages_slowpath from the top ("restart:")
@@ -801,9 +804,10 @@ def shrink_zone(S, F, I, EV, RING, LRU, cpu, nr_to_reclaim, nr_to_scan):
     scanned = 0
     started_total = 0
     mask = LRU.shape[1] - 1
-    # isolate_tail's chunk: at most SWAP_CLUSTER_MAX runs of at least one page each
-    iso_d = np.empty(SWAP_CLUSTER_MAX, dtype=np.int64)
-    iso_c = np.empty(SWAP_CLUSTER_MAX, dtype=np.int64)
+    # isolate_tail's chunk: at most SWAP_CLUSTER_MAX runs of at least one page each (kept in
+    # two spare rows of the ring: an allocation per call cost more than the scan)
+    iso_d = LRU[ISO_D]
+    iso_c = LRU[ISO_C]
     while scanned < nr_to_scan and reclaimed < nr_to_reclaim and S[LRU_CLEAN] + S[LRU_DIRTY]:
         chunk = nr_to_scan - scanned
         if chunk > SWAP_CLUSTER_MAX:
@@ -1712,13 +1716,18 @@ def record(st, col):
     k = S[C_WRITERS]
     R[R_COUNTER, col] = clamp0(S[VM_STAT])
     x = S[VM_STAT]
-    pcp_all = 0
-    stranded = 0
+    diff = I[DIFF]
     for j in range(n):
-        x += I[DIFF, j]
-        pcp_all += I[PCP, j]
-        if j >= k:
-            stranded += I[PCP, j]
+        x += diff[j]
+    with_writer = 0
+    pcp_w = I[PCP, :k]
+    for j in range(k):
+        with_writer += pcp_w[j]
+    stranded = 0
+    pcp_s = I[PCP, k:n]
+    for j in range(n - k):
+        stranded += pcp_s[j]
+    pcp_all = with_writer + stranded
     R[R_SNAPSHOT, col] = clamp0(x)
     R[R_READ, col] = S[FREE_READ]
     R[R_BUDDY, col] = S[BUDDY]

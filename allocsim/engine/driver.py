@@ -187,7 +187,7 @@ class CompiledEngine:
         # The LRU's runs, into a ring (head = newest).
         runs = list(sim.lru.runs)
         cap = _ring_size(max(_LRU_START, 4 * len(runs)))
-        LRU = np.zeros((2, cap), dtype=np.int64)
+        LRU = np.zeros((C.N_LRU, cap), dtype=np.int64)  # the runs, and shrink_zone's chunk
         for i, (dirty, count) in enumerate(runs):
             LRU[C.LRU_D, i] = bool(dirty)
             LRU[C.LRU_C, i] = count
@@ -291,7 +291,7 @@ class CompiledEngine:
         if length + runs > cap:
             new = _ring_size(max(2 * cap, 2 * (length + runs)))
             idx = (int(S[C.LRU_HEAD]) + np.arange(length)) & (cap - 1)
-            grown = np.zeros((2, new), dtype=np.int64)
+            grown = np.zeros((C.N_LRU, new), dtype=np.int64)
             grown[:, :length] = self.LRU[:, idx]
             self.LRU = grown
             S[C.LRU_HEAD] = 0
