@@ -117,6 +117,8 @@ HAS_DIFF_LIMIT = 41
 BLOCK_START = 42
 REC_N = 43
 HAS_BUSY = 44
+DRAIN_LISTED = 45  # 1: I[DRAIN_LIST, :S[DRAIN_NLIST]] holds every CPU whose list may have pages
+DRAIN_NLIST = 46
 # --- S: the configuration ---
 C_CPUS = 50
 C_WRITERS = 51
@@ -214,7 +216,9 @@ DRAIN_CPUS = 20  # drain_all_pages: the CPUs whose lists hold pages
 SUM_LO = 21  # np_sum's stack
 SUM_N = 22
 SUM_STATE = 23
-N_I = 24
+DRAIN_LIST = 24  # the CPUs whose lists grew since the last drain (see S[DRAIN_LISTED])
+DRAIN_MARK = 25  # 1 for the CPUs in that list
+N_I = 26
 # --- D: per-CPU float rows ---
 DEBT = 0  # meter.debt
 BUSY = 1
@@ -445,12 +449,23 @@ def snapshot(S, I):
 
 
 @_jit
+def pcp_grew(S, I, cpu):
+    """Note that ``cpu``'s pcp list grew, so that the next drain_all_pages looks at it (when
+    it looks only at the CPUs noted since the last one)."""
+    if S[DRAIN_LISTED] and not I[DRAIN_MARK, cpu]:
+        I[DRAIN_MARK, cpu] = 1
+        I[DRAIN_LIST, S[DRAIN_NLIST]] = cpu
+        S[DRAIN_NLIST] += 1
+
+
+@_jit
 def rmqueue_bulk(S, I, cpu, count):
     """Move up to ``count`` pages from the buddy lists to ``cpu``'s pcp list."""
     got = count if count < S[BUDDY] else S[BUDDY]
     if got:
         S[BUDDY] -= got
         I[PCP, cpu] += got
+        pcp_grew(S, I, cpu)
         mod_zone_page_state(S, I, cpu, -got)
     return got
 
@@ -480,6 +495,7 @@ def free_hot_cold_page_n(S, I, cpu, nr):
     """``free_hot_cold_page`` ``nr`` times on ``cpu``, flushing a batch at ``high``."""
     if nr <= 0:
         return 0
+    pcp_grew(S, I, cpu)
     high = I[HIGH, cpu]
     batch = I[BATCH, cpu]
     flushed = 0
@@ -586,10 +602,28 @@ def drain_all_pages(S, F, I, D, EV, cpu):
     pcp = I[PCP]
     busy = I[DRAIN_CPUS]
     nb = 0
-    for i in range(n):
-        if pcp[i]:
-            busy[nb] = i
-            nb += 1
+    # The lists that may have pages: those that grew since the last drain, when that is known
+    # (drains come in bursts, and little is freed between them); otherwise all of them. The
+    # order of the flushes below does not matter: each touches its own CPU's list and diff,
+    # and the shared counts are sums.
+    listed = I[DRAIN_LIST]
+    mark = I[DRAIN_MARK]
+    if S[DRAIN_LISTED]:
+        for x in range(S[DRAIN_NLIST]):
+            i = listed[x]
+            mark[i] = 0
+            if pcp[i]:
+                busy[nb] = i
+                nb += 1
+    else:
+        for x in range(S[DRAIN_NLIST]):
+            mark[listed[x]] = 0
+        for i in range(n):
+            if pcp[i]:
+                busy[nb] = i
+                nb += 1
+    S[DRAIN_NLIST] = 0
+    S[DRAIN_LISTED] = 1  # every list is empty below: from here on, the growing ones are noted
     own = pcp[cpu]
     # others.max(): the largest price among the CPUs but the sender (0.0 if there are none)
     biggest = 0.0
@@ -1161,6 +1195,8 @@ def free_due(S, I, RING, row, lo, hi):
         x = due[j]
         total += x
         flush |= (x > 0) & (pcp[j] + x >= high[j])
+    if total:  # lists grow here without being noted one by one: the next drain looks at all
+        S[DRAIN_LISTED] = 0
     if not flush:
         for j in range(hi - lo):
             pcp[j] += due[j]

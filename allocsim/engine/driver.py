@@ -225,6 +225,7 @@ class CompiledEngine:
         for key, idx in _NS_KINDS:
             F[idx] = sim.meter.ns_by_kind[key]
         S[C.T] = sim.t
+        S[C.DRAIN_LISTED] = 0  # the next drain looks at every pcp list
         S[C.NORMAL_THRESHOLD] = sim.zone.normal_threshold
         wake_at = sim.kswapd.wake_at
         S[C.KS_WAKE_AT] = _INF if wake_at == math.inf else wake_at
