@@ -1449,15 +1449,18 @@ def allocate(st, row):
             m += 1
         if tt:  # writer i runs on CPU i
             task_page(S, st.F, W, WF, st.RING, st.LRU, i, tt)
-    # The same for the CPUs with interrupts only. The common case (LOW passed: every
-    # interrupt takes what its list has, with one check each) is a pass without branches the
-    # compiler can vectorise (slices indexed from 0 need no negative-index checks), then a
-    # pass that queues the CPUs left wanting; otherwise the general pass.
-    if irq_ok and not irq_slow:
-        need_s = need_irq[k:n]
+    # The same for the CPUs with interrupts only, as passes without branches the compiler can
+    # vectorise (slices indexed from 0 need no negative-index checks): each interrupt pays
+    # its checks (the fast one; again after LOW failed; the one wakeup_kswapd's caller pays,
+    # ordinary or safe), takes what its list has or fails with the rest; then a pass queues
+    # the CPUs left wanting.
+    on_checks = 1 + (1 if irq_slow else 0) + (1 if kind == 0 else 0)
+    on_safe = 1 if kind == 1 else 0
+    need_s = need_irq[k:n]
+    checks_s = checks[k:n]
+    if irq_ok:
         pcp_s = pcp[k:n]
         ring_s = ring[k:n]
-        checks_s = checks[k:n]
         left_s = I[LEFT_I, k:n]
         for j in range(n - k):
             need_i = need_s[j]
@@ -1466,8 +1469,12 @@ def allocate(st, row):
             pcp_s[j] = p - ti
             ring_s[j] += ti
             atomic_ok += ti
-            checks_s[j] += ti
+            checks_s[j] += ti * on_checks
             left_s[j] = need_i - ti
+        if on_safe:
+            safe_s = I[SAFE_CHECKS, k:n]
+            for j in range(n - k):
+                safe_s[j] += need_s[j] - left_s[j]
         for j in range(n - k):
             if left_s[j]:
                 i = k + j
@@ -1477,32 +1484,15 @@ def allocate(st, row):
                 seg_keys[m] = keys[i]
                 m += 1
     else:
-        for i in range(k, n):
-            need_i = need_irq[i]
-            ti = 0
-            if irq_ok:
-                p = pcp[i]
-                ti = need_i if need_i < p else p
-                pcp[i] = p - ti
-                ring[i] += ti
-                atomic_ok += ti
-            fast = ti if irq_ok else need_i
-            checks[i] += fast
-            if irq_slow:
-                checks[i] += fast
-                if kind >= 0:
-                    charge(I, kind == 1, i, fast)
-            left_i = need_i - ti
-            if not irq_ok:
-                failed += left_i
-                left_i = 0
-            if left_i:
-                I[GOT_IRQ, i] = 0
-                I[LEFT_I, i] = left_i
-                I[LEFT_T, i] = 0
-                seg[m] = i
-                seg_keys[m] = keys[i]
-                m += 1
+        # Every interrupt's check fails the same way: the allocations fail (nopage).
+        for j in range(n - k):
+            x = need_s[j]
+            checks_s[j] += x * on_checks
+            failed += x
+        if on_safe:
+            safe_s = I[SAFE_CHECKS, k:n]
+            for j in range(n - k):
+                safe_s[j] += need_s[j]
     S[TK_TASK_ATTEMPTED] = task_attempted
 
     # Whoever needs the zone lock or sleeps in the allocator, in this tick's lock order.
