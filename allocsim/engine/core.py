@@ -1277,22 +1277,22 @@ def sort_by_key(keys, vals, tmp_keys, tmp_vals, counts, m):
 def refill_run(S, I, EV, a, b, low_ok):
     """``refill_run`` of ``Simulation._allocate``: the interrupt-only CPUs ``I[SEG, a:b]`` with
     empty pcp lists, one batch each, in lock order. Returns the interrupt allocations failed."""
-    for x in range(a, b):
-        cpu = I[SEG, x]
-        charge(I, False, cpu, I[LEFT_I, cpu])  # the check that let the refill happen
+    # The checks (the one that let the refill happen; if LOW failed, that one first and the
+    # one wakeup_kswapd's caller pays) are counts that only the cost meter reads at the end of
+    # the tick, so they are added in the same pass as the refills.
+    kind = -1
     if not low_ok:
         kind = wakeup_kswapd(S, EV)
-        for x in range(a, b):
-            cpu = I[SEG, x]
-            charge(I, False, cpu, I[LEFT_I, cpu])  # LOW failed first
-            if kind >= 0:
-                charge(I, kind == 1, cpu, I[LEFT_I, cpu])
+    on_checks = 1 + (0 if low_ok else 1) + (1 if kind == 0 else 0)
     failed = 0
     short_any = False
     for x in range(a, b):
         cpu = I[SEG, x]
-        got = rmqueue_bulk(S, I, cpu, I[BATCH, cpu])
         need = I[LEFT_I, cpu]
+        I[CHECKS, cpu] += need * on_checks
+        if kind == 1:
+            I[SAFE_CHECKS, cpu] += need
+        got = rmqueue_bulk(S, I, cpu, I[BATCH, cpu])
         take = need if need < got else got
         I[PCP, cpu] -= take
         I[GOT_IRQ, cpu] += take
