@@ -1410,52 +1410,53 @@ def allocate(st, row):
     task_attempted = 0
     failed = 0
     m = 0
-    for i in range(k):  # the CPUs with a writer
+    # Each interrupt pays its checks: the fast one; again after LOW failed; the one
+    # wakeup_kswapd's caller pays (ordinary or safe).
+    on_checks = 1 + (1 if irq_slow else 0) + (1 if kind == 0 else 0)
+    on_safe = 1 if kind == 1 else 0
+    irq_n = 1 if irq_ok else 0
+    low_n = 1 if low_ok else 0
+    # The CPUs with a writer: first what each takes from its own list, interrupts first, as
+    # a pass without branches (vectorised); then, in CPU order, the writers' pages and the
+    # queue for the lock. (task_page reads nothing the first pass writes.)
+    take_t = I[TAKE_T]
+    left_irq = I[LEFT_I]
+    left_task = I[LEFT_T]
+    for i in range(k):
         need_i = need_irq[i]
         need_t = need_task[i]
-        if need_i == 0 and need_t == 0:
-            continue  # nothing asked of this CPU this tick: no check, no change
-        ti = 0
-        if irq_ok:
-            ti = need_i if need_i < pcp[i] else pcp[i]
-            pcp[i] -= ti
-            ring[i] += ti
-            atomic_ok += ti
-        tt = 0
-        if low_ok:
-            tt = need_t if need_t < pcp[i] else pcp[i]
-            pcp[i] -= tt
+        p = pcp[i]
+        ti = (need_i if need_i < p else p) * irq_n
+        p -= ti
+        tt = (need_t if need_t < p else p) * low_n
+        pcp[i] = p - tt
+        ring[i] += ti
+        atomic_ok += ti
         ok_t += tt
         task_attempted += need_t
-        # The checks these decisions stand for, one per allocation, on its CPU.
         fast = ti if irq_ok else need_i
-        checks[i] += tt + fast
-        if irq_slow:
-            checks[i] += fast
-            if kind >= 0:
-                charge(I, kind == 1, i, fast)
-        left_i = need_i - ti
-        if not irq_ok:
-            # Every interrupt's check fails the same way: the allocations fail (nopage).
-            failed += left_i
-            left_i = 0
-        left_t = need_t - tt
-        if left_i or left_t:  # needs the zone lock: in this tick's lock order, below
+        checks[i] += tt + fast * on_checks
+        # Every interrupt's check fails the same way without irq_ok: they fail (nopage).
+        failed += need_i * (1 - irq_n)
+        left_irq[i] = (need_i - ti) * irq_n
+        left_task[i] = need_t - tt
+        take_t[i] = tt
+    if on_safe:
+        safe_checks = I[SAFE_CHECKS]
+        for i in range(k):
+            safe_checks[i] += need_irq[i] - left_irq[i] if irq_ok else need_irq[i]
+    for i in range(k):
+        if left_irq[i] or left_task[i]:  # needs the zone lock: in this tick's lock order
             I[GOT_IRQ, i] = 0
-            I[LEFT_I, i] = left_i
-            I[LEFT_T, i] = left_t
             seg[m] = i
             seg_keys[m] = keys[i]
             m += 1
-        if tt:  # writer i runs on CPU i
-            task_page(S, st.F, W, WF, st.RING, st.LRU, i, tt)
+        if take_t[i]:  # writer i runs on CPU i
+            task_page(S, st.F, W, WF, st.RING, st.LRU, i, take_t[i])
     # The same for the CPUs with interrupts only, as passes without branches the compiler can
     # vectorise (slices indexed from 0 need no negative-index checks): each interrupt pays
-    # its checks (the fast one; again after LOW failed; the one wakeup_kswapd's caller pays,
-    # ordinary or safe), takes what its list has or fails with the rest; then a pass queues
-    # the CPUs left wanting.
-    on_checks = 1 + (1 if irq_slow else 0) + (1 if kind == 0 else 0)
-    on_safe = 1 if kind == 1 else 0
+    # its checks, takes what its list has or fails with the rest; then a pass queues the
+    # CPUs left wanting.
     need_s = need_irq[k:n]
     checks_s = checks[k:n]
     if irq_ok:
