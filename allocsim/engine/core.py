@@ -1779,14 +1779,16 @@ def record(st, col):
     R[R_TASKS_IN_ALLOCATOR, col] = S[IN_ALLOCATOR]
     spinning = 0
     if S[IN_ALLOCATOR]:
+        spin = W[SPINNING]
+        running = W[RUNNING]
         for j in range(k):
-            if W[SPINNING, j] and not W[RUNNING, j]:
-                spinning += 1
+            spinning += (spin[j] != 0) & (running[j] == 0)
     R[R_TASKS_SPINNING, col] = spinning
     throttled = 0
+    until = W[THROTTLED_UNTIL]
+    t1 = S[T] + 1
     for j in range(k):
-        if W[THROTTLED_UNTIL, j] > S[T] + 1:
-            throttled += 1
+        throttled += until[j] > t1
     R[R_TASKS_THROTTLED, col] = throttled
     R[R_WRITEBACK, col] = S[WB_IN_FLIGHT]
     R[R_LRU_DIRTY, col] = S[LRU_DIRTY]
