@@ -443,8 +443,9 @@ def snapshot(S, I):
     """``zone_page_state_snapshot``: the counter plus every CPU's diff, clamped."""
     S[ZONE_SNAPSHOT_READS] += 1
     x = S[VM_STAT]
+    diff = I[DIFF]
     for i in range(S[C_CPUS]):
-        x += I[DIFF, i]
+        x += diff[i]
     return clamp0(x)
 
 
@@ -1823,7 +1824,11 @@ def step(st, col):
     safe_snapshot = 0
     free_safe = clamp0(S[VM_STAT])
     if S[DRIFT_MARK] and free_safe < S[DRIFT_MARK]:
-        free_safe = snapshot(S, I)
+        if normal_snapshot:  # the same sum, read again (nothing changed in between)
+            S[ZONE_SNAPSHOT_READS] += 1
+            free_safe = free
+        else:
+            free_safe = snapshot(S, I)
         safe_snapshot = 1
     S[FREE_READ_SAFE] = free_safe
     # CostMeter.begin_tick
@@ -1832,14 +1837,17 @@ def step(st, col):
     S[HAS_BUSY] = 0
     if S[DEBT_ANY]:
         S[HAS_BUSY] = 1
-        any_debt = 0
+        any_debt = False
+        debt = D[DEBT]
+        busy = D[BUSY]
         for i in range(n):
-            b = D[DEBT, i] if D[DEBT, i] < TICK_NS else TICK_NS
-            D[BUSY, i] = b
-            D[DEBT, i] -= b
-            if D[DEBT, i] != 0:
-                any_debt = 1
-        S[DEBT_ANY] = any_debt
+            d = debt[i]
+            b = d if d < TICK_NS else TICK_NS
+            busy[i] = b
+            d -= b
+            debt[i] = d
+            any_debt |= d != 0
+        S[DEBT_ANY] = 1 if any_debt else 0
 
     # 1. I/O completions: request pages freed where the interrupt runs, data pages clean.
     slot = t % S[C_IO_SLOTS]
