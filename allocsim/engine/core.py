@@ -26,6 +26,12 @@ How the Python model's sleeping code becomes array state:
   and ``WF`` one row per per-writer array; ``RING`` the delayed frees. Few, large arrays keep
   numba's compile time (each function's argument types) small; the names of the rows are the
   constants below.
+* A tick costs a few passes over the CPUs, so those passes are kept cheap without changing a
+  number: per-CPU work the model does in one vector expression is written as short loops over
+  few rows without branches (the compiler vectorises them; slices indexed from 0 spare it the
+  checks for negative indices); nothing is allocated per tick (scratch rows instead); empty
+  rings and idle CPUs are skipped where their turn would change nothing; integer counts that
+  only the cost meter reads are added in whatever pass is at hand.
 
 Only order-0 GFP_KERNEL / GFP_NOFS / GFP_NOIO / GFP_ATOMIC requests reach this code (as in the
 model); branches of the kernel functions that such requests can never take are left out and
