@@ -23,6 +23,7 @@ a cell that shows a demo starts a sub-slide (it fills the screen), the setup cel
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -192,6 +193,11 @@ def sync() -> list[Path]:
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
             written.append(path)
+        # The pair's times equal: jupytext in JupyterLab refuses to open a notebook whose .ipynb
+        # is over a second newer than its .md ("more recent than"), which a fresh write is.
+        md_time = md.stat().st_mtime_ns
+        if path.stat().st_mtime_ns > md_time:
+            os.utime(path, ns=(md_time, md_time))
     return written
 
 

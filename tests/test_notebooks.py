@@ -252,3 +252,21 @@ def test_handouts_leave_out_interactive_only_cells():
         if "interactive-only" in c.metadata.get("tags", [])
     ]
     assert any("tick the three patch boxes" in c.source.lower() for c in tagged)
+
+
+def test_sync_leaves_no_notebook_newer_than_its_text_source(tmp_path, monkeypatch):
+    """After _sync.py writes a notebook, the .ipynb is not newer than its .md (jupytext in
+    JupyterLab refuses to open a notebook more than a second newer than its paired text)."""
+    import os
+    import shutil
+
+    sync = _sync_module()
+    md = sync.chapters()[0]
+    shutil.copy2(md, tmp_path / md.name)
+    shutil.copy2(md.with_suffix(".ipynb"), tmp_path / md.with_suffix(".ipynb").name)
+    old = (tmp_path / md.name).stat().st_mtime_ns - 60 * 10**9
+    os.utime(tmp_path / md.name, ns=(old, old))  # the text source a minute older
+    monkeypatch.setattr(sync, "HERE", tmp_path)
+    sync.sync()
+    ipynb = tmp_path / md.with_suffix(".ipynb").name
+    assert ipynb.stat().st_mtime_ns <= (tmp_path / md.name).stat().st_mtime_ns
