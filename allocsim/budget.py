@@ -38,10 +38,10 @@ __all__ = [
 # many-CPU figure.
 TICK_US = 28.0
 CPU_TICK_NS = 271.0
-# The same for the compiled engine (allocsim.engine), the default when numba is installed: 3.8 µs
-# per simulated ms on the small preset; 73-129 ns per CPU-tick at 1024 and 4096 CPUs.
-COMPILED_TICK_US = 3.8
-COMPILED_CPU_TICK_NS = 129.0
+# The same for the compiled engine (allocsim.engine), the default when numba is installed: 4.4 µs
+# per simulated ms on the small preset; 50-79 ns per CPU-tick at 1024 and 4096 CPUs.
+COMPILED_TICK_US = 4.4
+COMPILED_CPU_TICK_NS = 79.0
 
 # One tick of every recorded series, in bytes (the int64 series are 8 bytes, kswapd_state 1).
 SERIES_BYTES_PER_TICK = sum(np.dtype(dt).itemsize for dt, _ in SERIES.values())
