@@ -17,6 +17,11 @@ per tick, for one small random integer per *arrival* instead of a Poisson draw (
 uniforms) per CPU per tick. At 0.3 interrupts per CPU per ms that is about a tenth of the cost,
 which matters at 1024 and 4096 CPUs (benchmarks/README.md).
 
+Above ``SPLIT_MAX_RATE`` (16 per tick) a run is drawn as one Poisson number per CPU per tick
+instead: there the arrivals outnumber the ticks so much that placing each one costs more than a
+Poisson draw per tick, and one block would hold tens of millions of them (the same law either
+way).
+
 **Lock order** (:func:`lock_keys`): each CPU draws a 16-bit key per tick; whoever needs the zone
 lock in that tick takes it in key order. CPUs with equal keys (rare: a few hundred contenders
 among 65,536 keys) go in CPU order, and a CPU's own demand goes before a task or kernel thread
@@ -27,9 +32,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["BLOCK", "arrival_block", "lock_keys", "rate_runs"]
+__all__ = ["BLOCK", "SPLIT_MAX_RATE", "arrival_block", "arrival_draws", "lock_keys", "rate_runs"]
 
 BLOCK = 256  # ticks of workload drawn at once
+# Runs whose rate is above this are drawn one Poisson number per tick (module docstring). Every
+# preset's rates are below it (the readers' 12 pages/ms is the highest).
+SPLIT_MAX_RATE = 16.0
+# arrival_block lays out at most this many arrivals at once (its index arrays are 8 bytes each).
+_LAYOUT_CHUNK = 1 << 22
 
 
 def rate_runs(rates: np.ndarray) -> list[tuple[int, int, float]]:
@@ -45,12 +55,16 @@ def arrival_draws(rng: np.random.Generator, rates: np.ndarray, width: int):
 
     Returns ``[(first, end, counts, ticks), ...]`` for each run of equal, positive rate:
     ``counts[c]`` arrivals for CPU (or writer) ``c`` over ticks ``first .. end-1``, and ``ticks``
-    the tick (within the block) of each arrival, CPU 0's first, then CPU 1's...
+    the tick (within the block) of each arrival, CPU 0's first, then CPU 1's... For a run above
+    ``SPLIT_MAX_RATE``, ``counts`` is the run's ticks x CPUs array of counts and ``ticks`` None.
     """
     draws = []
     for first, end, rate in rate_runs(rates):
         if rate <= 0.0:
             continue  # no draw at all: a quiet run costs nothing and consumes nothing
+        if rate > SPLIT_MAX_RATE:
+            draws.append((first, end, rng.poisson(rate, (end - first, width)), None))
+            continue
         counts = rng.poisson(rate * (end - first), width)
         total = int(np.add.reduce(counts))
         # Ticks fit in 8 bits (BLOCK = 256): numpy then draws four per 32-bit word.
@@ -63,11 +77,23 @@ def arrival_block(rng: np.random.Generator, rates: np.ndarray, width: int) -> np
     """Arrivals for ``len(rates)`` ticks x ``width`` CPUs, Poisson(``rates[t]``) in tick ``t``,
     independent across ticks and CPUs (drawn by :func:`arrival_draws`)."""
     out = np.zeros(len(rates) * width, dtype=np.int64)
-    for _first, _end, counts, ticks in arrival_draws(rng, rates, width):
-        where = ticks.astype(np.intp)
-        where *= width
-        where += np.repeat(np.arange(width), counts)
-        out += np.bincount(where, minlength=len(out))
+    for first, end, counts, ticks in arrival_draws(rng, rates, width):
+        if ticks is None:
+            out[first * width : end * width] += counts.ravel()
+            continue
+        # CPU by CPU in groups, so that the index arrays stay small whatever the rate.
+        ends = np.cumsum(counts)
+        lo = 0
+        while lo < width:
+            start = int(ends[lo - 1]) if lo else 0
+            hi = int(np.searchsorted(ends, start + _LAYOUT_CHUNK, side="right"))
+            hi = min(width, max(hi, lo + 1))
+            stop = int(ends[hi - 1])
+            where = ticks[start:stop].astype(np.intp)
+            where *= width
+            where += np.repeat(np.arange(lo, hi), counts[lo:hi])
+            out += np.bincount(where, minlength=len(out))
+            lo = hi
     return out.reshape(len(rates), width)
 
 

@@ -260,7 +260,7 @@ def test_engine_compiled_refuses_the_scalar_kernel_path():
 
 
 @pytest.mark.parametrize("width", [1, 7, 256])
-@pytest.mark.parametrize("rate", [0.0, 0.3, 3.0, 12.0, "burst", "burst-end"])
+@pytest.mark.parametrize("rate", [0.0, 0.3, 3.0, 12.0, 40.0, "burst", "burst-end", "burst-high"])
 def test_engine_arrival_layout_is_the_python_engines_and_leaves_the_generator_alike(rate, width):
     """The compiled engine lays out the workload's arrival draws (numba) exactly as
     ``arrival_block`` does (numpy), and both leave the Generator in the same state."""
@@ -272,13 +272,18 @@ def test_engine_arrival_layout_is_the_python_engines_and_leaves_the_generator_al
         rates = np.where(ticks >= 100, 0.3, 0.0)
     elif rate == "burst-end":
         rates = np.where((ticks >= 20) & (ticks < 180), 3.0, 0.3)
+    elif rate == "burst-high":  # a run split into ticks, then one drawn tick by tick
+        rates = np.where(ticks >= 60, 40.0, 0.3)
     else:
         rates = np.full(256, rate)
     ours, theirs = np.random.default_rng(11), np.random.default_rng(11)
     out = np.full((256, width), -5, dtype=np.int64)
     out.fill(0)
-    for _first, _end, counts, where in arrival_draws(ours, rates, width):
-        assert add_arrivals(out, counts, where) == len(where)
+    for first, end, counts, where in arrival_draws(ours, rates, width):
+        if where is None:
+            out[first:end] += counts
+        else:
+            assert add_arrivals(out, counts, where) == len(where)
     assert np.array_equal(out, arrival_block(theirs, rates, width))
     assert ours.bit_generator.state == theirs.bit_generator.state
     assert ours.random() == theirs.random()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from allocsim import Simulation
+from allocsim import Simulation, workload
 from allocsim.config import preset
 from allocsim.trace import Event, events_from_rows
 from allocsim.workload import BLOCK, arrival_block, arrival_draws, lock_keys, rate_runs
@@ -14,7 +14,7 @@ def _blocks(rates, width=512, n=40, seed=5):
     return np.stack([arrival_block(rng, rates, width) for _ in range(n)])
 
 
-@pytest.mark.parametrize("rate", [0.3, 3.0, 12.0])
+@pytest.mark.parametrize("rate", [0.3, 3.0, 12.0, 40.0])
 def test_workload_arrivals_per_tick_are_poisson(rate):
     """Each tick's count has the Poisson law of its rate: mean, variance and P(0), P(1) within
     a few standard errors over 40 blocks x 512 CPUs."""
@@ -98,3 +98,24 @@ def test_workload_events_from_rows_are_ordinary_events():
     got = events_from_rows(rows, names)
     assert got == [Event(3, "b", 7, 0), Event(4, "a", -1, 12)]
     assert hash(got[0]) == hash(Event(3, "b", 7, 0)) and repr(got[1]) == repr(Event(4, "a", -1, 12))
+
+
+def test_workload_high_rates_are_drawn_tick_by_tick():
+    """Above SPLIT_MAX_RATE a run is one Poisson number per CPU per tick (no list of arrivals
+    tens of millions long); below it, a count per CPU and a tick per arrival."""
+    rng = np.random.default_rng(3)
+    ticks = np.arange(BLOCK)
+    rates = np.where(ticks < 100, 0.3, 2 * workload.SPLIT_MAX_RATE)
+    (a, b, counts, where), (c, d, dense, none) = arrival_draws(rng, rates, 8)
+    assert (a, b, c, d) == (0, 100, 100, BLOCK)
+    assert counts.shape == (8,) and len(where) == counts.sum() and none is None
+    assert dense.shape == (BLOCK - 100, 8)
+
+
+def test_workload_layout_in_groups_of_cpus_is_the_same(monkeypatch):
+    """arrival_block lays arrivals out a group of CPUs at a time (bounded memory): any group
+    size gives the same block."""
+    rates = np.full(BLOCK, 3.0)
+    whole = arrival_block(np.random.default_rng(9), rates, 300)
+    monkeypatch.setattr(workload, "_LAYOUT_CHUNK", 1000)  # about one CPU's arrivals per group
+    assert np.array_equal(arrival_block(np.random.default_rng(9), rates, 300), whole)

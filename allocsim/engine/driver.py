@@ -312,8 +312,11 @@ class CompiledEngine:
             (sim._rng_task, task_rates, max(1, cfg.writer_cpus), self.TASK),
         ):
             out.fill(0)
-            for _first, _end, counts, ticks in arrival_draws(rng, rates, width):
-                add_arrivals(out, counts, ticks)
+            for first, end, counts, ticks in arrival_draws(rng, rates, width):
+                if ticks is None:  # a run drawn tick by tick (above SPLIT_MAX_RATE)
+                    out[first:end, :width] += counts
+                else:
+                    add_arrivals(out, counts, ticks)
         sim._irq_block = self.IRQ
         sim._task_block = self.TASK
         sim._lock_block = self.LOCK = lock_keys(sim._rng_lock, cfg.cpus)
