@@ -264,7 +264,7 @@ def test_engine_compiled_refuses_the_scalar_kernel_path():
 def test_engine_arrival_layout_is_the_python_engines_and_leaves_the_generator_alike(rate, width):
     """The compiled engine lays out the workload's arrival draws (numba) exactly as
     ``arrival_block`` does (numpy), and both leave the Generator in the same state."""
-    from allocsim.engine.draw import add_arrivals
+    from allocsim.engine.draw import lay_out_arrivals
     from allocsim.workload import arrival_block, arrival_draws
 
     ticks = np.arange(256)
@@ -279,11 +279,8 @@ def test_engine_arrival_layout_is_the_python_engines_and_leaves_the_generator_al
     ours, theirs = np.random.default_rng(11), np.random.default_rng(11)
     out = np.full((256, width), -5, dtype=np.int64)
     out.fill(0)
-    for first, end, counts, where in arrival_draws(ours, rates, width):
-        if where is None:
-            out[first:end] += counts
-        else:
-            assert add_arrivals(out, counts, where) == len(where)
+    draws = arrival_draws(ours, rates, width)
+    assert lay_out_arrivals(out, draws) == sum(len(d[3]) for d in draws if d[3] is not None)
     assert np.array_equal(out, arrival_block(theirs, rates, width))
     assert ours.bit_generator.state == theirs.bit_generator.state
     assert ours.random() == theirs.random()

@@ -17,3 +17,17 @@ def add_arrivals(out, counts, ticks):
             out[ticks[j], c] += 1
             j += 1
     return j
+
+
+def lay_out_arrivals(out, draws) -> int:
+    """Add one block's :func:`allocsim.workload.arrival_draws` into ``out`` (ticks x CPUs,
+    zeroed by the caller): runs drawn tick by tick as they are, split runs by
+    :func:`add_arrivals`. The same block as ``arrival_block`` lays out with numpy. Returns how
+    many arrivals of split runs it placed."""
+    placed = 0
+    for first, end, counts, ticks in draws:
+        if ticks is None:  # a run above SPLIT_MAX_RATE, drawn tick by tick
+            out[first:end, : counts.shape[1]] += counts
+        else:
+            placed += add_arrivals(out, counts, ticks)
+    return placed

@@ -27,7 +27,7 @@ from ..trace import SERIES, events_from_rows
 from ..vmstat import zone_pressure_threshold
 from ..workload import arrival_draws, lock_keys
 from . import core as C
-from .draw import add_arrivals
+from .draw import lay_out_arrivals
 
 __all__ = ["CompiledEngine", "RingLRU", "EVENT_NAMES"]
 
@@ -312,11 +312,7 @@ class CompiledEngine:
             (sim._rng_task, task_rates, max(1, cfg.writer_cpus), self.TASK),
         ):
             out.fill(0)
-            for first, end, counts, ticks in arrival_draws(rng, rates, width):
-                if ticks is None:  # a run drawn tick by tick (above SPLIT_MAX_RATE)
-                    out[first:end, :width] += counts
-                else:
-                    add_arrivals(out, counts, ticks)
+            lay_out_arrivals(out, arrival_draws(rng, rates, width))
         sim._irq_block = self.IRQ
         sim._task_block = self.TASK
         sim._lock_block = self.LOCK = lock_keys(sim._rng_lock, cfg.cpus)
