@@ -286,13 +286,13 @@ FL_SLOWPATH = 1  # asleep in __alloc_pages_slowpath for a request page
 RC_DONE = 0
 RC_ROOM = 1  # the event or LRU buffer needs room before the next tick
 
-_jit = njit(cache=True, nogil=True)
+_jit = njit(cache=True, nogil=True, _nrt=False)
 
 
 # ---------------------------------------------------------------------------------------------
 # Numbers
 # ---------------------------------------------------------------------------------------------
-@njit(cache=True, nogil=True, inline="always")
+@njit(cache=True, nogil=True, inline="always", _nrt=False)
 def _block_sum(a, lo, n):
     """numpy's pairwise_sum on a block of at most 128 elements. (The main loop indexes with
     unsigned integers: numba then leaves out the check for negative indices, a third of the
