@@ -125,6 +125,9 @@ REC_N = 43
 HAS_BUSY = 44
 DRAIN_LISTED = 45  # 1: I[DRAIN_LIST, :S[DRAIN_NLIST]] holds every CPU whose list may have pages
 DRAIN_NLIST = 46
+OTHER_IDLE_N = 47  # drains this tick whose idle price is not yet in every D[OTHER_NS] entry
+IDLE_SEQ_N = 48  # D[IDLE_SEQ, 0 .. S[IDLE_SEQ_N]] are valid
+IDLE_LEAF_OK = 49  # D[IDLE_LEAF] belongs to the current idle price
 # --- S: the configuration ---
 C_CPUS = 50
 C_WRITERS = 51
@@ -224,7 +227,9 @@ SUM_N = 22
 SUM_STATE = 23
 DRAIN_LIST = 24  # the CPUs whose lists grew since the last drain (see S[DRAIN_LISTED])
 DRAIN_MARK = 25  # 1 for the CPUs in that list
-N_I = 26
+OTHER_FROM = 26  # D[OTHER_NS, i] holds the idle prices of this tick's drains before this one
+DIRTY8 = 27  # drain_all_pages: 1 for each group of 8 CPUs whose price is not the idle one
+N_I = 28
 # --- D: per-CPU float rows ---
 DEBT = 0  # meter.debt
 BUSY = 1
@@ -240,7 +245,9 @@ KEYS = 10
 DRAIN_WORK = 11  # drain_all_pages' prices: all F[F_DRAIN_IDLE_NS] between calls
 KEYS_TMP = 12  # scratch of sort_by_key
 SUM_PARTIAL = 13  # np_sum's stack of partial sums
-N_D = 14
+IDLE_SEQ = 14  # IDLE_SEQ[j]: 0.0 plus the idle drain price, j times over, added one by one
+IDLE_LEAF = 15  # IDLE_LEAF[m]: _block_sum of m idle prices (-1.0: not known yet)
+N_D = 16
 # --- W / WF: per-writer rows (k + 2 columns: column k is the flusher's slow path) ---
 RUNNING = 0
 SPINNING = 1
@@ -342,9 +349,20 @@ def np_sum(a, I, D):
     (``len(a) <= n``): a fresh one per call, or a call per level of the tree, cost more than
     the additions.
     """
+    return _np_sum_walk(a, I, D, False)
+
+
+@njit(cache=True, nogil=True, inline="always", _nrt=False)
+def _np_sum_walk(a, I, D, idle_leaves):
+    """:func:`np_sum`; with ``idle_leaves``, a leaf of the walk in which ``I[DIRTY8]`` marks no
+    group of 8 elements holds the idle drain price in every element, and its sum is looked up
+    in ``D[IDLE_LEAF]`` (by length) rather than added again: the same bits, since it is the
+    same sum of the same numbers."""
     n = len(a)
     if n <= 128:
         return 0.0 + _block_sum(a, 0, n)
+    dirty8 = I[DIRTY8]
+    leaf = D[IDLE_LEAF]
     los = I[SUM_LO]
     ns = I[SUM_N]
     states = I[SUM_STATE]
@@ -358,7 +376,20 @@ def np_sum(a, I, D):
         lo = los[top]
         m = ns[top]
         if m <= 128:
-            sums[nsums] = _block_sum(a, lo, m)
+            clean = idle_leaves
+            if clean:
+                for g in range(lo // 8, (lo + m + 7) // 8):
+                    if dirty8[g]:
+                        clean = False
+                        break
+            if clean:
+                v = leaf[m]
+                if v < 0.0:
+                    v = _block_sum(a, lo, m)
+                    leaf[m] = v
+                sums[nsums] = v
+            else:
+                sums[nsums] = _block_sum(a, lo, m)
             nsums += 1
             top -= 1
             continue
@@ -587,6 +618,40 @@ def alloc_pages_nodemask(S, I, EV, cpu, slow_flags, nr):
 
 
 @_jit
+def other_catch_up(S, F, I, D, i):
+    """Add to ``D[OTHER_NS, i]`` the idle prices of this tick's drains it has not had yet.
+
+    ``CostMeter.drain_all_pages`` adds each drain's price to every CPU's ``other_ns``: for most
+    CPUs the same idle price (an IPI received, an empty list), drain after drain. The core adds
+    those late, when the entry is next read or written (``S[OTHER_IDLE_N]`` drains so far,
+    ``I[OTHER_FROM, i]`` already in), one addition at a time as the model does: an entry still
+    0.0 takes the sum from ``D[IDLE_SEQ]``, where those additions were done once for all."""
+    g = S[OTHER_IDLE_N]
+    j = g - I[OTHER_FROM, i]
+    if j:
+        v = D[OTHER_NS, i]
+        if v == 0.0 and j <= S[IDLE_SEQ_N]:
+            v = D[IDLE_SEQ, j]
+        else:
+            idle = F[F_DRAIN_IDLE_NS]
+            for _ in range(j):
+                v += idle
+        D[OTHER_NS, i] = v
+        I[OTHER_FROM, i] = g
+
+
+@_jit
+def other_catch_up_all(S, F, I, D):
+    """:func:`other_catch_up` for every CPU; then no drain is pending."""
+    if S[OTHER_IDLE_N]:
+        for i in range(S[C_CPUS]):
+            other_catch_up(S, F, I, D, i)
+        for i in range(S[C_CPUS]):
+            I[OTHER_FROM, i] = 0
+        S[OTHER_IDLE_N] = 0
+
+
+@_jit
 def drain_all_pages(S, F, I, D, EV, cpu):
     """Patch 3's ``drain_all_pages`` from ``cpu``: price the IPIs, flush every pcp list."""
     n = S[C_CPUS]
@@ -603,9 +668,13 @@ def drain_all_pages(S, F, I, D, EV, cpu):
     idle = k * (recv + 0 * per_page)
     work = D[DRAIN_WORK]
     if idle != F[F_DRAIN_IDLE_NS]:  # first call (or another price): refill the row
+        other_catch_up_all(S, F, I, D)  # (at the old price)
         for i in range(n):
             work[i] = idle
         F[F_DRAIN_IDLE_NS] = idle
+        S[IDLE_SEQ_N] = 0
+        D[IDLE_SEQ, 0] = 0.0
+        S[IDLE_LEAF_OK] = 0
     pcp = I[PCP]
     busy = I[DRAIN_CPUS]
     nb = 0
@@ -649,12 +718,36 @@ def drain_all_pages(S, F, I, D, EV, cpu):
         S[BUDDY] += c
         mod_zone_page_state(S, I, i, c)
     work[cpu] = k * ((n - 1) * F[CF_IPI_SEND_NS] + own * per_page) + biggest
+    # meter.other_ns += work: the CPUs with their own price now, the idle ones late
+    # (other_catch_up). g drains are pending before this one.
+    g = S[OTHER_IDLE_N]
     other = D[OTHER_NS]
-    for i in range(n):
+    other_from = I[OTHER_FROM]
+    dirty8 = I[DIRTY8]
+    for x in range(nb + 1):
+        i = busy[x] if x < nb else cpu
+        if x < nb and i == cpu:
+            continue  # the sender, last
+        other_catch_up(S, F, I, D, i)
         other[i] += work[i]
-    F[F_NS_DRAIN] += np_sum(work, I, D)
+        other_from[i] = g + 1
+        dirty8[i // 8] = 1
+    S[OTHER_IDLE_N] = g + 1
+    seq = D[IDLE_SEQ]
+    if S[IDLE_SEQ_N] == g and g + 1 < n:  # the table's next entry (none past the row's end)
+        seq[g + 1] = seq[g] + idle
+        S[IDLE_SEQ_N] = g + 1
+    # np.add.reduce(work), the idle leaves of its pairwise sum looked up
+    if not S[IDLE_LEAF_OK]:
+        leaf = D[IDLE_LEAF]
+        for m in range(129 if n > 128 else 0):
+            leaf[m] = -1.0
+        S[IDLE_LEAF_OK] = 1
+    F[F_NS_DRAIN] += _np_sum_walk(work, I, D, True)
     for x in range(nb):
+        dirty8[busy[x] // 8] = 0
         work[busy[x]] = idle
+    dirty8[cpu // 8] = 0
     work[cpu] = idle
     if total:
         S[ALL_UNRECLAIMABLE] = 0
@@ -1067,6 +1160,7 @@ def set_pgdat_percpu_threshold(S, F, I, D, threshold):
     S[HAS_DIFF_LIMIT] = 1
     cpu = S[C_KSWAPD_CPU]  # CostMeter.threshold_rewrite
     S[M_THRESHOLD_REWRITES] += 1
+    other_catch_up(S, F, I, D, cpu)
     D[OTHER_NS, cpu] += D[SNAPSHOT_NS, cpu]
     F[F_NS_THRESHOLD] += D[SNAPSHOT_NS, cpu]
 
@@ -1622,6 +1716,7 @@ def end_tick(S, F, I, D):
     folds_tick = I[FOLDS_TICK]
     n_folds = 0
     n_checks = 0
+    other_catch_up_all(S, F, I, D)  # this tick's drains' idle prices, into D[OTHER_NS]
     for i in range(n):
         x = folds[i] - folds_seen[i]
         folds_tick[i] = x

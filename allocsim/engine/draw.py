@@ -8,7 +8,7 @@ import numpy as np
 from numba import njit
 
 # CPUs laid out together: their counts for one tick fill one 64-byte cache line of ``out``.
-_GROUP = 8
+_GROUP = 64
 
 
 @njit(cache=True, nogil=True)
