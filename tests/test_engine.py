@@ -259,7 +259,7 @@ def test_engine_compiled_refuses_the_scalar_kernel_path():
         sim.run()
 
 
-@pytest.mark.parametrize("width", [1, 7, 13, 256])
+@pytest.mark.parametrize("width", [1, 7, 45, 256])
 @pytest.mark.parametrize("rate", [0.0, 0.3, 3.0, 12.0, 40.0, "burst", "burst-end", "burst-high"])
 def test_engine_arrival_layout_is_the_python_engines_and_leaves_the_generator_alike(rate, width):
     """The compiled engine lays out the workload's arrival draws (numba) exactly as
