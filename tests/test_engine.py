@@ -379,3 +379,38 @@ def test_engine_compiled_matches_python_on_random_configs(overrides):
     except (ValueError, TypeError):
         assume(False)
     _compare(cfg, state=True)
+
+
+def test_engine_compiled_run_pauses_the_cyclic_gc_and_gives_it_back():
+    """A compiled run switches Python's cyclic garbage collector off while it runs (its events
+    would otherwise set off collections that walk every object in the process) and leaves it
+    as it found it: on after a run if it was on, off if the user had switched it off; a run
+    that raises gives it back too."""
+    import gc
+
+    seen = []
+    sim = Simulation(preset("small", duration_ms=20), engine="compiled")
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        sim.run(progress=lambda s: seen.append(gc.isenabled()), progress_every=5)
+        assert seen and not any(seen)  # off during the run
+        assert gc.isenabled()  # on again after it
+        gc.disable()
+        Simulation(preset("small", duration_ms=5), engine="compiled").run()
+        assert not gc.isenabled()  # the user's choice kept
+        gc.enable()
+
+        def boom(_sim):
+            raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            Simulation(preset("small", duration_ms=20), engine="compiled").run(
+                progress=boom, progress_every=5
+            )
+        assert gc.isenabled()
+    finally:
+        if was:
+            gc.enable()
+        else:
+            gc.disable()
