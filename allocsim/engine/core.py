@@ -228,7 +228,7 @@ SUM_STATE = 23
 DRAIN_LIST = 24  # the CPUs whose lists grew since the last drain (see S[DRAIN_LISTED])
 DRAIN_MARK = 25  # 1 for the CPUs in that list
 OTHER_FROM = 26  # D[OTHER_NS, i] holds the idle prices of this tick's drains before this one
-DIRTY8 = 27  # drain_all_pages: 1 for each group of 8 CPUs whose price is not the idle one
+DIRTY64 = 27  # drain_all_pages: 1 for each group of 64 CPUs where a price is not the idle one
 N_I = 28
 # --- D: per-CPU float rows ---
 DEBT = 0  # meter.debt
@@ -354,14 +354,14 @@ def np_sum(a, I, D):
 
 @njit(cache=True, nogil=True, inline="always", _nrt=False)
 def _np_sum_walk(a, I, D, idle_leaves):
-    """:func:`np_sum`; with ``idle_leaves``, a leaf of the walk in which ``I[DIRTY8]`` marks no
-    group of 8 elements holds the idle drain price in every element, and its sum is looked up
+    """:func:`np_sum`; with ``idle_leaves``, a leaf of the walk in which ``I[DIRTY64]`` marks no
+    group of 64 elements holds the idle drain price in every element, and its sum is looked up
     in ``D[IDLE_LEAF]`` (by length) rather than added again: the same bits, since it is the
     same sum of the same numbers."""
     n = len(a)
     if n <= 128:
         return 0.0 + _block_sum(a, 0, n)
-    dirty8 = I[DIRTY8]
+    dirty64 = I[DIRTY64]
     leaf = D[IDLE_LEAF]
     los = I[SUM_LO]
     ns = I[SUM_N]
@@ -378,8 +378,8 @@ def _np_sum_walk(a, I, D, idle_leaves):
         if m <= 128:
             clean = idle_leaves
             if clean:
-                for g in range(lo // 8, (lo + m + 7) // 8):
-                    if dirty8[g]:
+                for g in range(lo // 64, (lo + m + 63) // 64):
+                    if dirty64[g]:
                         clean = False
                         break
             if clean:
@@ -694,10 +694,9 @@ def drain_all_pages(S, F, I, D, EV, cpu):
     else:
         for x in range(S[DRAIN_NLIST]):
             mark[listed[x]] = 0
-        for i in range(n):
-            if pcp[i]:
-                busy[nb] = i
-                nb += 1
+        for i in range(n):  # without a branch: which lists hold pages is anyone's guess
+            busy[nb] = i
+            nb += pcp[i] != 0
     S[DRAIN_NLIST] = 0
     S[DRAIN_LISTED] = 1  # every list is empty below: from here on, the growing ones are noted
     own = pcp[cpu]
@@ -723,7 +722,7 @@ def drain_all_pages(S, F, I, D, EV, cpu):
     g = S[OTHER_IDLE_N]
     other = D[OTHER_NS]
     other_from = I[OTHER_FROM]
-    dirty8 = I[DIRTY8]
+    dirty64 = I[DIRTY64]
     for x in range(nb + 1):
         i = busy[x] if x < nb else cpu
         if x < nb and i == cpu:
@@ -731,7 +730,7 @@ def drain_all_pages(S, F, I, D, EV, cpu):
         other_catch_up(S, F, I, D, i)
         other[i] += work[i]
         other_from[i] = g + 1
-        dirty8[i // 8] = 1
+        dirty64[i // 64] = 1
     S[OTHER_IDLE_N] = g + 1
     seq = D[IDLE_SEQ]
     if S[IDLE_SEQ_N] == g and g + 1 < n:  # the table's next entry (none past the row's end)
@@ -745,9 +744,9 @@ def drain_all_pages(S, F, I, D, EV, cpu):
         S[IDLE_LEAF_OK] = 1
     F[F_NS_DRAIN] += _np_sum_walk(work, I, D, True)
     for x in range(nb):
-        dirty8[busy[x] // 8] = 0
+        dirty64[busy[x] // 64] = 0
         work[busy[x]] = idle
-    dirty8[cpu // 8] = 0
+    dirty64[cpu // 64] = 0
     work[cpu] = idle
     if total:
         S[ALL_UNRECLAIMABLE] = 0
@@ -1577,14 +1576,16 @@ def allocate(st, row):
             safe_s = I[SAFE_CHECKS, k:n]
             for j in range(n - k):
                 safe_s[j] += need_s[j] - left_s[j]
+        # (without a branch: which CPUs are left wanting is random)
+        m0 = m
         for j in range(n - k):
-            if left_s[j]:
-                i = k + j
-                I[GOT_IRQ, i] = 0
-                I[LEFT_T, i] = 0
-                seg[m] = i
-                seg_keys[m] = keys[i]
-                m += 1
+            seg[m] = k + j
+            m += left_s[j] != 0
+        for x in range(m0, m):
+            i = seg[x]
+            I[GOT_IRQ, i] = 0
+            I[LEFT_T, i] = 0
+            seg_keys[x] = keys[i]
     else:
         # Every interrupt's check fails the same way: the allocations fail (nopage).
         for j in range(n - k):
