@@ -414,3 +414,21 @@ def test_engine_compiled_run_pauses_the_cyclic_gc_and_gives_it_back():
             gc.enable()
         else:
             gc.disable()
+
+
+@pytest.mark.parametrize("m", [65, 300, 4096])
+@pytest.mark.parametrize("spread", [1 << 16, 7])
+def test_engine_radix_sort_of_the_lock_queue_is_the_stable_sort(m, spread):
+    """The compiled core sorts the CPUs queued for the zone lock by their 16-bit keys with a
+    radix sort: the stable order ``np.argsort(kind="stable")`` gives, ties (many, with a
+    narrow spread of keys) in the order they were queued."""
+    from allocsim.engine import core
+
+    rng = np.random.default_rng(m + spread)
+    n = 4096
+    keys = rng.integers(0, spread, n, dtype=np.uint16)
+    seg = np.sort(rng.choice(n, m, replace=False)).astype(np.int64)
+    want = seg[np.argsort(keys[seg], kind="stable")]
+    tmp, counts = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
+    core.radix_sort_cpus(seg, keys, tmp, counts, m)
+    assert np.array_equal(seg, want)
