@@ -1763,14 +1763,17 @@ def end_tick(S, F, I, D):
     folds_seen = I[FOLDS_SEEN]
     folds_tick = I[FOLDS_TICK]
     n_folds = 0
-    n_checks = 0
+    n_normal = 0
+    n_safe = 0
     other_catch_up_all(S, F, I, D)  # this tick's drains' idle prices, into D[OTHER_NS]
     for i in range(n):
         x = folds[i] - folds_seen[i]
         folds_tick[i] = x
         folds_seen[i] += x
         n_folds += x
-        n_checks += checks[i] + safe_checks[i]
+        n_normal += checks[i]
+        n_safe += safe_checks[i]
+    n_checks = n_normal + n_safe
     check_ns = F[CF_CHECK_NS]
     normal = S[NORMAL_SNAPSHOT]
     safe = S[SAFE_SNAPSHOT]
@@ -1788,7 +1791,8 @@ def end_tick(S, F, I, D):
     # debts come out as the model's. (D[WM] and D[WORK] are read only when their sums are
     # taken, below.) Short loops over few rows: the compiler vectorises them (one loop over
     # all the rows it does not), and each element still sees the model's operations in order.
-    snapshot_reads = 0
+    # (the snapshots: one per check of a kind that reads one; integers, in any order)
+    snapshot_reads = (n_normal if normal else 0) + (n_safe if safe else 0)
     folds_priced = n_folds or normal or safe
     if not folds_priced:
         # Most ticks: no fold, so no miss (misses = min(a, 0)) and no fold price; no snapshot.
@@ -1807,8 +1811,6 @@ def end_tick(S, F, I, D):
             v = a * check_ns + misses * line_ns[i]
             v = v + (c * normal_n) * snapshot_ns[i]
             wm[i] = v + (sc * safe_n) * snapshot_ns[i]
-        for i in range(n):
-            snapshot_reads += checks[i] * normal_n + safe_checks[i] * safe_n
         for i in range(n):
             fold_work[i] = folds_tick[i] * fold_line_ns[i]
     for i in range(n):
