@@ -650,7 +650,8 @@ def other_catch_up_all(S, F, I, D):
     """:func:`other_catch_up` for every CPU; then no drain is pending.
 
     One pass without branches for the entries still 0.0 (nearly all: the CPUs a drain found
-    with an empty list), then :func:`other_catch_up` for the others, if any."""
+    with an empty list), which lists the others (the CPUs some drain found with pages, idle in
+    a later one); then :func:`other_catch_up` for those. ``I[DRAIN_CPUS]`` is free here."""
     g = S[OTHER_IDLE_N]
     if not g:
         return
@@ -659,17 +660,17 @@ def other_catch_up_all(S, F, I, D):
     other_from = I[OTHER_FROM]
     seq = D[IDLE_SEQ]
     seq_n = S[IDLE_SEQ_N]
-    rest = 0
+    rest = I[DRAIN_CPUS]
+    nr = 0
     for i in range(n):
         v = other[i]
         j = g - other_from[i]
         fast = (v == 0.0) & (j <= seq_n)
         other[i] = seq[j if fast else 0] if fast else v
-        other_from[i] = g if fast else other_from[i]
-        rest += (not fast) & (j != 0)
-    if rest:
-        for i in range(n):
-            other_catch_up(S, F, I, D, i)
+        rest[nr] = i
+        nr += (not fast) & (j != 0)
+    for x in range(nr):
+        other_catch_up(S, F, I, D, rest[x])
     for i in range(n):
         other_from[i] = 0
     S[OTHER_IDLE_N] = 0
