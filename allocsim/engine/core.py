@@ -163,6 +163,7 @@ C_WATERMARK_OK_SAFE = 75
 C_RING_TEMP = 76  # first row of the temporary pages' ring in RING
 C_RING_IO = 77  # first row of the I/O completions' ring in RING
 C_PRESSURE_VALUE = 78  # calculate_pressure_threshold(zone)
+IDLE_EXACT = 79  # 1: the idle drain price is a whole number below 2**30 (other_catch_up)
 # --- S: this tick's counts (sim._TICK_COUNTS order) ---
 TK = 80
 TK_ATOMIC_ATTEMPTED = 80
@@ -630,13 +631,17 @@ def other_catch_up(S, F, I, D, i):
     CPUs the same idle price (an IPI received, an empty list), drain after drain. The core adds
     those late, when the entry is next read or written (``S[OTHER_IDLE_N]`` drains so far,
     ``I[OTHER_FROM, i]`` already in), one addition at a time as the model does: an entry still
-    0.0 takes the sum from ``D[IDLE_SEQ]``, where those additions were done once for all."""
+    0.0 takes the sum from ``D[IDLE_SEQ]``, where those additions were done once for all; when
+    the entry and the price are whole numbers (as the default prices are) every partial sum is
+    one too, below 2**53, so each addition is exact and ``j`` of them are ``v + j * idle``."""
     g = S[OTHER_IDLE_N]
     j = g - I[OTHER_FROM, i]
     if j:
         v = D[OTHER_NS, i]
         if v == 0.0 and j <= S[IDLE_SEQ_N]:
             v = D[IDLE_SEQ, j]
+        elif S[IDLE_EXACT] and v == np.floor(v) and 0.0 <= v < 2.0**52 and j < 1 << 22:
+            v = v + j * F[F_DRAIN_IDLE_NS]
         else:
             idle = F[F_DRAIN_IDLE_NS]
             for _ in range(j):
@@ -697,6 +702,7 @@ def drain_all_pages(S, F, I, D, EV, cpu):
         for i in range(n):
             work[i] = idle
         F[F_DRAIN_IDLE_NS] = idle
+        S[IDLE_EXACT] = 1 if idle == np.floor(idle) and 0.0 <= idle < 2.0**30 else 0
         S[IDLE_SEQ_N] = 0
         D[IDLE_SEQ, 0] = 0.0
         S[IDLE_LEAF_OK] = 0
