@@ -57,7 +57,7 @@ CORNERS = {
     "no-interrupts": dict(atomic_rate=0.0, quiet_atomic_rate=0.0),
     "kswapd-asleep": dict(kswapd_asleep_at_start=True, patches="2.6.38"),
     "no-costs": dict(cost_scale=0.0, patches="all"),
-    # a price that is not a whole number (1.1 x 1500 ns): the drains' idle prices added one by one
+    # a drain price that is not a whole number (1.1 x 1500 ns)
     "odd-costs": dict(cost_scale=1.1, patches="all", cpus=256, writer_cpus=64),
     "four-sockets": dict(sockets=4, patches="2.6.36"),
     "threshold-fixed": dict(stat_threshold=1, patches="all"),

@@ -130,9 +130,7 @@ REC_N = 43
 HAS_BUSY = 44
 DRAIN_LISTED = 45  # 1: I[DRAIN_LIST, :S[DRAIN_NLIST]] holds every CPU whose list may have pages
 DRAIN_NLIST = 46
-OTHER_IDLE_N = 47  # drains this tick whose idle price is not yet in every D[OTHER_NS] entry
-IDLE_SEQ_N = 48  # D[IDLE_SEQ, 0 .. S[IDLE_SEQ_N]] are valid
-IDLE_LEAF_OK = 49  # D[IDLE_LEAF] belongs to the current idle price
+IDLE_LEAF_OK = 47  # D[IDLE_LEAF] belongs to the current idle drain price
 # --- S: the configuration ---
 C_CPUS = 50
 C_WRITERS = 51
@@ -163,7 +161,6 @@ C_WATERMARK_OK_SAFE = 75
 C_RING_TEMP = 76  # first row of the temporary pages' ring in RING
 C_RING_IO = 77  # first row of the I/O completions' ring in RING
 C_PRESSURE_VALUE = 78  # calculate_pressure_threshold(zone)
-IDLE_EXACT = 79  # 1: the idle drain price is a whole number below 2**30 (other_catch_up)
 # --- S: this tick's counts (sim._TICK_COUNTS order) ---
 TK = 80
 TK_ATOMIC_ATTEMPTED = 80
@@ -233,9 +230,8 @@ SUM_N = 22
 SUM_STATE = 23
 DRAIN_LIST = 24  # the CPUs whose lists grew since the last drain (see S[DRAIN_LISTED])
 DRAIN_MARK = 25  # 1 for the CPUs in that list
-OTHER_FROM = 26  # D[OTHER_NS, i] holds the idle prices of this tick's drains before this one
-DIRTY64 = 27  # drain_all_pages: 1 for each group of 64 CPUs where a price is not the idle one
-N_I = 28
+DIRTY64 = 26  # drain_all_pages: 1 for each group of 64 CPUs where a price is not the idle one
+N_I = 27
 # --- D: per-CPU float rows ---
 DEBT = 0  # meter.debt
 BUSY = 1
@@ -251,9 +247,8 @@ KEYS = 10
 DRAIN_WORK = 11  # drain_all_pages' prices: all F[F_DRAIN_IDLE_NS] between calls
 KEYS_TMP = 12  # scratch of sort_by_key
 SUM_PARTIAL = 13  # np_sum's stack of partial sums
-IDLE_SEQ = 14  # IDLE_SEQ[j]: 0.0 plus the idle drain price, j times over, added one by one
-IDLE_LEAF = 15  # IDLE_LEAF[m]: _block_sum of m idle prices (-1.0: not known yet)
-N_D = 16
+IDLE_LEAF = 14  # IDLE_LEAF[m]: _block_sum of m idle prices (-1.0: not known yet)
+N_D = 15
 # --- W / WF: per-writer rows (k + 2 columns: column k is the flusher's slow path) ---
 RUNNING = 0
 SPINNING = 1
@@ -624,64 +619,6 @@ def alloc_pages_nodemask(S, I, EV, cpu, slow_flags, nr):
 
 
 @_jit
-def other_catch_up(S, F, I, D, i):
-    """Add to ``D[OTHER_NS, i]`` the idle prices of this tick's drains it has not had yet.
-
-    ``CostMeter.drain_all_pages`` adds each drain's price to every CPU's ``other_ns``: for most
-    CPUs the same idle price (an IPI received, an empty list), drain after drain. The core adds
-    those late, when the entry is next read or written (``S[OTHER_IDLE_N]`` drains so far,
-    ``I[OTHER_FROM, i]`` already in), one addition at a time as the model does: an entry still
-    0.0 takes the sum from ``D[IDLE_SEQ]``, where those additions were done once for all; when
-    the entry and the price are whole numbers (as the default prices are) every partial sum is
-    one too, below 2**53, so each addition is exact and ``j`` of them are ``v + j * idle``."""
-    g = S[OTHER_IDLE_N]
-    j = g - I[OTHER_FROM, i]
-    if j:
-        v = D[OTHER_NS, i]
-        if v == 0.0 and j <= S[IDLE_SEQ_N]:
-            v = D[IDLE_SEQ, j]
-        elif S[IDLE_EXACT] and v == np.floor(v) and 0.0 <= v < 2.0**52 and j < 1 << 22:
-            v = v + j * F[F_DRAIN_IDLE_NS]
-        else:
-            idle = F[F_DRAIN_IDLE_NS]
-            for _ in range(j):
-                v += idle
-        D[OTHER_NS, i] = v
-        I[OTHER_FROM, i] = g
-
-
-@_jit
-def other_catch_up_all(S, F, I, D):
-    """:func:`other_catch_up` for every CPU; then no drain is pending.
-
-    One pass without branches for the entries still 0.0 (nearly all: the CPUs a drain found
-    with an empty list), which lists the others (the CPUs some drain found with pages, idle in
-    a later one); then :func:`other_catch_up` for those. ``I[DRAIN_CPUS]`` is free here."""
-    g = S[OTHER_IDLE_N]
-    if not g:
-        return
-    n = S[C_CPUS]
-    other = D[OTHER_NS]
-    other_from = I[OTHER_FROM]
-    seq = D[IDLE_SEQ]
-    seq_n = S[IDLE_SEQ_N]
-    rest = I[DRAIN_CPUS]
-    nr = 0
-    for i in range(n):
-        v = other[i]
-        j = g - other_from[i]
-        fast = (v == 0.0) & (j <= seq_n)
-        other[i] = seq[j if fast else 0] if fast else v
-        rest[nr] = i
-        nr += (not fast) & (j != 0)
-    for x in range(nr):
-        other_catch_up(S, F, I, D, rest[x])
-    for i in range(n):
-        other_from[i] = 0
-    S[OTHER_IDLE_N] = 0
-
-
-@_jit
 def drain_all_pages(S, F, I, D, EV, cpu):
     """Patch 3's ``drain_all_pages`` from ``cpu``: price the IPIs, flush every pcp list."""
     n = S[C_CPUS]
@@ -698,13 +635,9 @@ def drain_all_pages(S, F, I, D, EV, cpu):
     idle = k * (recv + 0 * per_page)
     work = D[DRAIN_WORK]
     if idle != F[F_DRAIN_IDLE_NS]:  # first call (or another price): refill the row
-        other_catch_up_all(S, F, I, D)  # (at the old price)
         for i in range(n):
             work[i] = idle
         F[F_DRAIN_IDLE_NS] = idle
-        S[IDLE_EXACT] = 1 if idle == np.floor(idle) and 0.0 <= idle < 2.0**30 else 0
-        S[IDLE_SEQ_N] = 0
-        D[IDLE_SEQ, 0] = 0.0
         S[IDLE_LEAF_OK] = 0
     pcp = I[PCP]
     busy = I[DRAIN_CPUS]
@@ -748,26 +681,16 @@ def drain_all_pages(S, F, I, D, EV, cpu):
         S[BUDDY] += c
         mod_zone_page_state(S, I, i, c)
     work[cpu] = k * ((n - 1) * F[CF_IPI_SEND_NS] + own * per_page) + biggest
-    # meter.other_ns += work: the CPUs with their own price now, the idle ones late
-    # (other_catch_up). g drains are pending before this one.
-    g = S[OTHER_IDLE_N]
+    # meter.other_ns += work (a pass the compiler vectorises)
     other = D[OTHER_NS]
-    other_from = I[OTHER_FROM]
-    dirty64 = I[DIRTY64]
-    for x in range(nb + 1):
-        i = busy[x] if x < nb else cpu
-        if x < nb and i == cpu:
-            continue  # the sender, last
-        other_catch_up(S, F, I, D, i)
+    for i in range(n):
         other[i] += work[i]
-        other_from[i] = g + 1
-        dirty64[i // 64] = 1
-    S[OTHER_IDLE_N] = g + 1
-    seq = D[IDLE_SEQ]
-    if S[IDLE_SEQ_N] == g and g + 1 < n:  # the table's next entry (none past the row's end)
-        seq[g + 1] = seq[g] + idle
-        S[IDLE_SEQ_N] = g + 1
-    # np.add.reduce(work), the idle leaves of its pairwise sum looked up
+    # np.add.reduce(work), the idle leaves of its pairwise sum looked up: the CPUs whose price
+    # is not the idle one are marked by groups of 64
+    dirty64 = I[DIRTY64]
+    for x in range(nb):
+        dirty64[busy[x] // 64] = 1
+    dirty64[cpu // 64] = 1
     if not S[IDLE_LEAF_OK]:
         leaf = D[IDLE_LEAF]
         for m in range(129 if n > 128 else 0):
@@ -1190,7 +1113,6 @@ def set_pgdat_percpu_threshold(S, F, I, D, threshold):
     S[HAS_DIFF_LIMIT] = 1
     cpu = S[C_KSWAPD_CPU]  # CostMeter.threshold_rewrite
     S[M_THRESHOLD_REWRITES] += 1
-    other_catch_up(S, F, I, D, cpu)
     D[OTHER_NS, cpu] += D[SNAPSHOT_NS, cpu]
     F[F_NS_THRESHOLD] += D[SNAPSHOT_NS, cpu]
 
@@ -1777,7 +1699,6 @@ def end_tick(S, F, I, D):
     n_folds = 0
     n_normal = 0
     n_safe = 0
-    other_catch_up_all(S, F, I, D)  # this tick's drains' idle prices, into D[OTHER_NS]
     for i in range(n):
         x = folds[i] - folds_seen[i]
         folds_tick[i] = x
