@@ -75,9 +75,9 @@ def _gc_paused():
     Why: a many-CPU run turns tens of thousands of tracepoint hits into :class:`Event` objects;
     every 700 of them the collector runs, and every few hundred runs it walks every object in
     the process (numba alone brings a hundred thousand). That was 15-20 % of a 1024-CPU run's
-    time, for nothing: a run makes no reference cycles. Runs in several threads share one
-    pause; the collector is back as it was when the last one ends, and then sees the run's new
-    objects once."""
+    time, for nothing: the run itself makes no reference cycles (what a ``progress`` callback
+    makes is collected after). Runs in several threads share one pause; the collector is back
+    as it was when the last one ends, and then sees the run's new objects once."""
     with _gc_lock:
         if _gc_pause["depth"] == 0:
             _gc_pause["was_enabled"] = gc.isenabled()
