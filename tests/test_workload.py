@@ -119,3 +119,37 @@ def test_workload_layout_in_groups_of_cpus_is_the_same(monkeypatch):
     whole = arrival_block(np.random.default_rng(9), rates, 300)
     monkeypatch.setattr(workload, "_LAYOUT_CHUNK", 1000)  # about one CPU's arrivals per group
     assert np.array_equal(arrival_block(np.random.default_rng(9), rates, 300), whole)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("before", [0, 1, 2, 3])
+def test_full_range_integers_are_numpys_numbers_and_leave_its_state(dtype, before):
+    """``full_range_integers`` gives what ``rng.integers(0, 2**bits, n, dtype)`` gives, and
+    leaves the Generator exactly as it would (PCG64's kept half-word included), whatever
+    half-word an earlier draw left behind; sizes around every 32- and 64-bit boundary."""
+    from allocsim.workload import full_range_integers
+
+    top = 1 << (8 * np.dtype(dtype).itemsize)
+    for n in [*range(0, 20), 255, 256, 257, 1023, 79_001, 256 * 4096]:
+        ours, theirs = np.random.default_rng(7), np.random.default_rng(7)
+        for _ in range(before):  # each takes one 32-bit word: a half-word kept, or used up
+            ours.integers(0, 256, 1, dtype=np.uint8)
+            theirs.integers(0, 256, 1, dtype=np.uint8)
+        got = full_range_integers(ours, n, dtype)
+        want = theirs.integers(0, top, n, dtype=dtype)
+        assert got.dtype == want.dtype and np.array_equal(got, want), n
+        assert ours.bit_generator.state == theirs.bit_generator.state, n
+        assert ours.random() == theirs.random()
+
+
+def test_full_range_integers_with_another_bit_generator_is_numpys_own_call():
+    """A Generator on another bit generator (whose words numpy cuts differently) is drawn by
+    ``rng.integers`` itself."""
+    from allocsim.workload import full_range_integers
+
+    ours = np.random.Generator(np.random.Philox(3))
+    theirs = np.random.Generator(np.random.Philox(3))
+    assert np.array_equal(
+        full_range_integers(ours, 1001, np.uint16), theirs.integers(0, 1 << 16, 1001, np.uint16)
+    )
+    assert ours.random() == theirs.random()
