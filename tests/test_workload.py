@@ -98,6 +98,10 @@ def test_workload_events_from_rows_are_ordinary_events():
     got = events_from_rows(rows, names)
     assert got == [Event(3, "b", 7, 0), Event(4, "a", -1, 12)]
     assert hash(got[0]) == hash(Event(3, "b", 7, 0)) and repr(got[1]) == repr(Event(4, "a", -1, 12))
+    # the same from an array (the compiled engine's event buffer), with plain ints inside
+    from_array = events_from_rows(np.array(rows, dtype=np.int64), names)
+    assert from_array == got and type(from_array[1].value) is int
+    assert events_from_rows(np.zeros((0, 4), dtype=np.int64), names) == []
 
 
 def test_workload_high_rates_are_drawn_tick_by_tick():

@@ -311,7 +311,7 @@ class CompiledEngine:
         S = self.S
         nev = int(S[C.EV_N])
         if nev:
-            self.sim.events.extend(events_from_rows(self.EV[:nev].tolist(), EVENT_NAMES))
+            self.sim.events.extend(events_from_rows(self.EV[:nev], EVENT_NAMES))
             S[C.EV_N] = 0
 
     def _make_room(self) -> None:
