@@ -13,7 +13,7 @@ _GROUP = 32
 
 
 @njit(cache=True, nogil=True)
-def add_arrivals(out, counts, ticks, first, end):
+def add_arrivals(out, counts, ticks, first, end, assign=False):
     """``out[ticks[j], c] += 1`` for each arrival ``j`` of CPU ``c``, CPU 0's first: the sum
     ``arrival_block`` forms with ``np.bincount``, without its index arrays.
 
@@ -21,7 +21,8 @@ def add_arrivals(out, counts, ticks, first, end):
     row apart each, and at 1024 CPUs a row is 8 KiB: every arrival would be a cache miss, and
     the rows, a power of two apart, compete for the same few cache sets. So each group's
     counts are summed in a small tick-major table first (it stays in the L1 cache), then added
-    to ``out`` a cache line per tick."""
+    to ``out`` a cache line per tick. With ``assign`` they are written, not added: for a run
+    that covers all of ``out`` (the usual block), which then needs no zeroing first."""
     n = len(counts)
     span = end - first
     hist = np.zeros((span, _GROUP), dtype=np.int32)
@@ -34,17 +35,30 @@ def add_arrivals(out, counts, ticks, first, end):
                 j += 1
         for t in range(span):
             row = out[first + t]
-            for g in range(g_end):
-                row[c0 + g] += hist[t, g]
-                hist[t, g] = 0
+            if assign:
+                for g in range(g_end):
+                    row[c0 + g] = hist[t, g]
+                    hist[t, g] = 0
+            else:
+                for g in range(g_end):
+                    row[c0 + g] += hist[t, g]
+                    hist[t, g] = 0
     return j
 
 
 def lay_out_arrivals(out, draws) -> int:
-    """Add one block's :func:`allocsim.workload.arrival_draws` into ``out`` (ticks x CPUs,
-    zeroed by the caller): runs drawn tick by tick as they are, split runs by
-    :func:`add_arrivals`. The same block as ``arrival_block`` lays out with numpy. Returns how
-    many arrivals of split runs it placed."""
+    """Lay one block's :func:`allocsim.workload.arrival_draws` out into ``out`` (ticks x CPUs):
+    runs drawn tick by tick as they are, split runs by :func:`add_arrivals`. The same block as
+    ``arrival_block`` lays out with numpy. Returns how many arrivals of split runs it placed."""
+    if (
+        len(draws) == 1
+        and draws[0][3] is not None
+        and (draws[0][0], draws[0][1]) == (0, out.shape[0])
+        and len(draws[0][2]) == out.shape[1]
+    ):  # one split run over the whole block: written once, no zeroing
+        first, end, counts, ticks = draws[0]
+        return add_arrivals(out, counts, ticks, first, end, True)
+    out.fill(0)
     placed = 0
     for first, end, counts, ticks in draws:
         if ticks is None:  # a run above SPLIT_MAX_RATE, drawn tick by tick

@@ -346,7 +346,6 @@ class CompiledEngine:
             (sim._rng_irq, irq_rates, cfg.cpus, self.IRQ),
             (sim._rng_task, task_rates, max(1, cfg.writer_cpus), self.TASK),
         ):
-            out.fill(0)
             lay_out_arrivals(out, arrival_draws(rng, rates, width))
         sim._irq_block = self.IRQ
         sim._task_block = self.TASK
