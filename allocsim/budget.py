@@ -32,16 +32,16 @@ __all__ = [
     "available_memory_bytes",
 ]
 
-# benchmarks/README.md, "Figures", Python engine: the small preset (4 CPUs) costs 145 µs per
-# simulated ms, which is almost all per-tick overhead; 1024 CPUs cost 669 ns per CPU-tick (4096
-# CPUs: 489). The estimate is TICK_US + cpus * CPU_TICK_NS per simulated ms, the larger
+# benchmarks/README.md, "Figures", Python engine: the small preset (4 CPUs) costs 122 µs per
+# simulated ms, which is almost all per-tick overhead; 1024 CPUs cost 682 ns per CPU-tick (4096
+# CPUs: 481). The estimate is TICK_US + cpus * CPU_TICK_NS per simulated ms, the larger
 # many-CPU figure.
-TICK_US = 145.0
-CPU_TICK_NS = 669.0
-# The same for the compiled engine (allocsim.engine), the default when numba is installed: 1.6 µs
-# per simulated ms on the small preset; 23-38 ns per CPU-tick at 1024 and 4096 CPUs.
-COMPILED_TICK_US = 1.6
-COMPILED_CPU_TICK_NS = 38.0
+TICK_US = 122.0
+CPU_TICK_NS = 682.0
+# The same for the compiled engine (allocsim.engine), the default when numba is installed: 1.5 µs
+# per simulated ms on the small preset; 21-33 ns per CPU-tick at 1024 and 4096 CPUs.
+COMPILED_TICK_US = 1.5
+COMPILED_CPU_TICK_NS = 33.0
 
 # One tick of every recorded series, in bytes (the int64 series are 8 bytes, kswapd_state 1).
 SERIES_BYTES_PER_TICK = sum(np.dtype(dt).itemsize for dt, _ in SERIES.values())

@@ -194,9 +194,9 @@ def test_estimate_seconds_uses_the_benchmark_figures():
     assert estimate_seconds(4, 1000, engine="compiled") == pytest.approx(
         1000 * (COMPILED_TICK_US + 4 * COMPILED_CPU_TICK_NS / 1e3) / 1e6
     )
-    # the cases: an hour on the small preset (warned: over a minute; about 9 min at the
-    # benchmark's 145 µs a tick); an hour at 4096 CPUs is about 2.9 h of wall time at its
-    # 669 ns per CPU-tick
+    # the cases: an hour on the small preset (warned: over a minute; about 7 min at the
+    # benchmark's 122 µs a tick); an hour at 4096 CPUs is about 2.9 h of wall time at its
+    # 682 ns per CPU-tick
     assert 60 < estimate_seconds(4, 3_600_000, engine="python") < 900
     assert 2 * 3600 < estimate_seconds(4096, 3_600_000, engine="python") < 4 * 3600
     # the compiled engine is the faster one, and the default when numba is there
@@ -251,7 +251,7 @@ def test_cli_warns_about_a_long_run(monkeypatch):
     monkeypatch.setenv("ALLOCSIM_ENGINE", "python")
     err = io.StringIO()
     cli._announce_cost(preset("small", duration_ms=3_600_000), err)
-    assert "warning: 3,600,000 simulated ms on 4 CPUs should take about 9 min" in err.getvalue()
+    assert "warning: 3,600,000 simulated ms on 4 CPUs should take about 7 min" in err.getvalue()
     quiet = io.StringIO()
     cli._announce_cost(preset("small", duration_ms=4000), quiet)
     assert quiet.getvalue() == ""
