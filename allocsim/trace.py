@@ -109,7 +109,7 @@ def events_from_rows(rows, names) -> list[Event]:
     out = []
     append = out.append
     if isinstance(rows, np.ndarray):
-        rows = zip(*rows.T.tolist()) if len(rows) else ()
+        rows = zip(*rows.T.tolist(), strict=True) if len(rows) else ()
     for t, code, cpu, value in rows:
         e = new(Event)
         d = e.__dict__
