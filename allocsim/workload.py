@@ -76,7 +76,7 @@ def arrival_draws(rng: np.random.Generator, rates: np.ndarray, width: int):
         counts = rng.poisson(rate * (end - first), width)
         total = int(np.add.reduce(counts))
         # Ticks fit in 8 bits (BLOCK = 256): numpy then draws four per 32-bit word.
-        if first == 0 and end == 256:
+        if (first, end) == (0, 1 << 8):  # the whole range of a uint8 (a run over the block)
             ticks = full_range_integers(rng, total, np.uint8)
         else:
             ticks = rng.integers(first, end, total, dtype=np.uint8)
