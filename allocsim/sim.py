@@ -872,7 +872,7 @@ class Simulation:
             self.config,
             np.arange(self.recorder.n),
             view,
-            list(self.events),
+            self.events.copy(),  # a list, or the compiled engine's EventLog
             dict(self.derived),
             self.events_dropped,
             finished=self.t >= self.config.duration_ms,

@@ -1,11 +1,13 @@
 """The workload's draws (allocsim.workload): Poisson arrivals by splitting, lock-order keys."""
 
+import pickle
+
 import numpy as np
 import pytest
 
 from allocsim import Simulation, workload
 from allocsim.config import preset
-from allocsim.trace import Event, events_from_rows
+from allocsim.trace import Event, EventLog, events_from_rows
 from allocsim.workload import BLOCK, arrival_block, arrival_draws, lock_keys, rate_runs
 
 
@@ -157,3 +159,44 @@ def test_full_range_integers_with_another_bit_generator_is_numpys_own_call():
         full_range_integers(ours, 1001, np.uint16), theirs.integers(0, 1 << 16, 1001, np.uint16)
     )
     assert ours.random() == theirs.random()
+
+
+def test_workload_event_log_reads_as_the_list_of_its_events():
+    """EventLog (the compiled engine's sim.events and result.events) keeps the core's rows and
+    makes them into events when read: it must read, compare and copy as that list does."""
+    names = ("a", "b")
+    buffer = np.array([[3, 1, 7, 0], [4, 0, -1, 12], [9, 9, 9, 9]], dtype=np.int64)
+    log = EventLog(names, [Event(1, "a", 0, 5)])
+    log.add_rows(buffer[:2])
+    buffer[:] = 9  # the engine reuses its buffer: the log must have copied the rows
+    log.add_rows(buffer[:0])  # an empty block adds nothing
+    assert len(log) == 3 and log._rows  # len needs no events made
+    want = [Event(1, "a", 0, 5), Event(3, "b", 7, 0), Event(4, "a", -1, 12)]
+    assert log == want and want == log and list(log) == want and repr(log) == repr(want)
+    assert log[1] == want[1] and log[-1] == want[-1] and log[1:] == want[1:]
+    assert Event(3, "b", 7, 0) in log and log.index(want[2]) == 2
+    assert log != want[:2] and log != "not a list"
+    # a copy goes its own way (as the result of a run that goes on); rows not yet made are
+    # shared, and each side makes its own events
+    log.add_rows(np.array([[5, 1, 2, 3]]))
+    snap = log.copy()
+    log.append(Event(6, "a", 1, 1))
+    assert len(snap) == 4 and len(log) == 5
+    assert snap == want + [Event(5, "b", 2, 3)] and log == snap._list() + [Event(6, "a", 1, 1)]
+    assert EventLog(names) == [] and len(EventLog(names)) == 0
+    with pytest.raises(TypeError):
+        hash(log)
+    assert pickle.loads(pickle.dumps(snap)) == snap
+
+
+def test_workload_compiled_run_events_are_an_event_log_equal_to_the_python_ones():
+    """A compiled run hands its events over as an EventLog whose events are the Python
+    engine's, made only when read (the equivalence tests compare them too)."""
+    pytest.importorskip("numba")
+    cfg = preset("large", cpus=64, patches="all", seed=1, duration_ms=120)
+    fast = Simulation(cfg, engine="compiled").run()
+    ref = Simulation(cfg, engine="python").run()
+    assert isinstance(fast.events, EventLog) and fast.events._rows
+    assert len(fast.events) == len(ref.events) > 0
+    assert fast.events == ref.events
+    assert fast.events_named("mm_page_pcpu_drain") == ref.events_named("mm_page_pcpu_drain")

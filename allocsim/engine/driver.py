@@ -26,7 +26,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ..trace import SERIES, events_from_rows
+from ..trace import SERIES, EventLog
 from ..vmstat import zone_pressure_threshold
 from ..workload import arrival_draws, lock_keys
 from . import core as C
@@ -235,6 +235,7 @@ class CompiledEngine:
         self.RING = RING
         self.LRU = LRU
         self.EV = np.zeros((_EVENTS_START if cfg.record_events else 1, 4), dtype=np.int64)
+        sim.events = EventLog(EVENT_NAMES, sim.events)  # the core's rows, made into events on read
         self.IRQ = np.zeros((_CHUNK, n), dtype=_ARRIVALS)
         self.LOCK = np.zeros((_CHUNK, n), dtype=np.uint16)
         self.TASK = np.zeros((_CHUNK, max(1, k)), dtype=_ARRIVALS)
@@ -307,11 +308,12 @@ class CompiledEngine:
         sim.lru = RingLRU(s[C.LRU_HEAD], s[C.LRU_LEN], self.LRU, s[C.LRU_CLEAN], s[C.LRU_DIRTY])
 
     def _flush_events(self) -> None:
-        """Turn the events the core recorded into :class:`Event` objects on ``sim.events``."""
+        """Move the events the core recorded onto ``sim.events`` (an :class:`EventLog`: they
+        become :class:`Event` objects when something reads them)."""
         S = self.S
         nev = int(S[C.EV_N])
         if nev:
-            self.sim.events.extend(events_from_rows(self.EV[:nev], EVENT_NAMES))
+            self.sim.events.add_rows(self.EV[:nev])
             S[C.EV_N] = 0
 
     def _make_room(self) -> None:
