@@ -433,3 +433,30 @@ def test_engine_radix_sort_of_the_lock_queue_is_the_stable_sort(m, spread):
     tmp, counts = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
     core.radix_sort_cpus(seg, keys, tmp, counts, m)
     assert np.array_equal(seg, want)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 127, 128, 129, 136, 255, 256, 1000, 1024, 4099])
+def test_engine_np_sum_is_numpys_pairwise_sum_bit_for_bit(n):
+    """The compiled cost model's sums (core.np_sum: numpy's pairwise tree, walked once into a
+    plan, its blocks summed eight lanes to a vector) give np.add.reduce's bits, on numbers
+    whose sum depends on the order they are added in; and the plan follows the length."""
+    from allocsim.engine import core
+
+    rng = np.random.default_rng(n)
+    width = max(n, 1)
+    S = np.zeros(core.C_CPUS + 1, dtype=np.int64)
+    I = np.zeros((core.N_I, width), dtype=np.int64)  # noqa: E741 (the core's name)
+    D = np.zeros((core.N_D, width), dtype=np.float64)
+    for a in (
+        rng.standard_normal(n) * 10.0 ** rng.integers(-12, 12, n),
+        np.full(n, 0.1),
+        rng.integers(0, 4, n) * 1.37e-3 + 1e9 * (rng.random(n) < 0.01),
+    ):
+        D[core.WORK, :n] = a
+        got = core.np_sum(D[core.WORK, :n].copy(), S, I, D)
+        assert got == float(np.add.reduce(a)) and type(got) is float
+        assert S[core.SUM_PLAN_N] == (n if n > 128 else 0)
+    if n > 128:  # a plan made for another length is made again
+        S[core.SUM_PLAN_N] = n + 8
+        assert core.np_sum(a.copy(), S, I, D) == float(np.add.reduce(a))
+        assert S[core.SUM_PLAN_N] == n

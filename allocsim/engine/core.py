@@ -46,7 +46,10 @@ named where they would be.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 # ---------------------------------------------------------------------------------------------
 # Constants (the same values as allocsim.constants; numba folds module-level ints)
@@ -131,6 +134,8 @@ HAS_BUSY = 44
 DRAIN_LISTED = 45  # 1: I[DRAIN_LIST, :S[DRAIN_NLIST]] holds every CPU whose list may have pages
 DRAIN_NLIST = 46
 IDLE_LEAF_OK = 47  # D[IDLE_LEAF] belongs to the current idle drain price
+SUM_PLAN = 48  # np_sum's plan: how many steps I[PLAN_LO] / I[PLAN_M] hold (0: not made yet)
+SUM_PLAN_N = 49  # the length of the arrays that plan sums
 # --- S: the configuration ---
 C_CPUS = 50
 C_WRITERS = 51
@@ -231,7 +236,9 @@ SUM_STATE = 23
 DRAIN_LIST = 24  # the CPUs whose lists grew since the last drain (see S[DRAIN_LISTED])
 DRAIN_MARK = 25  # 1 for the CPUs in that list
 DIRTY64 = 26  # drain_all_pages: 1 for each group of 64 CPUs where a price is not the idle one
-N_I = 27
+PLAN_LO = 27  # np_sum's plan, step by step: a block from PLAN_LO of PLAN_M elements, or (PLAN_M
+PLAN_M = 28  # 0) adding the last two sums
+N_I = 29
 # --- D: per-CPU float rows ---
 DEBT = 0  # meter.debt
 BUSY = 1
@@ -300,76 +307,85 @@ _jit = njit(cache=True, nogil=True, _nrt=False)
 # ---------------------------------------------------------------------------------------------
 # Numbers
 # ---------------------------------------------------------------------------------------------
+@intrinsic
+def _lanes8_sum(typingctx, a, lo, count):
+    """numpy's pairwise_sum of ``a[lo : lo + 8 * count]`` (``count >= 1``): its eight
+    accumulators, ``r[j] = ((a[lo + j] + a[lo + j + 8]) + a[lo + j + 16]) + ...``, then
+    ``((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))``.
+
+    The eight accumulators are the eight lanes of one vector of doubles, so one vector add does
+    eight of numpy's additions: each lane sees the same IEEE additions in the same order, so
+    the sum is numpy's bit for bit. (Written as LLVM IR because the compiler may not do this by
+    itself: to it, eight scalar sums are eight dependency chains, and it keeps them scalar; a
+    third of the time.) ``a`` must be a contiguous float64 array."""
+    if not (
+        isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.dtype == types.float64
+    ):
+        return None
+    sig = types.float64(a, types.intp, types.intp)
+
+    def codegen(context, builder, signature, args):
+        arr, lo_v, cnt = args
+        data = context.make_array(signature.args[0])(context, builder, value=arr).data
+        lanes = ir.VectorType(ir.DoubleType(), 8)
+        vec = builder.bitcast(builder.gep(data, [lo_v]), lanes.as_pointer())
+        acc = cgutils.alloca_once_value(builder, builder.load(vec, align=8))
+        one = ir.Constant(cnt.type, 1)
+        with cgutils.for_range_slice(builder, one, cnt, one) as (i, _):
+            row = builder.load(builder.gep(vec, [i]), align=8)
+            builder.store(builder.fadd(builder.load(acc), row), acc)  # no fast-math: IEEE adds
+        r = builder.load(acc)
+        e = [builder.extract_element(r, ir.Constant(ir.IntType(32), j)) for j in range(8)]
+        left = builder.fadd(builder.fadd(e[0], e[1]), builder.fadd(e[2], e[3]))
+        right = builder.fadd(builder.fadd(e[4], e[5]), builder.fadd(e[6], e[7]))
+        return builder.fadd(left, right)
+
+    return sig, codegen
+
+
 @njit(cache=True, nogil=True, inline="always", _nrt=False)
 def _block_sum(a, lo, n):
-    """numpy's pairwise_sum on a block of at most 128 elements. (The main loop indexes with
-    unsigned integers: numba then leaves out the check for negative indices, a third of the
-    time of the loop.)"""
+    """numpy's pairwise_sum on a block of at most 128 elements of a contiguous array."""
     if n < 8:
         res = -0.0
         for i in range(n):
             res += a[lo + i]
         return res
-    p = np.uint64(lo)
-    r0 = a[p]
-    r1 = a[p + np.uint64(1)]
-    r2 = a[p + np.uint64(2)]
-    r3 = a[p + np.uint64(3)]
-    r4 = a[p + np.uint64(4)]
-    r5 = a[p + np.uint64(5)]
-    r6 = a[p + np.uint64(6)]
-    r7 = a[p + np.uint64(7)]
     m = n - n % 8
-    i = p + np.uint64(8)
-    end = p + np.uint64(m)
-    while i < end:
-        r0 += a[i]
-        r1 += a[i + np.uint64(1)]
-        r2 += a[i + np.uint64(2)]
-        r3 += a[i + np.uint64(3)]
-        r4 += a[i + np.uint64(4)]
-        r5 += a[i + np.uint64(5)]
-        r6 += a[i + np.uint64(6)]
-        r7 += a[i + np.uint64(7)]
-        i += np.uint64(8)
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    res = _lanes8_sum(a, lo, m // 8)
     for j in range(lo + m, lo + n):
         res += a[j]
     return res
 
 
 @_jit
-def np_sum(a, I, D):
+def np_sum(a, S, I, D):
     """``float(np.add.reduce(a))`` for a 1-D float64 array, in numpy's pairwise order.
 
     numpy sums blocks of up to 128 elements with eight accumulators and splits longer runs in
     halves (rounded down to a multiple of 8), adding the two halves' sums (``pairwise_sum``,
     numpy's ``loops_utils.h``). Floating-point addition is not associative, so the compiled
-    cost model adds in the same order to give the same bits. The halving is a post-order walk
-    with an explicit stack (numba caches recursive functions badly), kept in rows of I and D
-    (``len(a) <= n``): a fresh one per call, or a call per level of the tree, cost more than
-    the additions.
+    cost model adds in the same order to give the same bits. Which blocks and which additions
+    depends only on the length, so that tree is walked once (:func:`sum_plan`) and each sum
+    follows its steps.
     """
-    return _np_sum_walk(a, I, D, False)
+    return _np_sum_walk(a, S, I, D, False)
 
 
-@njit(cache=True, nogil=True, inline="always", _nrt=False)
-def _np_sum_walk(a, I, D, idle_leaves):
-    """:func:`np_sum`; with ``idle_leaves``, a leaf of the walk in which ``I[DIRTY64]`` marks no
-    group of 64 elements holds the idle drain price in every element, and its sum is looked up
-    in ``D[IDLE_LEAF]`` (by length) rather than added again: the same bits, since it is the
-    same sum of the same numbers."""
-    n = len(a)
-    if n <= 128:
-        return 0.0 + _block_sum(a, 0, n)
-    dirty64 = I[DIRTY64]
-    leaf = D[IDLE_LEAF]
+@_jit
+def sum_plan(S, I, n):
+    """np_sum's plan for arrays of ``n`` (> 128) elements, into ``I[PLAN_LO]`` and
+    ``I[PLAN_M]``: numpy's pairwise_sum tree in post-order, a step per block (start, length)
+    and per addition of two sums (length 0). A tree of ``n`` elements has fewer than ``n / 32``
+    blocks, so the plan fits in a row. The walk keeps its stack in rows of I (numba caches
+    recursive functions badly)."""
     los = I[SUM_LO]
     ns = I[SUM_N]
     states = I[SUM_STATE]
-    sums = D[SUM_PARTIAL]
+    plan_lo = I[PLAN_LO]
+    plan_m = I[PLAN_M]
+    steps = 0
     top = 0
-    nsums = 0
     los[0] = 0
     ns[0] = n
     states[0] = 0
@@ -377,21 +393,9 @@ def _np_sum_walk(a, I, D, idle_leaves):
         lo = los[top]
         m = ns[top]
         if m <= 128:
-            clean = idle_leaves
-            if clean:
-                for g in range(lo // 64, (lo + m + 63) // 64):
-                    if dirty64[g]:
-                        clean = False
-                        break
-            if clean:
-                v = leaf[m]
-                if v < 0.0:
-                    v = _block_sum(a, lo, m)
-                    leaf[m] = v
-                sums[nsums] = v
-            else:
-                sums[nsums] = _block_sum(a, lo, m)
-            nsums += 1
+            plan_lo[steps] = lo
+            plan_m[steps] = m
+            steps += 1
             top -= 1
             continue
         half = m // 2
@@ -409,12 +413,55 @@ def _np_sum_walk(a, I, D, idle_leaves):
             ns[top] = m - half
             states[top] = 0
         else:  # both done: left + right
-            right = sums[nsums - 1]
-            left = sums[nsums - 2]
-            nsums -= 2
-            sums[nsums] = left + right
-            nsums += 1
+            plan_lo[steps] = 0
+            plan_m[steps] = 0
+            steps += 1
             top -= 1
+    S[SUM_PLAN] = steps
+    S[SUM_PLAN_N] = n
+    return steps
+
+
+@njit(cache=True, nogil=True, inline="always", _nrt=False)
+def _np_sum_walk(a, S, I, D, idle_leaves):
+    """:func:`np_sum`; with ``idle_leaves``, a block in which ``I[DIRTY64]`` marks no group of
+    64 elements holds the idle drain price in every element, and its sum is looked up in
+    ``D[IDLE_LEAF]`` (by length) rather than added again: the same bits, since it is the same
+    sum of the same numbers."""
+    n = len(a)
+    if n <= 128:
+        return 0.0 + _block_sum(a, 0, n)
+    steps = S[SUM_PLAN]
+    if steps == 0 or S[SUM_PLAN_N] != n:
+        steps = sum_plan(S, I, n)
+    dirty64 = I[DIRTY64]
+    leaf = D[IDLE_LEAF]
+    plan_lo = I[PLAN_LO]
+    plan_m = I[PLAN_M]
+    sums = D[SUM_PARTIAL]
+    top = 0
+    for x in range(steps):
+        m = plan_m[x]
+        if m == 0:  # the two sums on top: left + right
+            top -= 1
+            sums[top - 1] = sums[top - 1] + sums[top]
+            continue
+        lo = plan_lo[x]
+        clean = idle_leaves
+        if clean:
+            for g in range(lo // 64, (lo + m + 63) // 64):
+                if dirty64[g]:
+                    clean = False
+                    break
+        if clean:
+            v = leaf[m]
+            if v < 0.0:
+                v = _block_sum(a, lo, m)
+                leaf[m] = v
+            sums[top] = v
+        else:
+            sums[top] = _block_sum(a, lo, m)
+        top += 1
     return 0.0 + sums[0]
 
 
@@ -696,7 +743,7 @@ def drain_all_pages(S, F, I, D, EV, cpu):
         for m in range(129 if n > 128 else 0):
             leaf[m] = -1.0
         S[IDLE_LEAF_OK] = 1
-    F[F_NS_DRAIN] += _np_sum_walk(work, I, D, True)
+    F[F_NS_DRAIN] += _np_sum_walk(work, S, I, D, True)
     for x in range(nb):
         dirty64[busy[x] // 64] = 0
         work[busy[x]] = idle
@@ -1766,11 +1813,11 @@ def end_tick(S, F, I, D):
     wm_sum = 0.0
     if n_checks:
         S[M_WATERMARK_CHECKS] += n_checks
-        wm_sum = np_sum(D[WM], I, D)
+        wm_sum = np_sum(D[WM], S, I, D)
     if n_folds:
         S[M_FOLDS] += n_folds
-        F[F_NS_FOLD] += np_sum(D[WORK], I, D)
-    total = np_sum(D[TICK_COST], I, D)
+        F[F_NS_FOLD] += np_sum(D[WORK], S, I, D)
+    total = np_sum(D[TICK_COST], S, I, D)
     F[F_TICK_WATERMARK_NS] = wm_sum
     F[F_TICK_NS] = total
     F[F_WATERMARK_NS] += wm_sum
