@@ -460,3 +460,25 @@ def test_engine_np_sum_is_numpys_pairwise_sum_bit_for_bit(n):
         S[core.SUM_PLAN_N] = n + 8
         assert core.np_sum(a.copy(), S, I, D) == float(np.add.reduce(a))
         assert S[core.SUM_PLAN_N] == n
+
+
+def test_engine_folds_made_between_runs_are_priced_at_the_next_tick_as_in_python():
+    """The compiled cost meter prices only the CPUs noted as folding in a tick. Folds made by
+    zone functions between two runs (a notebook poking the zone) must be priced all the same,
+    at the next tick, as the Python engine's end_tick does."""
+    from allocsim.vmstat import __mod_zone_page_state, refresh_cpu_vm_stats
+
+    cfg = preset("large", cpus=256, patches="all", seed=5, duration_ms=60)
+    results = []
+    for engine in ("python", "compiled"):
+        sim = Simulation(cfg, engine=engine)
+        sim.run(until=30)
+        zone = sim.zone
+        __mod_zone_page_state(zone, 3, zone.stat_threshold[3] + 1)  # over the threshold: folds
+        __mod_zone_page_state(zone, 200, 5)
+        refresh_cpu_vm_stats(zone, 200)
+        __mod_zone_page_state(zone, 3, zone.stat_threshold[3] + 1)  # CPU 3 twice
+        results.append((sim.run(), sim.meter.folds, zone.stat_folds.copy()))
+    (a, folds_a, stat_a), (b, folds_b, stat_b) = results
+    assert folds_a == folds_b and np.array_equal(stat_a, stat_b)
+    assert a.cost == b.cost and json.dumps(a.to_dict()) == json.dumps(b.to_dict())

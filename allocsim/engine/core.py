@@ -187,6 +187,7 @@ N_TICK_COUNTS = 14
 # data pages of each I/O-completion slot ---
 FOLD_START = 100  # S[FOLD_START + off], off in [0, stat_interval]; then S[C_WB_DATA + slot]
 C_WB_DATA = 99  # S[C_WB_DATA] holds the index where the wb_data slots start
+N_FOLDED = 94  # how many CPUs I[FOLDED] holds
 
 # --- F: floating-point scalars and configuration ---
 F_TICK_WATERMARK_NS = 0
@@ -217,7 +218,7 @@ THRESHOLD = 4  # zone.stat_threshold
 FOLDS = 5  # zone.stat_folds
 DIFF_LIMIT = 6
 FOLDS_SEEN = 7
-FOLDS_TICK = 8
+FOLDS_TICK = 8  # this tick's folds by CPU (0 but for the CPUs in I[FOLDED, :S[N_FOLDED]])
 CHECKS = 9  # meter.checks
 SAFE_CHECKS = 10  # meter.safe_checks
 NEED_TASK = 11
@@ -238,7 +239,8 @@ DRAIN_MARK = 25  # 1 for the CPUs in that list
 DIRTY64 = 26  # drain_all_pages: 1 for each group of 64 CPUs where a price is not the idle one
 PLAN_LO = 27  # np_sum's plan, step by step: a block from PLAN_LO of PLAN_M elements, or (PLAN_M
 PLAN_M = 28  # 0) adding the last two sums
-N_I = 29
+FOLDED = 29  # the CPUs that folded their diff into the counter this tick (S[N_FOLDED] of them)
+N_I = 30
 # --- D: per-CPU float rows ---
 DEBT = 0  # meter.debt
 BUSY = 1
@@ -249,7 +251,7 @@ LINE_NS = 5  # meter.line_ns
 FOLD_LINE_NS = 6  # fold_lines * line_ns
 WM = 7
 TICK_COST = 8
-WORK = 9
+WORK = 9  # the fold prices, 0.0 but for this tick's folded CPUs
 KEYS = 10
 DRAIN_WORK = 11  # drain_all_pages' prices: all F[F_DRAIN_IDLE_NS] between calls
 KEYS_TMP = 12  # scratch of sort_by_key
@@ -369,7 +371,7 @@ def np_sum(a, S, I, D):
     depends only on the length, so that tree is walked once (:func:`sum_plan`) and each sum
     follows its steps.
     """
-    return _np_sum_walk(a, S, I, D, False)
+    return _np_sum_walk(a, S, I, D, LEAVES_SUMMED)
 
 
 @_jit
@@ -422,12 +424,18 @@ def sum_plan(S, I, n):
     return steps
 
 
+LEAVES_SUMMED = 0  # _np_sum_walk: every block is added up
+LEAVES_IDLE = 1  # a block I[DIRTY64] does not mark holds the idle drain price everywhere
+LEAVES_ZERO = 2  # a block I[DIRTY64] does not mark holds +0.0 everywhere
+
+
 @njit(cache=True, nogil=True, inline="always", _nrt=False)
-def _np_sum_walk(a, S, I, D, idle_leaves):
-    """:func:`np_sum`; with ``idle_leaves``, a block in which ``I[DIRTY64]`` marks no group of
+def _np_sum_walk(a, S, I, D, leaves):
+    """:func:`np_sum`. With ``LEAVES_IDLE``, a block in which ``I[DIRTY64]`` marks no group of
     64 elements holds the idle drain price in every element, and its sum is looked up in
     ``D[IDLE_LEAF]`` (by length) rather than added again: the same bits, since it is the same
-    sum of the same numbers."""
+    sum of the same numbers. With ``LEAVES_ZERO`` such a block holds +0.0 everywhere, and its
+    sum is +0.0 (eight lanes of +0.0 added up)."""
     n = len(a)
     if n <= 128:
         return 0.0 + _block_sum(a, 0, n)
@@ -447,13 +455,15 @@ def _np_sum_walk(a, S, I, D, idle_leaves):
             sums[top - 1] = sums[top - 1] + sums[top]
             continue
         lo = plan_lo[x]
-        clean = idle_leaves
+        clean = leaves != LEAVES_SUMMED
         if clean:
             for g in range(lo // 64, (lo + m + 63) // 64):
                 if dirty64[g]:
                     clean = False
                     break
-        if clean:
+        if clean and leaves == LEAVES_ZERO:
+            sums[top] = 0.0
+        elif clean:
             v = leaf[m]
             if v < 0.0:
                 v = _block_sum(a, lo, m)
@@ -518,9 +528,20 @@ def mod_zone_page_state(S, I, cpu, delta):
     t = I[THRESHOLD, cpu]
     if x > t or x < -t:
         S[VM_STAT] += x
-        I[FOLDS, cpu] += 1
+        fold_noted(S, I, cpu)
         x = 0
     I[DIFF, cpu] = x
+
+
+@_jit
+def fold_noted(S, I, cpu):
+    """``cpu`` wrote its diff into the counter: ``zone.stat_folds[cpu] += 1``, and the
+    tick's fold count by CPU (the cost meter prices the few CPUs that folded, end_tick)."""
+    I[FOLDS, cpu] += 1
+    if I[FOLDS_TICK, cpu] == 0:
+        I[FOLDED, S[N_FOLDED]] = cpu
+        S[N_FOLDED] += 1
+    I[FOLDS_TICK, cpu] += 1
 
 
 @_jit
@@ -743,7 +764,7 @@ def drain_all_pages(S, F, I, D, EV, cpu):
         for m in range(129 if n > 128 else 0):
             leaf[m] = -1.0
         S[IDLE_LEAF_OK] = 1
-    F[F_NS_DRAIN] += _np_sum_walk(work, S, I, D, True)
+    F[F_NS_DRAIN] += _np_sum_walk(work, S, I, D, LEAVES_IDLE)
     for x in range(nb):
         dirty64[busy[x] // 64] = 0
         work[busy[x]] = idle
@@ -1735,22 +1756,26 @@ def end_tick(S, F, I, D):
     """``CostMeter.end_tick``: price the tick's checks, snapshots and folds; add the debts.
 
     The per-CPU prices are the model's element by element; their sums go through
-    :func:`np_sum`, so every float is the model's bit for bit.
+    :func:`np_sum`, so every float is the model's bit for bit. Few CPUs fold in a tick
+    (``I[FOLDED]``, noted by :func:`fold_noted`): every other CPU's fold price is +0.0 and its
+    checks miss once per fold, so those CPUs are priced alike and the folded ones put right.
     """
     n = S[C_CPUS]
     checks = I[CHECKS]
     safe_checks = I[SAFE_CHECKS]
-    folds = I[FOLDS]
     folds_seen = I[FOLDS_SEEN]
     folds_tick = I[FOLDS_TICK]
+    folded = I[FOLDED]
+    n_folded = S[N_FOLDED]
     n_folds = 0
+    for x in range(n_folded):
+        cpu = folded[x]
+        f = folds_tick[cpu]
+        folds_seen[cpu] += f  # sim._folds_seen: now zone.stat_folds again
+        n_folds += f
     n_normal = 0
     n_safe = 0
     for i in range(n):
-        x = folds[i] - folds_seen[i]
-        folds_tick[i] = x
-        folds_seen[i] += x
-        n_folds += x
         n_normal += checks[i]
         n_safe += safe_checks[i]
     n_checks = n_normal + n_safe
@@ -1766,11 +1791,12 @@ def end_tick(S, F, I, D):
     fold_work = D[WORK]
     tick_cost = D[TICK_COST]
     debt = D[DEBT]
+    dirty64 = I[DIRTY64]
     # Without branches: where the model prices no checks (n_checks == 0) or no folds, every
     # term below is +0.0, and x + 0.0 is x for the non-negative prices here, so the costs and
-    # debts come out as the model's. (D[WM] and D[WORK] are read only when their sums are
-    # taken, below.) Short loops over few rows: the compiler vectorises them (one loop over
-    # all the rows it does not), and each element still sees the model's operations in order.
+    # debts come out as the model's. (D[WM] is read only when its sum is taken, below.) Short
+    # loops over few rows: the compiler vectorises them (one loop over all the rows it does
+    # not), and each element still sees the model's operations in order.
     # (the snapshots: one per check of a kind that reads one; integers, in any order)
     snapshot_reads = (n_normal if normal else 0) + (n_safe if safe else 0)
     folds_priced = n_folds or normal or safe
@@ -1782,29 +1808,38 @@ def end_tick(S, F, I, D):
     else:
         normal_n = 1 if normal else 0
         safe_n = 1 if safe else 0
+        # a check misses once per write by another CPU: n_folds on a CPU that did not fold
         for i in range(n):
             c = checks[i]
             sc = safe_checks[i]
             a = c + sc
-            others = n_folds - folds_tick[i]  # a check misses once per write by another
+            misses = a if a < n_folds else n_folds
+            v = a * check_ns + misses * line_ns[i]
+            v = v + (c * normal_n) * snapshot_ns[i]
+            wm[i] = v + (sc * safe_n) * snapshot_ns[i]
+        for x in range(n_folded):  # the CPUs that folded: fewer misses, and a fold price
+            i = folded[x]
+            c = checks[i]
+            sc = safe_checks[i]
+            a = c + sc
+            others = n_folds - folds_tick[i]
             misses = a if a < others else others
             v = a * check_ns + misses * line_ns[i]
             v = v + (c * normal_n) * snapshot_ns[i]
             wm[i] = v + (sc * safe_n) * snapshot_ns[i]
-        for i in range(n):
             fold_work[i] = folds_tick[i] * fold_line_ns[i]
+            dirty64[i // 64] = 1
     for i in range(n):
         checks[i] = 0
     for i in range(n):
         safe_checks[i] = 0
     for i in range(n):
         wm_by_cpu[i] += wm[i]
-    if folds_priced:
-        for i in range(n):
-            tick_cost[i] = (other_ns[i] + wm[i]) + fold_work[i]
-    else:
-        for i in range(n):
-            tick_cost[i] = other_ns[i] + wm[i]
+    for i in range(n):
+        tick_cost[i] = other_ns[i] + wm[i]  # + fold_work[i], +0.0 but on the folded CPUs:
+    for x in range(n_folded):
+        i = folded[x]
+        tick_cost[i] = (other_ns[i] + wm[i]) + fold_work[i]
     for i in range(n):
         other_ns[i] = 0.0
     for i in range(n):
@@ -1813,11 +1848,18 @@ def end_tick(S, F, I, D):
     wm_sum = 0.0
     if n_checks:
         S[M_WATERMARK_CHECKS] += n_checks
-        wm_sum = np_sum(D[WM], S, I, D)
+        wm_sum = np_sum(wm, S, I, D)
     if n_folds:
         S[M_FOLDS] += n_folds
-        F[F_NS_FOLD] += np_sum(D[WORK], S, I, D)
-    total = np_sum(D[TICK_COST], S, I, D)
+        # np.add.reduce(fold prices): the blocks without a folded CPU add up to +0.0
+        F[F_NS_FOLD] += _np_sum_walk(fold_work, S, I, D, LEAVES_ZERO)
+    for x in range(n_folded):  # back to no folds (and no marks) for the next tick
+        i = folded[x]
+        folds_tick[i] = 0
+        fold_work[i] = 0.0
+        dirty64[i // 64] = 0
+    S[N_FOLDED] = 0
+    total = np_sum(tick_cost, S, I, D)
     F[F_TICK_WATERMARK_NS] = wm_sum
     F[F_TICK_NS] = total
     F[F_WATERMARK_NS] += wm_sum
@@ -2010,7 +2052,7 @@ def step(st, col):
         if v:
             I[DIFF, cpu] = 0
             S[VM_STAT] += v
-            I[FOLDS, cpu] += 1
+            fold_noted(S, I, cpu)
             S[TK_FOLDS] += 1
 
     # 4. Allocations. 5. Price what the tick's kernel paths did. 6. Record.

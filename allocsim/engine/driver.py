@@ -268,6 +268,14 @@ class CompiledEngine:
         S[C.LRU_CLEAN] = sim.lru.clean
         S[C.LRU_DIRTY] = sim.lru.dirty
         S[C.EV_TOTAL] = len(sim.events)
+        # Folds made outside the core since its last tick (zone functions called between
+        # runs): the next tick prices them, as the Python engine's end_tick would.
+        I = self.I  # noqa: E741 (the core's name)
+        pending = np.flatnonzero(I[C.FOLDS] != I[C.FOLDS_SEEN])
+        I[C.FOLDS_TICK] = 0
+        I[C.FOLDS_TICK, pending] = I[C.FOLDS, pending] - I[C.FOLDS_SEEN, pending]
+        I[C.FOLDED, : len(pending)] = pending
+        S[C.N_FOLDED] = len(pending)
         k = sim.config.writer_cpus
         W = self.W
         W[C.RUNNING, :k] = sim._task_running
