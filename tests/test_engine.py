@@ -470,8 +470,8 @@ def test_engine_folds_made_between_runs_are_priced_at_the_next_tick_as_in_python
 
     cfg = preset("large", cpus=256, patches="all", seed=5, duration_ms=60)
     results = []
-    for engine in ("python", "compiled"):
-        sim = Simulation(cfg, engine=engine)
+    for name in ("python", "compiled"):
+        sim = Simulation(cfg, engine=name)
         sim.run(until=30)
         zone = sim.zone
         __mod_zone_page_state(zone, 3, zone.stat_threshold[3] + 1)  # over the threshold: folds
