@@ -279,12 +279,29 @@ def test_engine_arrival_layout_is_the_python_engines_and_leaves_the_generator_al
     else:
         rates = np.full(256, rate)
     ours, theirs = np.random.default_rng(11), np.random.default_rng(11)
-    out = np.full((256, width), -5, dtype=np.int32)  # as the driver keeps it; whatever was there
+    # as the driver keeps it (16 bits), with whatever was there
+    out = np.full((256, width), 0xFFFB, dtype=np.uint16)
     draws = arrival_draws(ours, rates, width)
     assert lay_out_arrivals(out, draws) == sum(len(d[3]) for d in draws if d[3] is not None)
     assert np.array_equal(out, arrival_block(theirs, rates, width))
     assert ours.bit_generator.state == theirs.bit_generator.state
     assert ours.random() == theirs.random()
+
+
+def test_engine_arrival_layout_refuses_a_count_its_array_cannot_hold():
+    """The compiled engine keeps arrival counts in 16 bits: a count above 65535 (far beyond any
+    config's rates) is an error, not a number wrapped round."""
+    from allocsim.engine.draw import lay_out_arrivals
+
+    out = np.zeros((256, 4), dtype=np.uint16)
+    split = [(0, 256, np.array([3, 70000, 0, 1]), np.zeros(70004, dtype=np.uint8))]
+    by_tick = [(0, 256, np.full((256, 4), 65536), None)]
+    for draws in (split, by_tick):
+        with pytest.raises(OverflowError, match="65535"):
+            lay_out_arrivals(out, draws)
+    fits = [(0, 256, np.full((256, 4), 65535), None)]
+    lay_out_arrivals(out, fits)
+    assert (out == 65535).all()
 
 
 def test_engine_sweep_flag_gives_the_same_rows_on_both_engines(monkeypatch, capsys):

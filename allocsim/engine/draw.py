@@ -49,7 +49,18 @@ def add_arrivals(out, counts, ticks, first, end, assign=False):
 def lay_out_arrivals(out, draws) -> int:
     """Lay one block's :func:`allocsim.workload.arrival_draws` out into ``out`` (ticks x CPUs):
     runs drawn tick by tick as they are, split runs by :func:`add_arrivals`. The same block as
-    ``arrival_block`` lays out with numpy. Returns how many arrivals of split runs it placed."""
+    ``arrival_block`` lays out with numpy. Returns how many arrivals of split runs it placed.
+
+    ``out`` may be narrower than numpy's int64 (the driver's is 16 bits): a count it cannot
+    hold is an error, never a wrapped number. (A tick's count is at most its run's total.)"""
+    limit = np.iinfo(out.dtype).max
+    for first, end, counts, _ticks in draws:
+        most = int(counts.max()) if counts.size else 0
+        if most > limit:
+            raise OverflowError(
+                f"{most} arrivals for one CPU in ticks {first}..{end - 1} of a workload block: "
+                f"more than the compiled engine's {out.dtype} arrival counts hold ({limit})"
+            )
     if (
         len(draws) == 1
         and draws[0][3] is not None
@@ -62,7 +73,8 @@ def lay_out_arrivals(out, draws) -> int:
     placed = 0
     for first, end, counts, ticks in draws:
         if ticks is None:  # a run above SPLIT_MAX_RATE, drawn tick by tick
-            out[first:end, : counts.shape[1]] += counts
+            block = out[first:end, : counts.shape[1]]
+            np.add(block, counts, out=block, casting="unsafe")  # counts fit: checked above
         else:
             placed += add_arrivals(out, counts, ticks, first, end)
     return placed

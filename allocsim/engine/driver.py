@@ -58,10 +58,10 @@ _INF = C.INF
 _EVENTS_START = 1024
 _LRU_START = 1024
 _CHUNK = 256  # ticks per call of the core: one workload block
-# The arrival counts the core reads: 32 bits hold any count a config allows (at most 256 per
-# CPU per ms, Poisson) in half the memory of numpy's int64, and a block of them is read from
-# memory once per tick (4 MiB at 4096 CPUs).
-_ARRIVALS = np.int32
+# The arrival counts the core reads: 16 bits hold any count a config allows (rates of at most
+# 256 per CPU per ms, Poisson; lay_out_arrivals checks) in a quarter of the memory of numpy's
+# int64: a block of them is written once and read once per tick (2 MiB at 4096 CPUs).
+_ARRIVALS = np.uint16
 
 
 _gc_lock = threading.Lock()
