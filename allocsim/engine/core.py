@@ -1517,11 +1517,16 @@ def allocate(st, row):
         total += need_irq[i]
     S[TK_ATOMIC_ATTEMPTED] = total
     # Writer i runs on CPU i unless it sits in the allocator or in balance_dirty_pages.
-    # (I[NEED_TASK] of the CPUs without a writer stays 0.)
+    # (I[NEED_TASK] of the CPUs without a writer stays 0.) Without a branch: which writers
+    # run is anyone's guess.
+    dirtied = W[DIRTIED]
+    running_w = W[RUNNING]
+    throttled_until = W[THROTTLED_UNTIL]
+    need_w = I[NEED_TASK]
     for i in range(k):
-        W[DIRTIED, i] = 0
-        running = W[RUNNING, i] and W[THROTTLED_UNTIL, i] <= t
-        I[NEED_TASK, i] = demand_row[i] if running else 0
+        dirtied[i] = 0
+        running = (running_w[i] != 0) & (throttled_until[i] <= t)
+        need_w[i] = demand_row[i] * running
     if S[HAS_BUSY] and k:
         # A CPU working off its debt serves that much less of its writer's demand.
         for i in range(k):
@@ -1592,12 +1597,17 @@ def allocate(st, row):
         safe_checks = I[SAFE_CHECKS]
         for i in range(k):
             safe_checks[i] += need_irq[i] - left_irq[i] if irq_ok else need_irq[i]
+    # Who needs the zone lock, in this tick's lock order: queued without a branch (which
+    # writers are left wanting is anyone's guess); then each writer's pages.
     for i in range(k):
-        if left_irq[i] or left_task[i]:  # needs the zone lock: in this tick's lock order
-            I[GOT_IRQ, i] = 0
-            seg[m] = i
-            seg_keys[m] = keys[i]
-            m += 1
+        seg[m] = i
+        m += (left_irq[i] | left_task[i]) != 0
+    got_irq = I[GOT_IRQ]
+    for x in range(m):
+        i = seg[x]
+        got_irq[i] = 0
+        seg_keys[x] = keys[i]
+    for i in range(k):
         if take_t[i]:  # writer i runs on CPU i
             task_page(S, st.F, W, WF, st.RING, st.LRU, i, take_t[i])
     # The same for the CPUs with interrupts only, as passes without branches the compiler can
