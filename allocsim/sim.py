@@ -241,13 +241,12 @@ class Simulation:
         interval = cfg.stat_interval_ms
         offsets = (-3 * np.arange(n)) % interval
         order = np.argsort(offsets, kind="stable")
-        # The CPUs of each offset, in CPU order: runs of the stably sorted order (one split
+        # The CPUs of each offset, in CPU order: runs of the stably sorted order (slices of it
         # instead of one pass over all CPUs per offset; 1000 offsets at 1024 CPUs).
         ordered = offsets[order]
-        starts = np.flatnonzero(np.diff(ordered)) + 1
+        bounds = [0, *(np.flatnonzero(np.diff(ordered)) + 1).tolist(), n]
         self._fold_slots: dict[int, np.ndarray] = {
-            int(offs[0]): cpus
-            for offs, cpus in zip(np.split(ordered, starts), np.split(order, starts), strict=True)
+            int(ordered[a]): order[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)
         }
 
         self.vector_fast_path = True

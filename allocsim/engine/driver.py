@@ -149,15 +149,16 @@ class CompiledEngine:
         S[C.C_RING_IO] = len(sim._atomic_ring) + len(sim._temp_ring)
         S[C.C_PRESSURE_VALUE] = zone_pressure_threshold(zone)
         S[C.C_WB_DATA] = wb_data_at
+        # vmstat_update slots: the CPUs by timer offset, offset by offset (S[FOLD_START + off]
+        # is where offset off's CPUs start in fold_order; up to 1000 offsets, so no loop)
+        per_offset = np.zeros(interval, dtype=np.int64)
+        for off, cpus in sim._fold_slots.items():
+            per_offset[off] = len(cpus)
+        S[C.FOLD_START] = 0
+        np.cumsum(per_offset, out=S[C.FOLD_START + 1 : C.FOLD_START + interval + 1])
         fold_order = np.zeros(n, dtype=np.int64)
-        pos = 0
-        for off in range(interval):  # vmstat_update slots: CPUs by timer offset
-            S[C.FOLD_START + off] = pos
-            cpus = sim._fold_slots.get(off)
-            if cpus is not None:
-                fold_order[pos : pos + len(cpus)] = cpus
-                pos += len(cpus)
-        S[C.FOLD_START + interval] = pos
+        for off, cpus in sim._fold_slots.items():
+            fold_order[S[C.FOLD_START + off] : S[C.FOLD_START + off + 1]] = cpus
         S[wb_data_at:] = sim._wb_data
         sim._wb_data = S[wb_data_at:]  # a view: the Python side reads the same slots
 
