@@ -13,7 +13,8 @@ Sections (names for --only):
 
   rtf        real-time factor = simulated s / process CPU s (median of 3 runs, construction
              included) for small, large, steady, 1024 and 4096 CPUs (zone scaled), patches off
-             and on; also µs per simulated ms and ns per CPU-tick.
+             and on; also µs per simulated ms and ns per CPU-tick. Before each timed run, the
+             speed probe (a fixed integer loop) says how fast the shared machine is just then.
   widget     the livelock demo (allocsim.widgets), live and threaded, in one process per engine
              started with ALLOCSIM_ENGINE: CPU slider 256 -> 1024 -> 256 and a seed change, each
              starting a 4 s run, after one unmeasured run; from the change to the first frame
@@ -123,6 +124,51 @@ def machine() -> dict:
         "numpy": numpy.__version__,
         "matplotlib": matplotlib.__version__,
         "allocsim_commit": commit or "unknown",
+    }
+
+
+# --- the machine's speed, now ---------------------------------------------------------------
+#
+# A shared virtual machine does not run at one speed: its host switches it between speeds for
+# seconds or minutes at a time (on the development machine, by up to 2.3x). A figure taken in a
+# slow spell says as much about the host as about the code. So the benchmark times a fixed
+# piece of work, the *speed probe*, before each timed run and at the start and end of each
+# section, and reports it beside the figures: a reader can see which figures came from a slow
+# spell. The probe is 200,000 steps of a 32-bit linear congruential generator in the
+# interpreter, best of 3 (about 25 ms); it needs neither allocsim nor numba. On the development
+# machine it followed the compiled core's speed (24-27 ms with 1024 CPUs at 39-47x real time,
+# 30-34 ms at 32-38x), where a numpy sort of 2 MiB hardly moved.
+
+_PROBE_STEPS = 200_000
+
+
+def speed_probe() -> float:
+    """Milliseconds for the fixed piece of work (best of 3): lower is a faster machine."""
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        x = 0
+        for i in range(_PROBE_STEPS):
+            x = (x * 1103515245 + i) & 0xFFFFFFFF
+        best = min(best, time.perf_counter() - start)
+    return best * 1e3
+
+
+def probe_summary(report: dict) -> dict | None:
+    """The run's probes: the fastest (the machine at its best in this run), the slowest, and
+    how many of the timed real-time runs were taken more than 1.25x slower than the best."""
+    probes = [p["ms"] for p in report.get("probes", [])]
+    rows = report.get("sections", {}).get("rtf", {}).get("rows", [])
+    per_run = [ms for r in rows for ms in r.get("probe_ms_all", [])]
+    probes += per_run
+    if not probes:
+        return None
+    best = min(probes)
+    return {
+        "best_ms": best,
+        "worst_ms": max(probes),
+        "slow_runs": sum(ms > 1.25 * best for ms in per_run),
+        "runs": len(per_run),
     }
 
 
@@ -265,7 +311,10 @@ def bench_rtf(quick: bool) -> dict:
                         name, patches=patches, seed=1, duration_ms=duration_ms, **overrides
                     )
                     row.update(cpus=cfg.cpus, zone_mib=cfg.zone_mib)
-                    runs = [time_run(cfg, engine) for _ in range(reps)]
+                    runs, probes = [], []
+                    for _ in range(reps):
+                        probes.append(speed_probe())
+                        runs.append(time_run(cfg, engine))
                     ticks = runs[0][2]
                     cpu = statistics.median(r[0] for r in runs)
                     wall = statistics.median(r[1] for r in runs)
@@ -273,6 +322,7 @@ def bench_rtf(quick: bool) -> dict:
                         reps=reps,
                         cpu_s=cpu,
                         cpu_s_all=[r[0] for r in runs],
+                        probe_ms_all=probes,  # the speed probe just before each run
                         wall_s=wall,
                         simulated_ms=ticks,
                         rtf=ticks / 1000 / cpu,
@@ -987,6 +1037,8 @@ def print_rtf(r: dict) -> None:
                     cells.append(_fmt(row[key], spec) + ("x" if key == "rtf" else ""))
         py, co = by.get("python", {}), by.get("compiled", {})
         cells.append(f"{co['rtf'] / py['rtf']:.0f}x" if "rtf" in py and "rtf" in co else "-")
+        probes = co.get("probe_ms_all") or py.get("probe_ms_all")
+        cells.append(" ".join(f"{ms:.1f}" for ms in probes) if probes else "-")
         rows.append(cells)
     print(
         table(
@@ -1002,6 +1054,7 @@ def print_rtf(r: dict) -> None:
                 "µs/tick py",
                 "compiled",
                 "speed-up",
+                "probe ms (compiled)",
             ],
             rows,
         )
@@ -1167,14 +1220,20 @@ def _rtf(case: str):
         if got is None:
             return None, why
         sec, _ = got
-        vals = [
-            r["rtf"]
+        rows = [
+            r
             for r in sec["rows"]
             if r["case"] == case and r.get("engine", "python") == engine and "rtf" in r
         ]
-        if not vals:
+        if not rows:
             return None, f"no {case} row on the {engine} engine"
-        return min(vals), "the slower of patches none / all"
+        slower = min(rows, key=lambda r: r["rtf"])
+        note = f"the slower of patches none / all ({slower['patches']})"
+        speed = probe_summary(report)
+        if speed and slower.get("probe_ms_all"):
+            probes = ", ".join(f"{ms:.1f}" for ms in slower["probe_ms_all"])
+            note += f"; speed probe {probes} ms (best of the run {speed['best_ms']:.1f})"
+        return slower["rtf"], note
 
     return get
 
@@ -1323,6 +1382,14 @@ def print_report(report: dict) -> None:
             print(f"{TITLES[name]}\n   {sec['status']}: {sec.get('reason') or sec.get('error')}")
     print()
     print_targets(report["targets"], report["quick"])
+    speed = report.get("speed")
+    if speed:
+        print(
+            "\nspeed probe (a fixed integer loop, lower is faster): "
+            f"{speed['best_ms']:.1f} ms at best, "
+            f"{speed['worst_ms']:.1f} ms at worst; {speed['slow_runs']} of {speed['runs']} timed "
+            "runs came more than 1.25x slower than the best (a slow spell of the machine)"
+        )
     print(f"\nwall time of this benchmark: {report['wall_s']:.1f} s")
 
 
@@ -1378,15 +1445,21 @@ def main(argv=None) -> int:
         "memory": bench_memory,
         "sweep": bench_sweep,
     }
+    report["probes"] = []
     for name in SECTIONS:
         if name in only:
             log(f"{name} ...")
+            report["probes"].append({"at": f"{name} start", "ms": speed_probe()})
             try:
                 report["sections"][name] = runners[name](args.quick)
             except Exception as exc:  # one broken section must not hide the others
                 report["sections"][name] = {"status": "error", "error": error_text(exc)}
                 log(f"  {name}: {error_text(exc)}")
+            report["probes"].append({"at": f"{name} end", "ms": speed_probe()})
+            before, after = report["probes"][-2]["ms"], report["probes"][-1]["ms"]
+            log(f"  speed probe: {before:.1f} ms before, {after:.1f} ms after")
     report["wall_s"] = time.perf_counter() - start
+    report["speed"] = probe_summary(report)
     report["targets"] = judge_targets(report)
 
     if args.json:

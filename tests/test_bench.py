@@ -41,6 +41,10 @@ def test_bench_quick_json_runs_and_reports_real_time_factor():
         (case, e) for case in ("small", "large") for e in timed
     }
     assert all(r["cpu_s"] > 0 and r["rtf"] > 0 and r["duration_ms"] == 1000 for r in rows)
+    # the machine's speed beside each timed run, and at the section's start and end
+    assert all(len(r["probe_ms_all"]) == r["reps"] and min(r["probe_ms_all"]) > 0 for r in rows)
+    assert [p["at"] for p in report["probes"]] == ["rtf start", "rtf end"]
+    assert report["speed"]["runs"] == sum(r["reps"] for r in rows)
     verdicts = {t["target"]: t["verdict"] for t in report["targets"]}
     assert set(verdicts.values()) <= {"met", "not met", "not measured", "stated"}
     assert verdicts["all notebooks headless <= 60 s (default engine)"] == "not measured"
@@ -144,3 +148,25 @@ def test_png_encoder_sends_the_whole_picture_then_only_changes(bench):
     full = encoder.encode(canvas)
     same = encoder.encode(canvas)
     assert full > 0 and 0 < same < full
+
+
+def test_speed_probe_summary_names_the_slow_spells(bench):
+    """The speed probe's summary: the run's best and worst probe, and which timed runs came in
+    a slow spell (more than 1.25x the best); a real-time target's note names its case's."""
+    report = _report(31.0, 50.0)
+    probes = iter([10.0, 10.4, 13.0, 30.0, 10.1, 12.4, 11.0, 10.2, 12.6, 10.0, 10.0, 10.0])
+    for row in report["sections"]["rtf"]["rows"]:
+        row["probe_ms_all"] = [next(probes) for _ in range(3)]
+    report["probes"] = [{"at": "rtf start", "ms": 9.5}, {"at": "rtf end", "ms": 10.0}]
+    speed = bench.probe_summary(report)
+    assert speed == {"best_ms": 9.5, "worst_ms": 30.0, "slow_runs": 4, "runs": 12}
+    t1024 = {t["target"]: t for t in bench.judge_targets(report)}[
+        "1024 CPUs >= 30x real time (aim 50x)"
+    ]
+    assert t1024["compiled"] == 31.0  # the slower case (patches none), with its probes
+    assert (
+        "(none)" in t1024["note"]
+        and "probe 11.0, 10.2, 12.6 ms (best of the run 9.5)" in (t1024["note"])
+    )
+    assert bench.probe_summary({"sections": {}}) is None
+    assert 0 < bench.speed_probe() < 10_000
