@@ -37,6 +37,11 @@ How the Python model's sleeping code becomes array state:
   sliced paid an atomic increment and decrement, a third of a 1024-CPU run. Where the work
   depends on random data (which CPUs queue for the lock, which lists hold pages), loops count
   instead of branching; the lock queue is sorted by a radix sort on its 16-bit keys.
+* numpy's pairwise sums are walked once per length into a plan (:func:`sum_plan`), and each
+  block of up to 128 numbers is added as one vector of eight lanes (:func:`_lanes8_sum`, LLVM
+  IR: each lane is one of numpy's eight accumulators, the same IEEE additions in the same
+  order). The cost meter prices the few CPUs that folded in a tick apart from the rest
+  (:func:`fold_noted`), rather than reading every CPU's fold count.
 
 Only order-0 GFP_KERNEL / GFP_NOFS / GFP_NOIO / GFP_ATOMIC requests reach this code (as in the
 model); branches of the kernel functions that such requests can never take are left out and
