@@ -35,11 +35,13 @@ __all__ = [
 # benchmarks/README.md, "Figures", Python engine: the small preset (4 CPUs) costs 122 µs per
 # simulated ms, which is almost all per-tick overhead; 1024 CPUs cost 682 ns per CPU-tick (4096
 # CPUs: 481). The estimate is TICK_US + cpus * CPU_TICK_NS per simulated ms, the larger
-# many-CPU figure.
+# many-CPU figure. (The latest run, at 1506b25, gave 131-142 µs and 691 ns: the shared machine
+# moves such figures by 10-30 %.)
 TICK_US = 122.0
 CPU_TICK_NS = 682.0
 # The same for the compiled engine (allocsim.engine), the default when numba is installed: 1.5 µs
-# per simulated ms on the small preset; 21-33 ns per CPU-tick at 1024 and 4096 CPUs.
+# per simulated ms on the small preset; 21-33 ns per CPU-tick at 1024 and 4096 CPUs (18-24 in the
+# latest run, 34 in the machine's slowest spell: 33 keeps the estimate on the safe side).
 COMPILED_TICK_US = 1.5
 COMPILED_CPU_TICK_NS = 33.0
 

@@ -3,7 +3,7 @@
 Both engines compute the same machine, tick by tick, and give the same series, events and JSON
 bit for bit (``tests/test_engine.py``). The Python engine is the reference, the one to read:
 ``sim.py``, ``page_alloc.py``, ``vmscan.py``... The compiled engine (``engine/core.py``, numba)
-runs the same steps on arrays, 16 to 80 times faster, so that a lecturer can move a slider to
+runs the same steps on arrays, 18 to 80 times faster, so that a lecturer can move a slider to
 1024 CPUs and see the run at once.
 
 * ``Simulation(config, engine="python")`` or ``engine="compiled"``; the default (``None``) is
