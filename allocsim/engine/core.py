@@ -1766,6 +1766,19 @@ def balance_dirty_pages(S, W):
             W[PAUSE, i] = 0
 
 
+@njit(cache=True, nogil=True, inline="always", _nrt=False)
+def _watermark_price(c, sc, others, check_ns, line_ns, snapshot_ns, normal_n, safe_n):
+    """One CPU's watermark-check price in ``CostMeter.end_tick``: ``c`` ordinary and ``sc``
+    safe checks, each missing the counter's line once per write by ``others`` CPUs (at most
+    once per check), plus a snapshot per check of a kind that reads one; the model's
+    operations in its order."""
+    a = c + sc
+    misses = a if a < others else others
+    v = a * check_ns + misses * line_ns
+    v = v + (c * normal_n) * snapshot_ns
+    return v + (sc * safe_n) * snapshot_ns
+
+
 @_jit
 def end_tick(S, F, I, D):
     """``CostMeter.end_tick``: price the tick's checks, snapshots and folds; add the debts.
@@ -1825,23 +1838,28 @@ def end_tick(S, F, I, D):
         safe_n = 1 if safe else 0
         # a check misses once per write by another CPU: n_folds on a CPU that did not fold
         for i in range(n):
-            c = checks[i]
-            sc = safe_checks[i]
-            a = c + sc
-            misses = a if a < n_folds else n_folds
-            v = a * check_ns + misses * line_ns[i]
-            v = v + (c * normal_n) * snapshot_ns[i]
-            wm[i] = v + (sc * safe_n) * snapshot_ns[i]
+            wm[i] = _watermark_price(
+                checks[i],
+                safe_checks[i],
+                n_folds,
+                check_ns,
+                line_ns[i],
+                snapshot_ns[i],
+                normal_n,
+                safe_n,
+            )
         for x in range(n_folded):  # the CPUs that folded: fewer misses, and a fold price
             i = folded[x]
-            c = checks[i]
-            sc = safe_checks[i]
-            a = c + sc
-            others = n_folds - folds_tick[i]
-            misses = a if a < others else others
-            v = a * check_ns + misses * line_ns[i]
-            v = v + (c * normal_n) * snapshot_ns[i]
-            wm[i] = v + (sc * safe_n) * snapshot_ns[i]
+            wm[i] = _watermark_price(
+                checks[i],
+                safe_checks[i],
+                n_folds - folds_tick[i],
+                check_ns,
+                line_ns[i],
+                snapshot_ns[i],
+                normal_n,
+                safe_n,
+            )
             fold_work[i] = folds_tick[i] * fold_line_ns[i]
             dirty64[i // 64] = 1
     for i in range(n):
