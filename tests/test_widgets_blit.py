@@ -120,6 +120,67 @@ def test_live_demo_restart_draws_no_empty_frame():
     assert demo.paints["blit"] - before["blit"] == demo.stats["frames"] == paints.blits
 
 
+def test_live_demo_says_finished_with_its_last_frame():
+    """The readout says "finished" (with the verdict) only once the run's last frame has been
+    painted: while that frame is still being drawn, the readout does not run ahead of it."""
+    demo = _live_demo(autorun=False)
+    drawing_last, release = threading.Event(), threading.Event()
+    render = demo._pump._render
+
+    def held_last_frame(item):
+        if item[2]:  # the run's last frame
+            drawing_last.set()
+            assert release.wait(30), "the last frame was never released"
+        render(item)
+
+    demo._pump._render = held_last_frame
+    demo.run()
+    assert drawing_last.wait(60), "the run never offered its last frame"
+    assert demo.finished
+    assert "finished" not in demo.verdict.value and "livelock" not in demo.verdict.value.lower()
+    release.set()
+    demo.wait(60)
+    assert "finished" in demo.verdict.value and "livelock" in demo.verdict.value.lower()
+
+
+_FULL_FRAMES = """
+import matplotlib
+matplotlib.use("module://ipympl.backend_nbagg")
+import allocsim.widgets as aw
+
+demo = aw.livelock_demo(live=True, threaded=True, duration_ms=400, autorun=True)
+canvas = demo.fig.canvas
+assert demo.blit, "ipympl's canvas is blitted on"
+modes, send = [], canvas.get_diff_image
+
+def spied():
+    png = send()
+    if png is not None:
+        modes.append(canvas._current_image_mode)
+    return png
+
+canvas.get_diff_image = spied
+demo.wait(60)
+canvas.manager.handle_json({"type": "draw"})  # the browser asks for a picture
+demo.controls["cpus"].value = 64
+demo.wait(60)
+canvas.manager.handle_json({"type": "draw"})
+assert demo.paints["blit"] >= 2 and len(modes) >= 4, (demo.paints, modes)
+assert set(modes) == {"full"}, modes
+"""
+
+
+def test_ipympl_canvas_sends_only_whole_frames():
+    """Every picture the live canvas sends the browser is a whole frame: the run's blits and
+    the full draws the browser asks for alike. (A diff frame is painted over what the browser
+    shows; if the frame before it was dropped while it loaded, the pixels it leaves out would
+    stay stale for good. A browser draw after blits used to send one.)"""
+    import subprocess  # ipympl (a dependency) in a process of its own: it swaps backends
+    import sys
+
+    subprocess.run([sys.executable, "-c", _FULL_FRAMES], check=True, timeout=300)
+
+
 def test_live_demo_cpu_slider_needs_no_new_layout():
     """The layout is made once for the CPU slider's widest y range: going to its largest and
     smallest machine redraws only the memory picture's row, the tick labels stay inside the

@@ -821,15 +821,18 @@ class _SimDemo(_FigureHost):
                 self._snapshot()
             else:
                 self._redraw(final=True)
+            # The readout's verdict comes with the picture it describes, not a frame ahead of
+            # it (a learner, or a test, reading "finished" sees the last frame on its way).
+            self._show_state()
         self._frame_done(min(len(r.t_ms) for r in results))
 
     def _finish(self, pumped: bool = False) -> None:
         self._state = "finished"
-        if pumped:  # the last frame, after any in flight
+        if pumped:  # the last frame, after any in flight; its render shows the readout
             self._pump.offer((self._gen, self.results, True, self.stats))
         else:
             self._redraw(final=True)
-        self._show_state()
+            self._show_state()
         gen = self._gen
         for follower in list(self._followers):
             if gen != self._gen:  # a new run started: its own finish will update them

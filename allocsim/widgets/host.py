@@ -190,6 +190,12 @@ class _FigureHost:
             def locked_draw(*args, **kwargs):
                 with self._lock:
                     self._before_full_draw()
+                    if hasattr(canvas, "_force_full"):
+                        # Whole frames only, as _paint sends them: a diff frame is applied to
+                        # whatever the browser shows, and if the frame before it was dropped
+                        # (replaced while it loaded) or the image mode changed under a frame
+                        # still loading, the pixels it leaves out stay stale for good.
+                        canvas._force_full = True
                     return render(*args, **kwargs)
 
             canvas.draw = locked_draw
