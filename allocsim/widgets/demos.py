@@ -685,17 +685,32 @@ class _SimDemo(_FigureHost):
             return
         if self.running:
             return
-        self._start_worker()
+        self._start_worker(prepare=self.blit)
 
-    def _start_worker(self) -> None:
-        """Start the background run of the current Simulation(s)."""
+    def _start_worker(self, prepare: bool = False) -> None:
+        """Start the background run of the current Simulation(s).
+
+        ``prepare``: make the background for the current config beside the run's first chunk,
+        if there is none yet (the first run of a demo just shown: its first frame would
+        otherwise be a full draw with the layout, 0.5 s, or seconds beside the Python engine);
+        later chunks wait for it, as after a restart (see :meth:`reset`).
+        """
         self._stop.clear()
         gen = self._gen
         self._state = "running"
         self._thread = threading.Thread(
             target=self._worker, args=(gen,), daemon=True, name="allocsim-demo"
         )
-        self._thread.start()
+        if not prepare:
+            self._thread.start()
+            return
+        self._background_ready.clear()
+        try:
+            self._thread.start()
+            with self._lock:
+                self._prepare_background()
+        finally:
+            self._background_ready.set()
 
     def pause(self, redraw: bool = True) -> None:
         """Stop the background run after its current chunk (a few hundredths of a second).
